@@ -1,0 +1,108 @@
+"""What every script shares: flag types that reject bad values, one-line errors, JAX set-up, output folders."""
+
+import argparse
+import math
+import os
+import pathlib
+import sys
+
+from jax_impl.params_io import InputError
+
+USAGE_ERROR = 2  # bad flags or files
+DIVERGED = 3  # the loss turned non-finite
+MISMATCH = 1  # a cross-check disagreed beyond its tolerance
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr (no usage block) and exit code 2."""
+
+    def error(self, message):
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be positive")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must not be negative")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number above 0")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = positive_float(text) if text.strip() not in ("0", "0.0") else 0.0
+    return value
+
+
+def fail(message: str, code: int = USAGE_ERROR) -> None:
+    """One line on stderr, then exit; the scripts use this for every input error."""
+    prog = pathlib.Path(sys.argv[0]).name
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def run_main(main) -> None:
+    """Call main(); an InputError anywhere becomes one line and exit 2 instead of a traceback."""
+    try:
+        main()
+    except InputError as e:
+        fail(str(e))
+
+
+def prepare_out_dir(path) -> pathlib.Path:
+    """Create the output folder and prove it writable before any work starts."""
+    path = pathlib.Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise InputError(f"cannot write to output folder {path}: {e.strerror or e}") from None
+    return path
+
+
+def default_cache_dir() -> pathlib.Path:
+    base = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
+    return pathlib.Path(base) / "jax-notebook-port" / "xla"
+
+
+def setup_jax(*, x64: bool = False, cache_dir=None) -> None:
+    """Call before any array is made: x64 is global to the process.
+
+    cache_dir: JAX's persistent compilation cache, so that a second process loads the compiled program instead of
+    compiling it again. None turns it off.
+    """
+    import jax
+
+    jax.config.update("jax_enable_x64", bool(x64))
+    if cache_dir is not None:
+        try:
+            pathlib.Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return  # an unwritable cache is only slower, never an error
+        jax.config.update("jax_compilation_cache_dir", str(cache_dir))
+        # Cache every program: ours compile in well under JAX's default 1 s threshold.
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
