@@ -7,7 +7,7 @@ Parameters use the notebook's validation-cell layout, so `x @ w1 + b1` needs no 
 import jax
 import jax.numpy as jnp
 
-PARAM_NAMES = ("w1", "b1", "w2", "b2")
+from jax_impl.params_io import PARAM_NAMES  # noqa: F401  (re-exported; params_io must not import jax)
 
 
 def param_shapes(hidden: int) -> dict[str, tuple[int, ...]]:

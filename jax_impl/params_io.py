@@ -1,5 +1,6 @@
 """Reading and writing parameter files (.npz), strictly: never unpickle, name what is wrong."""
 
+import contextlib
 import os
 import pathlib
 import tempfile
@@ -7,24 +8,41 @@ import zipfile
 
 import numpy as np
 
-from jax_impl.model import PARAM_NAMES
+PARAM_NAMES = ("w1", "b1", "w2", "b2")  # the validation cell's names and layout; see model.py
 
 
 class InputError(ValueError):
     """Bad user input (a file or a flag): the scripts print its message as one line and exit 2."""
 
 
-def save_npz(path, arrays: dict) -> None:
-    """Write atomically: a temporary file in the same folder, then a rename, so no half-written file is left."""
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path` (same suffix); rename it onto `path` only if the block succeeds.
+
+    A crash or an error mid-write leaves the old file as it was and no half-written one.
+    """
     path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the mode a plain open() would
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+        yield tmp
         os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_npz(path, arrays: dict) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+
+
+def save_text(path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        pathlib.Path(tmp).write_text(text)
 
 
 def load_npz(path, names) -> dict[str, np.ndarray]:

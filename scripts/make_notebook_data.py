@@ -10,8 +10,6 @@ tests/test_data.py checks both bit for bit against a fresh torch draw.
 import pathlib
 import sys
 
-import numpy as np
-
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from jax_impl.params_io import save_npz  # noqa: E402
 from torch_impl.convert import from_state_dict  # noqa: E402

@@ -1,0 +1,26 @@
+"""Strict JAX for every test (equinox's habit): an (N, 1) - (N,) broadcast to (N, N) raises instead of
+silently training on the wrong loss. Float64 runs go to subprocesses (x64 is global): see run_script."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import pytest
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run_script(name: str, *args, env=None, timeout=300) -> subprocess.CompletedProcess:
+    """Run scripts/NAME with args in a fresh process; returns the completed process (text output)."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / name), *map(str, args)], capture_output=True,
+                          text=True, cwd=ROOT, env=full_env, timeout=timeout)
+
+
+@pytest.fixture
+def script():
+    return run_script
