@@ -38,7 +38,8 @@ def to_state_dict(params, hidden: int | None = None) -> dict[str, torch.Tensor]:
 def from_state_dict(state: dict[str, torch.Tensor], hidden: int | None = None) -> dict[str, np.ndarray]:
     """A Net(1, H, 1) state_dict -> JAX params as numpy arrays (jnp.asarray them where needed)."""
     hidden = state["linear1.bias"].shape[0] if hidden is None else hidden
-    want = {"linear1.weight": (hidden, 1), "linear1.bias": (hidden,), "linear2.weight": (1, hidden), "linear2.bias": (1,)}
+    want = {"linear1.weight": (hidden, 1), "linear1.bias": (hidden,),
+            "linear2.weight": (1, hidden), "linear2.bias": (1,)}
     params = {}
     for jax_name, (torch_name, transpose) in JAX_TO_TORCH.items():
         if torch_name not in state:
