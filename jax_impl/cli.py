@@ -8,6 +8,8 @@ import sys
 
 from jax_impl.params_io import InputError
 
+OPTIMIZERS = ("adam", "sgd")  # train.make_optimizer builds them; named here so that flag parsing needs no jax
+
 USAGE_ERROR = 2  # bad flags or files
 DIVERGED = 3  # the loss turned non-finite
 MISMATCH = 1  # a cross-check disagreed beyond its tolerance

@@ -33,8 +33,10 @@ def init_params(key: jax.Array, hidden: int = 20, dtype=jnp.float32) -> dict[str
 @jax.jit
 def forward(params, x):
     """x: (N, 1) -> prediction (N, 1); linear -> sigmoid -> linear, as the notebook's Net."""
-    hidden = jax.nn.sigmoid(x @ params["w1"] + params["b1"])  # (N, H)
-    return hidden @ params["w2"] + params["b2"]  # (N, 1)
+    # Biases broadcast explicitly ([None]) so that the tests' jax_numpy_rank_promotion="raise" can catch the
+    # classic (N, 1) - (N,) -> (N, N) bug anywhere else.
+    hidden = jax.nn.sigmoid(x @ params["w1"] + params["b1"][None, :])  # (N, H)
+    return hidden @ params["w2"] + params["b2"][None, :]  # (N, 1)
 
 
 @jax.jit

@@ -11,9 +11,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jax_impl.cli import OPTIMIZERS
 from jax_impl.model import forward
-
-OPTIMIZERS = ("adam", "sgd")
 
 
 def make_optimizer(name: str, lr) -> optax.GradientTransformation:

@@ -16,14 +16,13 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from jax_impl import cli  # noqa: E402
 from jax_impl.outputs import snapshot_lines, write_outputs  # noqa: E402
-from jax_impl.train import OPTIMIZERS  # noqa: E402  (no jax import cost: train imports jax anyway below)
 
 
 def parse_args(argv=None, description=__doc__):
     p = cli.ArgumentParser(description=description, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=cli.positive_int, default=201, help="training steps (notebook: 201)")
     p.add_argument("--lr", type=cli.positive_float, default=0.2, help="learning rate (notebook: 0.2)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="adam (notebook) or sgd (its comment)")
+    p.add_argument("--optimizer", choices=cli.OPTIMIZERS, default="adam", help="adam (notebook) or sgd (its comment)")
     p.add_argument("--hidden", type=cli.positive_int, default=20, help="hidden width (notebook: 20)")
     p.add_argument("--seed", type=cli.non_negative_int, default=None,
                    help="draw initial weights from jax.random.key(SEED) instead of the notebook's "

@@ -24,3 +24,13 @@ def run_script(name: str, *args, env=None, timeout=300) -> subprocess.CompletedP
 @pytest.fixture
 def script():
     return run_script
+
+
+def read_image(path) -> dict:
+    """Open an image the way a user's viewer would: its size, frame count and number of grey levels."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return {"size": image.size, "frames": getattr(image, "n_frames", 1),
+                "grey_levels": len(np.unique(np.asarray(image.convert("L"))))}

@@ -1,0 +1,55 @@
+"""The shipped notebook data and weights against a fresh torch draw, bit for bit; fresh data from jax.random."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+
+from jax_impl import data
+from jax_impl.params_io import load_params
+from torch_impl.convert import from_state_dict
+from torch_impl.notebook import notebook_draws
+
+
+def test_notebook_data_equals_torch_draw_bit_for_bit():
+    x, y, net, _ = notebook_draws()
+    jx, jy = data.notebook_data()
+    np.testing.assert_array_equal(np.asarray(jx), x.numpy())
+    np.testing.assert_array_equal(np.asarray(jy), y.numpy())
+    assert jx.shape == (100, 1) and jx.dtype == jnp.float32
+
+
+def test_notebook_initial_weights_equal_torch_draw_bit_for_bit():
+    _, _, net, _ = notebook_draws()
+    want = from_state_dict(net.state_dict())
+    got = data.notebook_init_params()
+    for name in ("w1", "b1", "w2", "b2"):
+        np.testing.assert_array_equal(np.asarray(got[name]), want[name], err_msg=name)
+
+
+def test_validation_weights_equal_the_sixth_randn_draw():
+    _, _, _, validation = notebook_draws()
+    shipped = load_params(data.NOTEBOOK_VALIDATION_PARAMS)
+    for name in ("w1", "b1", "w2", "b2"):
+        np.testing.assert_array_equal(shipped[name], validation[name], err_msg=name)
+
+
+def test_notebook_draw_matches_the_notebook_semantics():
+    """x = linspace(-1, 1, 100); y - x**2 = 0.2 * U[0, 1) lies in [0, 0.2)."""
+    x, y = (np.asarray(a) for a in data.notebook_data())
+    np.testing.assert_array_equal(x[:, 0], torch.linspace(-1, 1, 100).numpy())
+    noise = y - x**2
+    assert noise.min() >= -1e-7 and noise.max() < 0.2 + 1e-7
+    assert 0.08 < noise.mean() < 0.12  # U[0, 0.2) has mean 0.1; 100 draws have std 0.0058
+
+
+def test_make_data_shapes_noise_and_determinism():
+    x, y = data.make_data(jax.random.key(3), points=1000, noise=0.5)
+    assert x.shape == y.shape == (1000, 1)
+    np.testing.assert_allclose(np.asarray(x[[0, -1], 0]), [-1.0, 1.0])
+    noise = np.asarray(y - x**2)
+    assert noise.min() >= 0 and noise.max() < 0.5 + 1e-6 and 0.22 < noise.mean() < 0.28
+    x2, y2 = data.make_data(jax.random.key(3), points=1000, noise=0.5)
+    np.testing.assert_array_equal(np.asarray(y), np.asarray(y2))
+    _, y3 = data.make_data(jax.random.key(4), points=1000, noise=0.5)
+    assert not np.array_equal(np.asarray(y), np.asarray(y3))

@@ -1,0 +1,114 @@
+"""scripts/train_jax.py end to end: the notebook's log, its files, the JSON summary, and every bad input."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import read_image
+
+from jax_impl.outputs import snapshot_lines
+from jax_impl.params_io import load_params
+from torch_impl.notebook import notebook_draws
+from torch_impl.train import fit as torch_fit
+
+NOTEBOOK_STEPS = list(range(0, 201, 20))
+
+
+@pytest.fixture(scope="module")
+def notebook_run(tmp_path_factory):
+    from conftest import run_script
+
+    out = tmp_path_factory.mktemp("run")
+    return run_script("train_jax.py", "--out", out, "--no-cache"), out
+
+
+def test_default_run_prints_the_notebooks_log(notebook_run):
+    result, _ = notebook_run
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Net(" and "(linear1): Linear(in_features=1, out_features=20, bias=True)" in lines[1]
+    # The torch twin's own run of the notebook, formatted the notebook's way, is the oracle for the log lines.
+    x, y, net, _ = notebook_draws()
+    torch_losses, _ = torch_fit(net, x, y)
+    want = snapshot_lines(NOTEBOOK_STEPS, torch_losses.numpy())
+    assert [line for line in lines if line.startswith("t = ")] == want
+    assert want[1] == "t = 20, Loss=0.1541"
+    assert lines[-1].startswith("final loss 0.0029") and "compile" in lines[-1]
+
+
+def test_default_run_writes_its_files(notebook_run):
+    _, out = notebook_run
+    grid = read_image(out / "snapshots.png")
+    assert grid["size"][0] > 800 and grid["size"][1] > 500  # a 4 x 3 grid of panels
+    gif = read_image(out / "learning.gif")
+    assert gif["frames"] == 11 and gif["size"][0] > 300
+    for name in ("data.png", "loss.png"):
+        image = read_image(out / name)
+        assert image["size"][0] > 300 and image["size"][1] > 200
+        assert image["grey_levels"] > 10  # something was drawn
+    params = load_params(out / "params.npz")
+    assert params["w1"].shape == (1, 20) and params["w1"].dtype == np.float32
+    losses = json.loads((out / "losses.json").read_text())
+    assert len(losses) == 201 and losses[0] == pytest.approx(0.6136, abs=5e-5)
+    assert losses[-1] < 0.0031
+
+
+def test_json_summary_and_fresh_data(tmp_path, script):
+    result = script("train_jax.py", "--json", "--no-plots", "--points", 300, "--noise", 0.1, "--seed", 2,
+                    "--hidden", 8, "--steps", 50, "--log-every", 10, "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["points"] == 300 and summary["hidden"] == 8 and summary["steps"] == 50
+    assert len(summary["losses"]) == 50 and summary["final_loss"] == summary["losses"][-1]
+    assert summary["losses"][-1] < summary["losses"][0]
+    assert summary["compile_s"] > 0 and summary["run_s"] > 0 and summary["dtype"] == "float32"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["losses.json", "params.npz"]
+    assert load_params(tmp_path / "params.npz")["w2"].shape == (8, 1)
+
+
+def test_x64_run_is_float64(tmp_path, script):
+    result = script("train_jax.py", "--x64", "--json", "--no-plots", "--steps", 21, "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["dtype"] == "float64"
+    assert summary["losses"][0] == pytest.approx(0.6136, abs=5e-5)
+    assert load_params(tmp_path / "params.npz")["b1"].dtype == np.float64
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--steps", "0"], "--steps: 0 must be positive"),
+    (["--steps", "-1"], "--steps: -1 must be positive"),
+    (["--steps", "ten"], "is not a whole number"),
+    (["--hidden", "0"], "--hidden: 0 must be positive"),
+    (["--points", "0"], "--points: 0 must be positive"),
+    (["--lr", "nan"], "must be a finite number above 0"),
+    (["--lr", "inf"], "must be a finite number above 0"),
+    (["--lr", "0"], "must be a finite number above 0"),
+    (["--lr", "-0.1"], "must be a finite number above 0"),
+    (["--noise", "-1"], "must be a finite number above 0"),
+    (["--optimizer", "foo"], "invalid choice: 'foo'"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_bad_flags_get_one_line_and_exit_2(tmp_path, script, flags, message):
+    result = script("train_jax.py", *flags, "--out", tmp_path / "o")
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr and not (tmp_path / "o").exists()
+
+
+def test_unwritable_output_folder_is_refused_before_any_work(tmp_path, script):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = script("train_jax.py", "--out", blocker / "sub")
+    assert result.returncode == 2 and "cannot write to output folder" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Net(" not in result.stdout
+
+
+def test_divergence_names_the_step_and_keeps_earlier_outputs(tmp_path, script):
+    """SGD at lr 100 turns non-finite at step 8: exit 3, no plot, and the earlier run's files stay untouched."""
+    (tmp_path / "losses.json").write_text("[1.0]")
+    result = script("train_jax.py", "--optimizer", "sgd", "--lr", 100, "--steps", 30, "--out", tmp_path)
+    assert result.returncode == 3
+    assert "non-finite at step 8" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["losses.json"]
+    assert (tmp_path / "losses.json").read_text() == "[1.0]"
