@@ -1,0 +1,116 @@
+"""The notebook's training run in PyTorch: the twin of train_jax.py, with its flags and its output files.
+
+    python scripts/train_torch.py               # the notebook: its data and weights, Adam lr 0.2, 201 steps
+    python scripts/train_torch.py --seed 3 --lr 0.05 --optimizer sgd --out out/torch-sgd
+    python scripts/train_torch.py --no-plots --json
+
+Without --seed the data and the initial weights are torch's own draw after torch.manual_seed(1), as in the notebook
+(equal, bit for bit, to what train_jax.py loads from jax_impl/notebook_data.npz). --seed K, --hidden other than 20,
+--points and --noise use the JAX draws of train_jax.py (jax.random.key(K) through to_state_dict), so both scripts start
+from the same weights on the same data; only then is jax imported (--no-cache: without JAX's persistent compilation
+cache for those draws; torch compiles nothing). Writes into --out (default out/): data.png, snapshots.png,
+learning.gif, loss.png, params.npz (the JAX layout: w1 (1,H), b1 (H,), w2 (H,1), b2 (1,)) and losses.json.
+Exit codes: 2 bad input, 3 the loss diverged.
+"""
+
+import json
+import pathlib
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from jax_impl import cli  # noqa: E402
+from jax_impl.outputs import snapshot_lines, write_outputs  # noqa: E402
+from scripts.train_jax import parse_args  # noqa: E402  (importing it imports no jax)
+
+
+def jax_draws(args):
+    """(x, y, params) as numpy arrays, drawn as train_jax.py draws them for these flags. Imports jax."""
+    cli.setup_jax(x64=args.x64, cache_dir=None if args.no_cache else cli.default_cache_dir())
+    import jax
+    import jax.numpy as jnp
+
+    from jax_impl import data, model
+
+    dtype = jnp.float64 if args.x64 else jnp.float32
+    if args.points is None and args.noise is None:
+        x, y = data.notebook_data(dtype)
+    else:
+        x, y = data.make_data(jax.random.key(args.data_seed), args.points or 100,
+                              0.2 if args.noise is None else args.noise, dtype)
+    if args.seed is None and args.hidden == 20:
+        params = data.notebook_init_params(dtype)
+    else:
+        params = model.init_params(jax.random.key(args.seed or 0), args.hidden, dtype)
+    return data.as_numpy({"x": x, "y": y}).values(), data.as_numpy(params)
+
+
+def first_nonfinite_step(losses):
+    """The first t whose loss is NaN or inf, or None (jax_impl.train's, without jax)."""
+    import numpy as np
+
+    bad = np.flatnonzero(~np.isfinite(losses))
+    return int(bad[0]) if bad.size else None
+
+
+def main():
+    args = parse_args(description=__doc__)
+    out = cli.prepare_out_dir(args.out)
+
+    import numpy as np
+    import torch
+
+    from torch_impl.convert import from_state_dict, to_state_dict
+    from torch_impl.model import Net
+    from torch_impl.notebook import notebook_draws
+    from torch_impl.train import OPTIMIZERS, fit
+
+    dtype = torch.float64 if args.x64 else torch.float32
+    notebook_run = args.seed is None and args.hidden == 20 and args.points is None and args.noise is None
+    if notebook_run:
+        x, y, net, _ = notebook_draws()  # torch.manual_seed(1), the data, then Net(1, 20, 1): the notebook's order
+    else:
+        (x, y), params = jax_draws(args)
+        net = Net(1, args.hidden, 1).to(dtype)  # before loading: load_state_dict casts to the module's dtype
+        net.load_state_dict(to_state_dict(params, args.hidden))
+        x, y = torch.tensor(x), torch.tensor(y)  # copies: jax hands out read-only buffers
+    net, x, y = net.to(dtype), x.to(dtype), y.to(dtype)
+    say = (lambda *a: None) if args.json else print
+
+    say(net)
+    # The first torch.optim optimizer of a process imports torch._dynamo and its dependencies (sympy, ...): seconds,
+    # paid once, like JAX's compilation. Timed apart so that run_s is the training loop itself.
+    start = time.perf_counter()
+    OPTIMIZERS[args.optimizer]([torch.zeros(1, requires_grad=True)], lr=args.lr)
+    setup_s = time.perf_counter() - start
+    start = time.perf_counter()
+    losses, snapshots = fit(net, x, y, lr=args.lr, optimizer=args.optimizer, steps=args.steps, every=args.log_every)
+    run_s = time.perf_counter() - start
+
+    losses = losses.numpy()
+    bad = first_nonfinite_step(losses)
+    if bad is not None:
+        cli.fail(f"the loss became non-finite at step {bad} ({args.optimizer}, lr {args.lr}); "
+                 "no outputs written", cli.DIVERGED)
+    steps = list(range(0, args.steps, args.log_every))
+    for line in snapshot_lines(steps, losses):
+        say(line)
+    written = write_outputs(out, x=x.numpy(), y=y.numpy(), steps=steps,
+                            snapshots=np.stack([s.numpy() for s in snapshots]), losses=losses,
+                            params=from_state_dict(net.state_dict()), title=f"PyTorch, {args.optimizer} lr {args.lr}",
+                            plots=not args.no_plots)
+    summary = {"framework": "torch", "device": "cpu", "dtype": str(losses.dtype), "steps": args.steps,
+               "points": int(x.shape[0]), "hidden": args.hidden, "optimizer": args.optimizer, "lr": args.lr,
+               "final_loss": float(losses[-1]), "compile_s": 0.0, "setup_s": setup_s, "run_s": run_s,
+               "torch": torch.__version__, "threads": torch.get_num_threads(),
+               "out": str(out), "files": written, "losses": losses.tolist()}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"final loss {summary['final_loss']:.6f} after {args.steps} steps; optimizer setup {setup_s:.3f} s "
+              f"(torch.optim's first-use imports), run {run_s * 1e3:.2f} ms on cpu (torch {torch.__version__} eager, "
+              f"{summary['threads']} threads, nothing compiled); wrote {', '.join(written)} to {out}/")
+
+
+if __name__ == "__main__":
+    cli.run_main(main)
