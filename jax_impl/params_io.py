@@ -72,11 +72,21 @@ def load_npz(path, names) -> dict[str, np.ndarray]:
     return arrays
 
 
+def infer_hidden(shapes: dict) -> int:
+    """The hidden width H that most of w1 (1, H), b1 (H,), w2 (H, 1) agree on, so that a shape check names the one
+    tensor that is off rather than the ones that are right. shapes: JAX name -> shape tuple."""
+    where_h = {"w1": -1, "b1": 0, "w2": 0}  # the axis of each tensor that holds H
+    votes = [shapes[name][axis] for name, axis in where_h.items() if name in shapes and len(shapes[name]) > 0]
+    return max(votes, key=votes.count) if votes else -1
+
+
 def load_params(path, hidden: int | None = None) -> dict[str, np.ndarray]:
-    """w1 (1, H), b1 (H,), w2 (H, 1), b2 (1,) from an .npz; H from b1 unless given. InputError names a bad tensor."""
+    """w1 (1, H), b1 (H,), w2 (H, 1), b2 (1,) from an .npz; H from infer_hidden unless given.
+
+    InputError names the tensor whose shape is off."""
     params = load_npz(path, PARAM_NAMES)
     if hidden is None:
-        hidden = params["b1"].shape[0] if params["b1"].ndim == 1 else -1
+        hidden = infer_hidden({k: v.shape for k, v in params.items()})
     want = {"w1": (1, hidden), "b1": (hidden,), "w2": (hidden, 1), "b2": (1,)}
     for name in PARAM_NAMES:
         if params[name].shape != want[name]:

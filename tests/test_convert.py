@@ -124,3 +124,12 @@ def test_notebook_weights_give_the_notebooks_first_loss_in_both():
     with torch.no_grad():
         torch_loss = torch.nn.MSELoss()(net(torch.tensor(np.asarray(x))), torch.tensor(np.asarray(y))).item()
     assert "%.4f" % torch_loss == "%.4f" % float(model.mse_loss(params, x, y)) == "0.6136"
+
+
+@pytest.mark.parametrize("bad", ["w1", "b1", "w2"])
+def test_a_wrong_width_names_the_tensor_that_is_off(bad):
+    """H is what most tensors agree on, so the one that is off is named, whichever it is."""
+    params = {"w1": np.zeros((1, 20)), "b1": np.zeros(20), "w2": np.zeros((20, 1)), "b2": np.zeros(1)}
+    params[bad] = np.zeros(tuple(19 if d == 20 else d for d in params[bad].shape))
+    with pytest.raises(ValueError, match=f"tensor '{bad}' has shape"):
+        to_state_dict(params)

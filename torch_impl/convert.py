@@ -7,6 +7,8 @@ x @ weight.T + bias, so the weights are transposed and the biases copied.
 import numpy as np
 import torch
 
+from jax_impl.params_io import infer_hidden
+
 # JAX name -> (torch name, whether the tensor is transposed between the two layouts)
 JAX_TO_TORCH = {
     "w1": ("linear1.weight", True),  # (1, H)  <-> (H, 1)
@@ -23,7 +25,8 @@ def _check_shape(name: str, got: tuple, want: tuple) -> None:
 
 def to_state_dict(params, hidden: int | None = None) -> dict[str, torch.Tensor]:
     """JAX params (arrays of any kind numpy accepts) -> a state_dict for Net(1, H, 1)."""
-    hidden = np.shape(params["b1"])[0] if hidden is None else hidden
+    if hidden is None:
+        hidden = infer_hidden({k: np.shape(params[k]) for k in ("w1", "b1", "w2") if k in params})
     want = {"w1": (1, hidden), "b1": (hidden,), "w2": (hidden, 1), "b2": (1,)}
     state = {}
     for jax_name, (torch_name, transpose) in JAX_TO_TORCH.items():
@@ -37,7 +40,11 @@ def to_state_dict(params, hidden: int | None = None) -> dict[str, torch.Tensor]:
 
 def from_state_dict(state: dict[str, torch.Tensor], hidden: int | None = None) -> dict[str, np.ndarray]:
     """A Net(1, H, 1) state_dict -> JAX params as numpy arrays (jnp.asarray them where needed)."""
-    hidden = state["linear1.bias"].shape[0] if hidden is None else hidden
+    if hidden is None:
+        torch_names = {"w1": "linear1.weight", "b1": "linear1.bias", "w2": "linear2.weight"}
+        # torch's weights are the transposes of JAX's: reverse their shapes to vote in the JAX layout
+        hidden = infer_hidden({k: tuple(reversed(state[t].shape)) if k != "b1" else tuple(state[t].shape)
+                               for k, t in torch_names.items() if t in state})
     want = {"linear1.weight": (hidden, 1), "linear1.bias": (hidden,),
             "linear2.weight": (1, hidden), "linear2.bias": (1,)}
     params = {}
