@@ -1,0 +1,269 @@
+"""JAX against torch along whole trajectories (float32 here, float64 in its own process), scripts/compare.py end to
+end, and the experiment that attributes the float32 gap to optax's float32 bias corrections."""
+
+import importlib.util
+import json
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from conftest import ROOT, read_image, run_script
+
+from jax_impl import data, model
+from jax_impl.adam_torch import accurate_bias_correction, adam_torch_formula
+from torch_impl import compare as C
+
+F32, F64 = C.TOLERANCES["float32"], C.TOLERANCES["float64"]
+# The float32 gap is real: JAX (optax.adam) against torch on the notebook's run measured 2.83e-5; it stays above
+# 1e-5 unless optax changes how it rounds (then revisit the attribution below).
+FLOAT32_GAP_FLOOR = 1e-5
+# --x64 on the notebook's run: measured up to 2.6e-15 in the loss and 6.7e-14 in the final parameters; 38x and 15x
+# headroom (the run-independent TOLERANCES are looser: they cover the widest and largest runs measured).
+X64_LOSS_AGREEMENT, X64_PARAM_AGREEMENT = 1e-13, 1e-12
+# The attribution on the notebook's run (relative loss difference against torch float64, float32 runs):
+# optax.adam 2.92e-5; with accurate bias corrections 1.47e-6 (optax's formula) and 2.16e-6 (torch's): 19.8x, 13.5x.
+BIAS_CORRECTION_FIX_FACTOR = 5  # asserted reduction; 2.7x headroom under the weaker (13.5x) of the two
+# torch with optax's float32 bias corrections: 2.84e-5, 0.97 of JAX's gap; those values alone in an otherwise float64
+# run: 2.87e-5, 0.98. Forward/backward alone: 0.032 (JAX) and
+# 0.021 (torch) of it; the rest of the optimizer's float32 arithmetic alone (torch's): 0.018.
+BIAS_CORRECTION_SHARE_FLOOR = 0.8
+OTHER_CAUSES_SHARE_CEILING = 0.15  # 4.7x headroom over the largest of those three (0.032)
+
+
+@pytest.fixture(scope="module")
+def notebook():
+    x, y = data.notebook_data()
+    return data.notebook_init_params(), x, y
+
+
+@pytest.fixture(scope="module", autouse=True)
+def float64_script():
+    """compare.py --x64 in a fresh process (x64 is global to a process; this one is float32), started before the
+    in-process tests so that it runs beside them (it imports jax and torch: seconds); its test at the end waits."""
+    with ThreadPoolExecutor(1) as pool:
+        yield pool.submit(run_script, "compare.py", "--x64", "--json", "--no-plots")
+
+
+@pytest.fixture(scope="module")
+def compare_script():
+    """scripts/compare.py as a module, for its argument parsing and its main() in this (float32) process."""
+    spec = importlib.util.spec_from_file_location("compare_script", ROOT / "scripts" / "compare.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---- in process, float32: the library functions ----------------------------------------------------------------
+
+@pytest.mark.parametrize("init", ["notebook", "seed 1"])
+def test_float32_trajectories_agree(notebook, init):
+    params, x, y = notebook
+    if init != "notebook":
+        params = model.init_params(jax.random.key(1), 20)
+    result = C.compare(params, x, y, lr=0.2, optimizer="adam", steps=201)
+    assert result["ok"] and result["diverged"] is None and result["compared_steps"] == 201
+    assert FLOAT32_GAP_FLOOR < result["max_rel_loss_diff"] < F32.rel_loss, result["max_rel_loss_diff"]
+    assert 0 < result["max_abs_param_diff"] < F32.abs_param, (result["worst_param"], result["max_abs_param_diff"])
+    assert 0 < result["max_rel_grad_diff"] < F32.rel_grad, (result["worst_grad"], result["max_rel_grad_diff"])
+    # Both curves are the same training run: from the notebook's 0.5-ish start down by two orders of magnitude.
+    losses = result["losses"]
+    assert losses["jax"][-1] < losses["jax"][0] / 50 and losses["torch"][-1] < losses["torch"][0] / 50
+
+
+def test_sgd_trajectories_agree(notebook):
+    result = C.compare(*notebook, lr=0.2, optimizer="sgd", steps=201)
+    assert result["ok"] and 0 < result["max_rel_loss_diff"] < F32.rel_loss
+
+
+def test_divergence_compares_the_finite_steps(notebook):
+    """SGD at lr 100 turns the loss non-finite at step 8 on both sides (NUMERICS.md)."""
+    result = C.compare(*notebook, lr=100.0, optimizer="sgd", steps=201)  # 201: the sgd test's compiled program
+    assert result["diverged"] == {"jax": 8, "torch": 8} and result["compared_steps"] == 8
+    assert result["ok"] and result["max_abs_param_diff"] is None and result["max_rel_loss_diff"] < F32.rel_loss
+
+
+def test_differences_name_the_worst_tensor():
+    ref = {"w1": np.ones((1, 2)), "b1": np.full(2, 0.1), "w2": np.full((2, 1), 4.0), "b2": np.ones(1)}
+    other = {**ref, "w2": np.array([[4.0], [3.0]]), "b1": np.array([0.1, 0.6])}
+    assert C.max_abs_param_diff(other, ref) == (1.0, "w2")  # absolute: w2's 1.0 beats b1's 0.5
+    assert C.max_rel_grad_diff(other, ref) == (pytest.approx(5.0), "b1")  # relative: 0.5 / 0.1 beats 1.0 / 4.0
+
+
+# ---- the attribution: its building blocks are faithful, then the measured result -------------------------------
+
+def test_reimplemented_optax_adam_is_optax_adam(notebook):
+    """The attribution swaps optax's bias corrections in a copy of its arithmetic: the copy must be exact."""
+    params, x, y = notebook
+    ours = C.jax_optimizer_run(C.scale_by_adam_optax_formula(C.optax_bias_correction, 0.2), params, x, y, 60)
+    theirs = C.jax_optimizer_run(optax.adam(0.2), params, x, y, 60)
+    np.testing.assert_array_equal(ours.losses, theirs.losses)
+    for name in params:
+        np.testing.assert_array_equal(ours.params[name], theirs.params[name], err_msg=name)
+
+
+def test_manual_torch_adam_is_torch_optim_adam(notebook):
+    """And the manual torch Adam (which takes optax's bias corrections in the experiment) is torch.optim.Adam."""
+    params, x, y = notebook
+    ours = C.torch_adam_run(params, C.torch_loss_and_grads(x, y, "float32"), lr=0.2, steps=60, dtype="float32")
+    theirs = C.torch_run(params, x, y, lr=0.2, optimizer="adam", steps=60, dtype="float32")
+    np.testing.assert_array_equal(ours.losses, theirs.losses)
+    for name in params:
+        np.testing.assert_array_equal(ours.params[name], theirs.params[name], err_msg=name)
+
+
+def test_bias_corrections():
+    """optax's float32 1 - 0.999**t is off by 6.6e-6 to 2.0e-5 relative for t <= 201; the accurate one by <= 3e-7."""
+    counts = jnp.arange(1, 10_001, dtype=jnp.int32)
+    exact = -np.expm1(np.arange(1, 10_001) * np.log(0.999))
+    accurate = np.asarray(jax.jit(lambda c: accurate_bias_correction(0.999, c, jnp.float32))(counts))
+    optax_way = np.asarray(jax.jit(lambda c: C.optax_bias_correction(0.999, c, jnp.float32))(counts))
+    assert np.max(np.abs(accurate / exact - 1)) < 1e-6  # a few float32 ulps
+    assert np.min(np.abs(optax_way[:201] / exact[:201] - 1)) > 5e-6
+
+
+@pytest.fixture(scope="module")
+def float32_gap(notebook):
+    """Each variant's max relative loss difference against torch float64 on the notebook's run (201 steps)."""
+    params, x, y = notebook
+    reference, variants = C.attribute_float32_gap(params, x, y, lr=0.2, steps=201)
+    return {v.name: float(C.rel_loss_diff(v.run.losses, reference.losses).max()) for v in variants}, variants, reference
+
+
+def test_float32_gap_is_optax_bias_corrections(float32_gap):
+    gap, _, _ = float32_gap
+    jax_gap = gap["JAX float32, optax.adam"]
+    assert FLOAT32_GAP_FLOOR < jax_gap < F32.rel_loss
+    assert FLOAT32_GAP_FLOOR < gap["JAX float32, optax.adam, train.fit"] < F32.rel_loss  # the port's fused program
+    assert gap["torch float32, torch.optim.Adam"] < jax_gap / BIAS_CORRECTION_FIX_FACTOR
+    # (a) off: accurate bias corrections close the gap, with optax's formula or torch's (adam_torch_formula).
+    assert gap["JAX float32, optax formula, accurate bias corr."] < jax_gap / BIAS_CORRECTION_FIX_FACTOR
+    assert gap["JAX float32, torch formula, accurate bias corr."] < jax_gap / BIAS_CORRECTION_FIX_FACTOR
+    # (a) on: optax's bias corrections open it again, in JAX with torch's formula and in torch itself.
+    assert gap["JAX float32, torch formula, optax's bias corr."] > BIAS_CORRECTION_SHARE_FLOOR * jax_gap
+    assert gap["torch float32, manual Adam, optax's bias corr."] > BIAS_CORRECTION_SHARE_FLOOR * jax_gap
+    assert gap["fwd/bwd float64, optax.adam float32"] > BIAS_CORRECTION_SHARE_FLOOR * jax_gap  # exact grads: no help
+    assert gap["float64 throughout but optax's bias corr."] > BIAS_CORRECTION_SHARE_FLOOR * jax_gap  # (a) alone
+    # The other candidates alone: each a small fraction of it.
+    for name in ("JAX fwd/bwd float32, Adam float64", "torch fwd/bwd float32, Adam float64",
+                 "fwd/bwd float64, torch Adam float32"):
+        assert 0 < gap[name] < OTHER_CAUSES_SHARE_CEILING * jax_gap, (name, gap[name])
+
+
+def test_adam_torch_formula_is_a_drop_in(notebook, float32_gap):
+    """adam_torch_formula(lr) is the attribution's "torch formula, accurate bias corr." run; against torch float32
+    itself it is as close as two float32 forward/backward passes allow (measured 1.4e-6)."""
+    params, x, y = notebook
+    _, variants, _ = float32_gap
+    ours = next(v.run for v in variants if v.name == "JAX float32, torch formula, accurate bias corr.")
+    torch32 = next(v.run for v in variants if v.name == "torch float32, torch.optim.Adam")
+    assert C.rel_loss_diff(ours.losses, torch32.losses).max() < FLOAT32_GAP_FLOOR
+    tx = adam_torch_formula(0.2)  # the public constructor builds that same transformation
+    updates, _ = jax.jit(tx.update)(params, tx.init(params))
+    np.testing.assert_allclose(updates["b2"], -0.2 * np.sign(params["b2"]), rtol=1e-6)  # first Adam step: -lr sign(g)
+
+
+# ---- the script, in fresh processes -----------------------------------------------------------------------------
+
+def run_main(module, monkeypatch, capsys, *args) -> tuple[int, str]:
+    """The script's main() in this process, as `python scripts/compare.py ARGS` would run it: (exit code, stdout)."""
+    monkeypatch.setattr(sys, "argv", ["compare.py", "--no-cache", *map(str, args)])
+    try:
+        module.main()
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().out
+
+
+def test_script_float32(compare_script, tmp_path, monkeypatch, capsys):
+    code, out = run_main(compare_script, monkeypatch, capsys, "--json", "--out", tmp_path)
+    assert code == 0
+    report = json.loads(out)
+    assert {"dtype", "steps", "max_rel_loss_diff", "max_abs_param_diff", "max_rel_grad_diff", "ok", "tolerances",
+            "worst_step", "worst_param", "worst_grad", "losses", "plot"} <= report.keys()
+    assert report["dtype"] == "float32" and report["steps"] == 201 and report["ok"] is True
+    assert report["tolerances"] == F32._asdict()
+    assert FLOAT32_GAP_FLOOR < report["max_rel_loss_diff"] < F32.rel_loss
+    assert 0 < report["max_abs_param_diff"] < F32.abs_param and report["worst_param"] in model.PARAM_NAMES
+    assert 0 < report["max_rel_grad_diff"] < F32.rel_grad
+    assert len(report["losses"]["jax"]) == len(report["losses"]["torch"]) == 201
+    image = read_image(tmp_path / "compare.png")
+    assert image["size"][0] >= 800 and image["size"][1] >= 300 and image["grey_levels"] > 20, image
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["compare.png"]  # no temporary file left behind
+
+
+def test_script_text_report(compare_script, monkeypatch, capsys):
+    code, out = run_main(compare_script, monkeypatch, capsys, "--no-plots")
+    assert code == 0
+    assert "losses: max relative difference" in out and "final parameters" in out and out.rstrip().endswith("agree")
+
+
+def test_script_attribution_table(compare_script, float32_gap, notebook):
+    gap, variants, reference = float32_gap
+    gradients = {"initial": C.gradient_gap(*notebook)}
+    lines, rows = compare_script.attribution_lines(reference.losses, variants, gradients)
+    assert [r["variant"] for r in rows] == list(gap) and len(rows) == 12
+    by_name = {r["variant"]: r for r in rows}
+    assert by_name["JAX float32, optax.adam"]["share_of_optax_adam_gap"] == 1.0
+    assert by_name["JAX float32, optax formula, accurate bias corr."]["share_of_optax_adam_gap"] < 0.2
+    assert all(any(name in line for line in lines) for name in gap)
+    g = gradients["initial"]  # float32 gradients at fixed weights: both frameworks at float32 rounding (1.1e-6)
+    assert 0 < g["jax_vs_torch_float32"] < F32.rel_grad and 0 < g["jax_float32_vs_float64"] < F32.rel_grad
+
+
+def test_script_mismatch_exits_1(compare_script, monkeypatch, capsys):
+    """Tolerances tighter than float32 can meet: the same run must then be reported as a disagreement."""
+    monkeypatch.setitem(C.TOLERANCES, "float32", C.Tolerance(rel_loss=1e-9, abs_param=1e-9, rel_grad=1e-9))
+    code, out = run_main(compare_script, monkeypatch, capsys, "--json", "--no-plots")
+    assert code == 1 and json.loads(out)["ok"] is False
+
+
+def test_script_float64_in_its_own_process(float64_script):
+    run = float64_script.result()
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["dtype"] == "float64" and report["ok"] is True and report["tolerances"] == F64._asdict()
+    assert report["max_rel_loss_diff"] < X64_LOSS_AGREEMENT
+    assert report["max_abs_param_diff"] < X64_PARAM_AGREEMENT
+    assert report["max_rel_grad_diff"] < F64.rel_grad
+
+
+def test_script_divergence_exits_3_without_a_plot(compare_script, tmp_path, monkeypatch, capsys):
+    code, out = run_main(compare_script, monkeypatch, capsys, "--optimizer", "sgd", "--lr", "100", "--json",
+                         "--out", tmp_path)
+    assert code == 3
+    report = json.loads(out)
+    assert report["diverged"] == {"jax": 8, "torch": 8} and report["compared_steps"] == 8
+    assert report["losses"]["jax"][8] is None and report["max_abs_param_diff"] is None
+    assert not (tmp_path / "compare.png").exists()
+
+
+@pytest.mark.parametrize("args", [["--steps", "0"], ["--steps", "-3"], ["--steps", "x"], ["--lr", "nan"],
+                                  ["--lr", "0"], ["--lr", "inf"], ["--optimizer", "rmsprop"], ["--hidden", "0"],
+                                  ["--points", "0"], ["--noise", "-1"], ["--attribute", "--x64"],
+                                  ["--attribute", "--optimizer", "sgd"], ["--bogus"]])
+def test_bad_flags(compare_script, capsys, args):
+    with pytest.raises(SystemExit) as exit_info:
+        compare_script.parse_args(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error" in err
+
+
+@pytest.mark.parametrize("args", [["--lr", "-1"], ["--attribute", "--x64"]])
+def test_script_bad_flags_one_line(args):
+    run = run_script("compare.py", *args)
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and "error" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_script_unwritable_out(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    run = run_script("compare.py", "--out", blocker / "out")
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "cannot write" in run.stderr
+    assert blocker.read_text() == "not a folder"
