@@ -1,0 +1,220 @@
+"""Many networks at once: E models trained in one compiled call, the learning rate as data.
+
+The public layout is the single model's with a leading model axis E, as `jax.vmap(model.init_params)` makes it:
+    w1 (E, 1, H)   b1 (E, H)   w2 (E, H, 1)   b2 (E, 1)      lrs (E,)
+
+Inside the scan the model axis is last ("columns": w1, b1, w2 (H, E), b2 (1, E)), so every per-point array is
+(N, H, E) with the models contiguous and the arithmetic vectorises across models. The loss gradient is written out
+by hand (x*w1 + b1 -> sigmoid -> .w2 + b2 and back), which makes one (N, H, E) sigmoid and no matmul of width 1.
+`fit_vmapped` is the literal vmap of train.fit, kept as the reference and the baseline.
+
+What XLA:CPU (jax 0.10.2) makes of it, measured on 2 cores (see the README's "Sweeps"): its YNNPACK reduction
+fusions take materialised, broadcast inputs and reduce over an outer axis very slowly (a sum over the first axis of
+a (100, 20, 1024) array ran 30x slower than over the middle one), so the CPU compile turns them off for these
+programs and asks for 512-bit vectors (`CPU_COMPILER_OPTIONS`); both are per-program options, nothing global.
+"""
+
+import functools
+import os
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jax_impl import model, train
+
+# Per-program XLA options for the CPU backend (DebugOptions fields of jaxlib 0.10.2): no YNNPACK fusions (their
+# reductions over the point axis cost 5-30x more here), and 512-bit vectors (AVX-512 machines; ignored elsewhere).
+CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "", "xla_cpu_prefer_vector_width": 512}
+
+
+def init_ensemble(seeds, hidden: int = 20, dtype=jnp.float32) -> dict[str, jax.Array]:
+    """Model i gets `model.init_params(jax.random.key(seeds[i]), hidden, dtype)`: train_jax.py --seed's rule."""
+    seeds = jnp.asarray(np.asarray(seeds, dtype=np.int64).astype(jnp.asarray(0).dtype))  # int32 or, with x64, int64
+    if seeds.ndim != 1 or seeds.shape[0] == 0:
+        raise ValueError("seeds must be a non-empty list of integers")
+    return _init(seeds, hidden, dtype)
+
+
+@partial(jax.jit, static_argnames=("hidden", "dtype"))
+def _init(seeds, hidden, dtype):
+    return jax.vmap(lambda s: model.init_params(jax.random.key(s), hidden, dtype))(seeds)
+
+
+def to_columns(params):
+    """(E, ...) public layout -> model axis last: w1, b1, w2 (H, E), b2 (1, E)."""
+    return {"w1": params["w1"][:, 0, :].T, "b1": params["b1"].T, "w2": params["w2"][:, :, 0].T, "b2": params["b2"].T}
+
+
+def from_columns(columns):
+    """Inverse of to_columns."""
+    return {"w1": columns["w1"].T[:, None, :], "b1": columns["b1"].T, "w2": columns["w2"].T[:, :, None],
+            "b2": columns["b2"].T}
+
+
+def loss_and_grads(columns, x, y):
+    """Per-model MSE, prediction and gradient for all models at once, by hand.
+
+    x, y: (N, 1). With z = x w1 + b1, h = sigmoid(z) (N, H, E), p = sum_H h w2 + b2 (N, E), r = p - y:
+        loss = mean_N r^2,  g = dloss/dp = 2 r / N,
+        db2 = sum_N g,  dw2 = sum_N g h,  dz = g w2 h (1 - h),  db1 = sum_N dz,  dw1 = sum_N x dz.
+    The products autodiff forms for train.fit (g = r * (2/N) equals JAX's (1/N) * (2 r) bit for bit); only the
+    order of the sums over N and H may differ. Returns (losses (E,), prediction (N, E), grads as columns).
+    """
+    n = x.shape[0]
+    x3 = x[:, :, None]  # (N, 1, 1)
+    h = jax.nn.sigmoid(x3 * columns["w1"][None] + columns["b1"][None])  # (N, H, E)
+    prediction = jnp.sum(h * columns["w2"][None], axis=1) + columns["b2"]  # (N, E)
+    r = prediction - y
+    g = r * (2.0 / n)  # (N, E)
+    dz = (g[:, None, :] * columns["w2"][None]) * (h * (1 - h))  # (N, H, E)
+    grads = {"w1": jnp.sum(x3 * dz, axis=0), "b1": jnp.sum(dz, axis=0), "w2": jnp.sum(g[:, None, :] * h, axis=0),
+             "b2": jnp.sum(g, axis=0, keepdims=True)}
+    return jnp.mean(r * r, axis=0), prediction, grads
+
+
+def make_direction(optimizer: str) -> optax.GradientTransformation:
+    """optax.adam(lr) / optax.sgd(lr) without the final `* -lr`, which is applied per model (lr is a row)."""
+    if optimizer == "adam":
+        return optax.scale_by_adam()  # optax.adam's defaults: b1 0.9, b2 0.999, eps 1e-8
+    if optimizer == "sgd":
+        return optax.identity()
+    raise ValueError(f"unknown optimizer {optimizer!r}; choose from {', '.join(train.OPTIMIZERS)}")
+
+
+def num_snapshots(steps: int, every: int | None) -> int:
+    return 0 if every is None else len(train.snapshot_steps(steps, every))
+
+
+def _fit_columns(params, x, y, lrs, *, optimizer, steps, every):
+    direction = make_direction(optimizer)
+    columns = to_columns(params)
+    neg_lr = -jnp.asarray(lrs, x.dtype)[None, :]  # (1, E): optax's scale(-lr), one per model
+    s = num_snapshots(steps, every)
+
+    def body(carry, t):
+        columns, state, snapshots = carry
+        losses, prediction, grads = loss_and_grads(columns, x, y)
+        updates, state = direction.update(grads, state)
+        columns = jax.tree.map(lambda p, u: p + neg_lr * u, columns, updates)
+        if s:
+            slot = t // every
+            snapshots = snapshots.at[slot].set(jnp.where(t % every == 0, prediction, snapshots[slot]))
+        return (columns, state, snapshots), losses
+
+    snapshots = jnp.zeros((s, x.shape[0], lrs.shape[0]), x.dtype)
+    carry = (columns, direction.init(columns), snapshots)
+    (columns, _, snapshots), losses = jax.lax.scan(body, carry, jnp.arange(steps))
+    return train.Trajectory(from_columns(columns), losses.T, jnp.transpose(snapshots, (2, 0, 1))[..., None])
+
+
+# Above BLOCK_FROM models, the scan runs on blocks of BLOCK models, one after another (lax.map): a block's (N, H, E)
+# arrays (100 x 20 x 64 floats, 0.5 MB) stay in this CPU's 1 MB L2 cache. Measured on the 2-core CPU, 201 steps,
+# medians: E = 64 runs 0.33 M model-steps/s and E = 256 0.30 M, but E = 1024 in one piece 0.19 M (8 MB arrays);
+# in blocks of 64 it ran 1.1-1.2 s against 1.7-1.9 s (loaded machine, interleaved runs).
+BLOCK = 64
+BLOCK_FROM = 256
+
+
+def fit_program(params, x, y, lrs, *, optimizer, steps, every):
+    """What one device runs: _fit_columns, on blocks of BLOCK models (the last padded with copies of the last model)
+    when E > BLOCK_FROM. fit_ensemble jits it; sharding.fit_sharded runs it on every device's slice."""
+    models = lrs.shape[0]
+    if models <= BLOCK_FROM:
+        return _fit_columns(params, x, y, lrs, optimizer=optimizer, steps=steps, every=every)
+    blocks = -(-models // BLOCK)
+
+    def to_blocks(a):
+        a = jnp.concatenate([a, jnp.repeat(a[-1:], blocks * BLOCK - models, axis=0)])
+        return a.reshape(blocks, BLOCK, *a.shape[1:])
+
+    fit = partial(_fit_columns, x=x, y=y, optimizer=optimizer, steps=steps, every=every)
+    trajectory = jax.lax.map(lambda block: fit(block[0], lrs=block[1]), jax.tree.map(to_blocks, (params, lrs)))
+    return jax.tree.map(lambda a: a.reshape(blocks * BLOCK, *a.shape[2:])[:models], trajectory)
+
+
+@functools.cache
+def compiler_options() -> dict:
+    """CPU_COMPILER_OPTIONS where the backend is the CPU and this jaxlib knows them, else none.
+
+    Asked on the first fit, not at import: the backend must not start before jax.distributed.initialize.
+    """
+    if jax.default_backend() != "cpu":
+        return {}
+    try:
+        jax.jit(lambda a: a + 1).lower(jnp.zeros(2)).compile(compiler_options=CPU_COMPILER_OPTIONS)
+    except Exception:  # an older or newer jaxlib without these DebugOptions fields: XLA's defaults
+        return {}
+    return dict(CPU_COMPILER_OPTIONS)
+
+
+@functools.cache
+def jitted_fit():
+    """fit_ensemble's compiled form: jax.jit with the CPU options; .lower(...) works on it for inspection."""
+    return jax.jit(fit_program, static_argnames=("optimizer", "steps", "every"), compiler_options=compiler_options())
+
+
+def fit_ensemble(params, x, y, lrs, *, optimizer: str = "adam", steps: int = 201,
+                 every: int | None = 20) -> train.Trajectory:
+    """Train E models for `steps` updates in one jitted `lax.scan`; model i is train.fit(params[i], x, y, lrs[i]).
+
+    params: the (E, ...) layout; x, y: (N, 1) shared; lrs: (E,) traced, so new learning rates reuse the compiled
+    program. Returns Trajectory(params (E, ...), losses (E, steps), snapshots (E, S, N, 1)); every=None keeps no
+    snapshots (S = 0): no (N, E) select per step, no (S, N, E) buffer.
+    The update is optax's arithmetic per model: u = adam_direction(g); p + (-lr) * u.
+    """
+    return jitted_fit()(params, x, y, lrs, optimizer=optimizer, steps=steps, every=every)
+
+
+@partial(jax.jit, static_argnames=("optimizer", "steps", "every"))
+def fit_vmapped(params, x, y, lrs, *, optimizer: str = "adam", steps: int = 201, every: int = 20):
+    """The literal vmap of train.fit over (params, lr): the reference for fit_ensemble, and the slow baseline."""
+    fit = partial(train.fit, optimizer=optimizer, steps=steps, every=every)
+    return jax.vmap(lambda p, lr: fit(p, x, y, lr))(params, lrs)
+
+
+def first_nonfinite_steps(losses) -> np.ndarray:
+    """losses (E, steps) -> (E,) the first step whose loss is NaN or inf, -1 where every loss is finite."""
+    bad = ~np.isfinite(np.asarray(losses))
+    return np.where(bad.any(axis=1), bad.argmax(axis=1), -1)
+
+
+def estimate_bytes(models: int, *, hidden: int, points: int, steps: int, snapshots: int, itemsize: int) -> int:
+    """Peak memory of fit_ensemble for `models` models on one device, an upper estimate.
+
+    Kept for every model: parameters, gradients, two Adam moments, updates and in/out copies (8 x (3H + 1)), the
+    snapshot buffer and its transposed copy (2 x S x N), the losses and their copy (2 x steps). Live only for the
+    models being stepped (all of them, or a block of BLOCK above BLOCK_FROM): the (N, H, E) arrays of the step (the
+    compiled step materialises four: sigmoid, g h, dz, x dz; counted as 5) and the (N, E) prediction and residual (4).
+    """
+    kept = 8 * (3 * hidden + 1) + 2 * snapshots * points + 2 * steps
+    stepped = min(models, BLOCK) if models > BLOCK_FROM else models
+    return (models * kept + stepped * (5 * points * hidden + 4 * points)) * itemsize
+
+
+def available_bytes() -> int | None:
+    """Free physical memory now (os.sysconf), or None where the platform does not say."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def step_arithmetic(points: int, hidden: int, optimizer: str = "adam") -> tuple[int, int]:
+    """(FLOPs other than the sigmoid, sigmoids) of one model's step as loss_and_grads and the update do it.
+
+    Forward: z = x w1 + b1 (2NH), h w2 summed over H plus b2 (2NH + N), r, r^2 and its mean (3N); backward: g (N),
+    db2 (N), dw2 (2NH), h (1 - h) (2NH), dz (2NH), db1 (NH), dw1 (2NH); the update per parameter (3H + 1 of them):
+    Adam 14 (two moments 7, bias corrections 2, sqrt, + eps, divide, * lr, + p), SGD 2. Sigmoids: N H.
+    The floor counts them as scripts/bench.py does: FLOPs at the FMA-chain rate, sigmoids at the sigmoid rate.
+    """
+    n, h = points, hidden
+    per_param = {"adam": 14, "sgd": 2}[optimizer]
+    return 13 * n * h + 6 * n + per_param * (3 * h + 1), n * h
+
+
+def mib(nbytes: float) -> str:
+    return f"{nbytes / 2**20:,.0f} MiB" if nbytes < 2**30 else f"{nbytes / 2**30:,.1f} GiB"
+

@@ -1,0 +1,401 @@
+"""How sensitive is the notebook's fit to the seed and the learning rate? Every combination, trained at once, in JAX.
+
+    python scripts/sweep.py --seeds 16 --lrs 0.003,0.01,0.03,0.1,0.3,1 --out out/sweep
+    python scripts/sweep.py --seeds 0,1,2 --lrs 0.05,0.2 --hidden 10,20 --optimizer adam,sgd --json --curves
+    XLA_FLAGS=--xla_force_host_platform_device_count=4 python scripts/sweep.py --seeds 8 --lrs 0.1,0.2 --no-plots
+    python scripts/sweep.py --seeds 8 --lrs 0.1,0.2 --num-processes 2 --process-id 0 --coordinator 127.0.0.1:4000 &
+    python scripts/sweep.py --seeds 8 --lrs 0.1,0.2 --num-processes 2 --process-id 1 --coordinator 127.0.0.1:4000
+
+Every (seed, lr, hidden, optimizer) is one model. Seed S gives the initial weights `train_jax.py --seed S` draws,
+so each model's result equals that single run to float32 rounding. Models that share a hidden width and an optimizer
+form one group, trained in one compiled call (ensemble.fit_ensemble: the learning rate is data, so new rates do not
+recompile); widths differ in shape, so each width is its own call. The model axis is sharded over every device of
+every process (jax_impl.sharding); process 0 writes the results.
+
+Writes into --out (default out/sweep): sweep.json (one record per model: seed, lr, hidden, optimizer, final_loss,
+diverged_at; --curves adds the loss curve), table.txt, and unless --no-plots heatmap.png (final loss over seed x lr),
+curves.png (every loss curve) and best_fit.png (the best configuration's fits). A model whose loss turns non-finite
+is marked (diverged_at, final_loss null) and the others kept: exit 0. Bad input, or more models than the free memory
+holds (estimated before anything runs), is one line on stderr and exit 2.
+"""
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from jax_impl import cli  # noqa: E402
+from jax_impl.params_io import InputError, atomic_path, save_text  # noqa: E402
+from jax_impl.train import OPTIMIZERS  # noqa: E402
+
+MAX_SEED = 2**31 - 1  # jax.random.key takes a 32-bit seed without x64
+MEMORY_FRACTION = 0.8  # refuse a sweep whose estimate exceeds this share of the free memory
+MAX_CURVES = 2000  # curves.png draws at most this many loss curves (an even subsample beyond)
+
+
+def _items(text: str, what: str) -> list[str]:
+    items = [item.strip() for item in text.split(",")]
+    if not text.strip() or any(not item for item in items):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of {what}")
+    if len(set(items)) != len(items):
+        raise argparse.ArgumentTypeError(f"{text!r} names a {what[:-1]} twice")
+    return items
+
+
+def seed_list(text: str) -> list[int] | range:
+    """'N' -> seeds 0..N-1; 'A:B' -> A..B-1; 'a,b,c' -> those seeds."""
+    if "," not in text and ":" not in text:
+        return range(cli.positive_int(text))
+    if ":" in text and "," not in text:
+        start, _, stop = text.partition(":")
+        start, stop = cli.non_negative_int(start.strip() or "x"), cli.positive_int(stop.strip() or "x")
+        if stop <= start or stop - 1 > MAX_SEED:
+            raise argparse.ArgumentTypeError(f"{text!r}: need START < STOP <= {MAX_SEED + 1}")
+        return range(start, stop)
+    seeds = [cli.non_negative_int(item) for item in _items(text, "seeds")]
+    if max(seeds) > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"seed {max(seeds)} is above {MAX_SEED}")
+    return seeds
+
+
+def lr_list(text: str) -> list[float]:
+    return [cli.positive_float(item) for item in _items(text, "learning rates")]
+
+
+def hidden_list(text: str) -> list[int]:
+    return [cli.positive_int(item) for item in _items(text, "widths")]
+
+
+def optimizer_list(text: str) -> list[str]:
+    names = _items(text, "optimizers")
+    for name in names:
+        if name not in OPTIMIZERS:
+            raise argparse.ArgumentTypeError(f"unknown optimizer {name!r} (choose from "
+                                                           f"{', '.join(OPTIMIZERS)})")
+    return names
+
+
+def parse_args(argv=None):
+    p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=seed_list, default=range(8),
+                   help="N (seeds 0..N-1), START:STOP, or a list a,b,c (default 8)")
+    p.add_argument("--lrs", type=lr_list, default=[0.01, 0.03, 0.1, 0.3],
+                   help="learning rates, comma-separated (default 0.01,0.03,0.1,0.3)")
+    p.add_argument("--hidden", type=hidden_list, default=[20], help="hidden widths, comma-separated (default 20)")
+    p.add_argument("--optimizer", type=optimizer_list, default=["adam"], help="adam and/or sgd (default adam)")
+    p.add_argument("--steps", type=cli.positive_int, default=201, help="training steps (notebook: 201)")
+    p.add_argument("--points", type=cli.positive_int, default=None, help="fresh data with this many points")
+    p.add_argument("--noise", type=cli.non_negative_float, default=None, help="fresh data with this noise level")
+    p.add_argument("--data-seed", type=cli.non_negative_int, default=0, help="key for fresh data (default 0)")
+    p.add_argument("--x64", action="store_true", help="train in float64")
+    p.add_argument("--out", default="out/sweep", help="output folder (default out/sweep)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout instead of the table")
+    p.add_argument("--curves", action="store_true", help="add each model's loss curve to the JSON")
+    p.add_argument("--no-plots", action="store_true", help="write no pictures")
+    p.add_argument("--no-cache", action="store_true", help="do not use JAX's persistent compilation cache")
+    p.add_argument("--num-processes", type=cli.positive_int, default=1, help="processes sharing this sweep")
+    p.add_argument("--process-id", type=cli.non_negative_int, default=0, help="this process's index")
+    p.add_argument("--coordinator", default=None, help="HOST:PORT of process 0 (with --num-processes > 1)")
+    p.add_argument("--timeout", type=cli.positive_int, default=60, help="seconds to wait for the other processes")
+    args = p.parse_args(argv)
+    if args.num_processes > 1 and args.coordinator is None:
+        p.error("--num-processes above 1 needs --coordinator HOST:PORT")
+    if args.process_id >= args.num_processes:
+        p.error(f"--process-id {args.process_id} is not below --num-processes {args.num_processes}")
+    return args
+
+
+def check_memory(args, points: int) -> None:
+    """Refuse (InputError, exit 2) a sweep whose estimated peak memory exceeds the free memory, before any work."""
+    from jax_impl.ensemble import available_bytes, estimate_bytes, mib
+
+    models = len(args.seeds) * len(args.lrs)  # one group at a time on the devices
+    total = models * len(args.hidden) * len(args.optimizer)
+    itemsize = 8 if args.x64 else 4
+    on_devices = max(estimate_bytes(models, hidden=h, points=points, steps=args.steps, snapshots=0,
+                                    itemsize=itemsize) for h in args.hidden)
+    # on the host: every loss curve (gathered, and a float64 copy), and with --curves ~64 bytes a value as JSON
+    on_host = total * args.steps * (itemsize + 8 + (64 if args.curves else 0))
+    need, free = on_devices + on_host, available_bytes()
+    if free is not None and need > MEMORY_FRACTION * free:
+        raise InputError(f"{total:,} models need about {mib(need)} (estimate: parameters, optimizer state and loss "
+                         f"curves per model, {points} x {max(args.hidden)} activations per model stepped at once), "
+                         f"but only {mib(free)} is free; use fewer seeds, learning rates or steps")
+
+
+def train_groups(args, x, y, dtype):
+    """Each (hidden, optimizer) group in one sharded call. Returns (records, final params per group, groups)."""
+    from jax_impl import ensemble, sharding
+
+    records, finals, groups = [], [], []
+    for hidden in args.hidden:
+        for optimizer in args.optimizer:
+            seeds = [s for _ in args.lrs for s in args.seeds]  # lr-major: model = (lr index, seed index)
+            lrs = np.repeat(np.asarray(args.lrs, dtype), len(args.seeds))
+            params = ensemble.init_ensemble(seeds, hidden, dtype)
+            start = time.perf_counter()
+            trajectory, devices = sharding.fit_sharded(params, x, y, lrs, optimizer=optimizer, steps=args.steps,
+                                                       every=None)
+            seconds = time.perf_counter() - start
+            losses = np.asarray(trajectory.losses)
+            diverged = ensemble.first_nonfinite_steps(losses)
+            for i, seed in enumerate(seeds):
+                final = float(losses[i, -1]) if diverged[i] < 0 else None
+                records.append({"seed": int(seed), "lr": float(args.lrs[i // len(args.seeds)]), "hidden": hidden,
+                                "optimizer": optimizer, "final_loss": final,
+                                "diverged_at": None if diverged[i] < 0 else int(diverged[i]), "losses": losses[i]})
+            finals.append(trajectory.params)
+            groups.append({"hidden": hidden, "optimizer": optimizer, "models": len(seeds), "devices": devices,
+                           "seconds": seconds})
+    return records, finals, groups
+
+
+def summarise(records, lrs, seeds) -> list[dict]:
+    """One row per (hidden, optimizer, lr): mean, spread (std), min and max of the final loss over the seeds."""
+    rows = []
+    per_config = len(seeds)
+    for start in range(0, len(records), per_config):
+        block = records[start:start + per_config]
+        finite = np.array([r["final_loss"] for r in block if r["final_loss"] is not None], dtype=float)
+        rows.append({"hidden": block[0]["hidden"], "optimizer": block[0]["optimizer"], "lr": block[0]["lr"],
+                     "seeds": len(block), "diverged": len(block) - finite.size,
+                     "mean": float(finite.mean()) if finite.size else None,
+                     "std": float(finite.std()) if finite.size else None,
+                     "min": float(finite.min()) if finite.size else None,
+                     "max": float(finite.max()) if finite.size else None, "first": start})
+    return rows
+
+
+def best_row(rows):
+    """The configuration with the lowest mean final loss among those where no seed diverged (or None)."""
+    complete = [r for r in rows if r["diverged"] == 0]
+    return min(complete, key=lambda r: r["mean"]) if complete else None
+
+
+def table_text(rows, best) -> str:
+    fmt = lambda v: "-" if v is None else f"{v:.6f}"  # noqa: E731
+    lines = [f"{'hidden':>6} {'optimizer':>9} {'lr':>10} {'seeds':>5} {'mean loss':>10} {'std':>10} {'min':>10} "
+             f"{'max':>10} {'diverged':>8}"]
+    for r in rows:
+        mark = "  <- best" if r is best else ""
+        lines.append(f"{r['hidden']:>6} {r['optimizer']:>9} {r['lr']:>10.4g} {r['seeds']:>5} {fmt(r['mean']):>10} "
+                     f"{fmt(r['std']):>10} {fmt(r['min']):>10} {fmt(r['max']):>10} {r['diverged']:>8}{mark}")
+    return "\n".join(lines) + "\n"
+
+
+def divergence_lines(rows, records) -> list[str]:
+    """One line per configuration with a diverged seed: how many, at which steps, which seeds."""
+    bad = [r for r in records if r["diverged_at"] is not None]
+    if not bad:
+        return []
+    lines = [f"{len(bad)} of {len(records)} models diverged (non-finite loss); they are marked in sweep.json "
+             "(diverged_at, final_loss null) and the others kept:"]
+    for row in rows:
+        block = [r for r in records[row["first"]:row["first"] + row["seeds"]] if r["diverged_at"] is not None]
+        if block:
+            steps = sorted(r["diverged_at"] for r in block)
+            seeds = ", ".join(str(r["seed"]) for r in block[:8]) + (", ..." if len(block) > 8 else "")
+            lines.append(f"  hidden {row['hidden']}, {row['optimizer']}, lr {row['lr']:g}: {len(block)} of "
+                         f"{row['seeds']} seeds, non-finite from step {steps[0]}"
+                         + (f" to {steps[-1]}" if steps[-1] != steps[0] else "") + f" (seeds {seeds})")
+    return lines
+
+
+def model_record(record, curves: bool) -> dict:
+    """The JSON record of one model; non-finite losses in a curve become null (JSON has no NaN)."""
+    out = {k: v for k, v in record.items() if k != "losses"}
+    if curves:
+        out["losses"] = [float(v) if math.isfinite(v) else None for v in record["losses"]]
+    return out
+
+
+# --- pictures --------------------------------------------------------------------------------------------------------
+
+def _save(fig, path):
+    from jax_impl.plots import plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def plot_heatmap(records, rows, seeds, lrs, path):
+    """Final loss (log10) over seed x lr, one panel per (hidden, optimizer); diverged cells crossed out."""
+    from jax_impl.plots import plt  # pyplot on the headless Agg backend
+
+    groups = list(dict.fromkeys((r["hidden"], r["optimizer"]) for r in records))  # in training order
+    width, height = max(3.5, 1.6 + 0.55 * len(lrs)), 2.4 + min(0.22 * len(seeds), 9)
+    fig, axes = plt.subplots(1, len(groups), figsize=(width * len(groups) + 1.2, height), squeeze=False,
+                             layout="constrained")
+    per_group = len(seeds) * len(lrs)
+    finite = np.log10([r["final_loss"] for r in records if r["final_loss"] is not None] or [1.0])
+    # colours span the lowest loss to the 90th percentile, so that a few blown-up models do not wash out the rest
+    vmin, vmax = finite.min(), max(np.percentile(finite, 90), finite.min() + 1e-3)
+    for ax, (g, (hidden, optimizer)) in zip(axes.flat, enumerate(groups)):
+        block = records[g * per_group:(g + 1) * per_group]
+        grid = np.array([[np.nan if r["final_loss"] is None else np.log10(r["final_loss"]) for r in
+                          block[j * len(seeds):(j + 1) * len(seeds)]] for j in range(len(lrs))]).T  # (seeds, lrs)
+        image = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax, interpolation="nearest")
+        for (i, j) in zip(*np.nonzero(np.isnan(grid))):
+            ax.text(j, i, "x", ha="center", va="center", color="red", fontsize=9)
+        ax.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs], rotation=45)
+        step = max(1, len(seeds) // 16)
+        ax.set_yticks(range(0, len(seeds), step), [str(s) for s in list(seeds)[::step]])
+        ax.set(xlabel="learning rate", ylabel="seed", title=f"hidden {hidden}, {optimizer}")
+    fig.colorbar(image, ax=axes.ravel().tolist(), label="log10 final loss (x: diverged)",
+                 extend="max" if finite.max() > vmax else "neither")
+    _save(fig, path)
+
+
+def plot_curves(records, lrs, path):
+    """Every model's loss curve on one log-scale plot, coloured by learning rate."""
+    from jax_impl.plots import plt  # pyplot on the headless Agg backend
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    colours = plt.cm.plasma(np.linspace(0, 0.9, len(lrs)))
+    alpha = max(0.08, min(0.8, 8 / max(1, len(records) / len(lrs))))
+    styles = {name: style for name, style in zip(dict.fromkeys(r["optimizer"] for r in records), ("-", "--"))}
+    shown = records[::-(-len(records) // MAX_CURVES)]  # every k-th model: matplotlib slows to minutes past ~10^4 lines
+    for r in shown:
+        ax.plot(r["losses"], styles[r["optimizer"]], color=colours[list(lrs).index(r["lr"])], lw=0.8, alpha=alpha)
+    for lr, colour in zip(lrs, colours):
+        ax.plot([], [], color=colour, label=f"lr {lr:g}")
+    if len(styles) > 1:
+        for name, style in styles.items():
+            ax.plot([], [], style, color="grey", label=name)
+    finite = np.concatenate([r["losses"][np.isfinite(r["losses"])] for r in records])
+    if finite.size:  # diverging curves leave the top of the plot rather than stretch it to 1e38
+        ax.set_ylim(0.5 * finite.min(), 10 * np.percentile(finite, 99))
+    ax.set(yscale="log", xlabel="step t", ylabel="loss before update t",
+           title=f"{len(records)} models: every seed, learning rate, width and optimizer"
+                 + (f" ({len(shown)} drawn)" if len(shown) < len(records) else ""))
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_best_fit(x, y, best, records, finals, path):
+    """The data and the final fit of every seed of the best configuration (the best seed drawn thick)."""
+    from jax_impl.plots import plt  # pyplot on the headless Agg backend
+
+    x, y = np.ravel(np.asarray(x, dtype=float)), np.ravel(np.asarray(y, dtype=float))
+    block = range(best["first"], best["first"] + best["seeds"])
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.scatter(x, y, s=8, label="data")
+    best_index = min(block, key=lambda i: records[i]["final_loss"])
+    for i in block:
+        p = finals[i]
+        hidden = 1 / (1 + np.exp(-(x[:, None] * p["w1"][0] + p["b1"])))
+        prediction = hidden @ p["w2"][:, 0] + p["b2"][0]
+        ax.plot(x, prediction, "r-", lw=3 if i == best_index else 0.8, alpha=1 if i == best_index else 0.5)
+    ax.set(xlabel="x", ylabel="y", title=f"best: lr {best['lr']:g}, hidden {best['hidden']}, {best['optimizer']} "
+                                         f"(mean loss {best['mean']:.4f} over {best['seeds']} seeds)")
+    _save(fig, path)
+
+
+@contextlib.contextmanager
+def stdout_to_stderr(active: bool):
+    """Point file descriptor 1 at stderr inside the block (C++ libraries write to it directly)."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+# --- main ------------------------------------------------------------------------------------------------------------
+
+def main():
+    args = parse_args()
+    points = args.points or 100
+    check_memory(args, points)
+    if args.process_id == 0:
+        cli.prepare_out_dir(args.out)
+    cli.setup_jax(x64=args.x64, cache_dir=None if args.no_cache else cli.default_cache_dir())
+    with stdout_to_stderr(args.num_processes > 1):  # gloo writes its connection log to stdout; keep --json clean
+        if args.num_processes > 1:
+            from jax_impl import sharding
+
+            sharding.initialize_processes(args.coordinator, args.num_processes, args.process_id, args.timeout)
+        results = train(args, points)
+    if results is not None:
+        report(args, points, *results)
+
+
+def train(args, points):
+    """Data, models, training; returns what report() needs on process 0, None on the others."""
+    import jax
+    import jax.numpy as jnp
+
+    from jax_impl import data
+
+    dtype = jnp.float64 if args.x64 else jnp.float32
+    if args.points is None and args.noise is None:
+        x, y = data.notebook_data(dtype)
+    else:
+        x, y = data.make_data(jax.random.key(args.data_seed), points, 0.2 if args.noise is None else args.noise,
+                              dtype)
+    x, y = np.asarray(x), np.asarray(y)
+    records, group_params, groups = train_groups(args, x, y, dtype)
+    if args.process_id != 0:
+        return None
+    return x, y, dtype, records, group_params, groups
+
+
+def report(args, points, x, y, dtype, records, group_params, groups):
+    """Table, JSON, pictures: process 0 only."""
+    import jax
+
+    out = pathlib.Path(args.out)
+    finals = [{k: v[i] for k, v in params.items()} for params in group_params for i in range(len(params["b2"]))]
+    rows = summarise(records, args.lrs, args.seeds)
+    best = best_row(rows)
+    summary = {"devices": groups[0]["devices"], "processes": args.num_processes,
+               "platform": jax.devices()[0].platform, "dtype": str(np.dtype(dtype)), "steps": args.steps,
+               "points": points, "groups": groups,
+               "best": None if best is None else {k: best[k] for k in ("hidden", "optimizer", "lr", "mean", "std")},
+               "configurations": [{k: v for k, v in r.items() if k != "first"} for r in rows],
+               "models": [model_record(r, args.curves) for r in records]}
+    save_text(out / "sweep.json", json.dumps(summary))
+    table = table_text(rows, best)
+    save_text(out / "table.txt", table)
+    written = ["sweep.json", "table.txt"]
+    if not args.no_plots:
+        plot_heatmap(records, rows, args.seeds, args.lrs, out / "heatmap.png")
+        plot_curves(records, args.lrs, out / "curves.png")
+        written += ["heatmap.png", "curves.png"]
+        if best is not None:
+            plot_best_fit(x, y, best, records, finals, out / "best_fit.png")
+            written.append("best_fit.png")
+    warn = divergence_lines(rows, records)
+    if args.json:
+        print(json.dumps(summary))
+        for line in warn:
+            print(line, file=sys.stderr)
+        return
+    print(table, end="")
+    for line in warn:
+        print(line)
+    seconds = sum(g["seconds"] for g in groups)
+    print(f"{len(records)} models in {len(groups)} compiled call(s) (one per hidden width and optimizer) on "
+          f"{summary['devices']} {summary['platform']} device(s) in {args.num_processes} process(es): "
+          f"{seconds:.2f} s, compilation included; wrote {', '.join(written)} to {out}/")
+    if best is None:
+        print("no configuration trained without a diverged seed: no best fit drawn")
+
+
+if __name__ == "__main__":
+    cli.run_main(main)

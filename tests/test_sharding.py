@@ -1,0 +1,84 @@
+"""The model axis over 4 forced CPU devices (in a subprocess: the device count is fixed when jax starts) gives the
+results of one device bit for bit, for counts that divide evenly and counts that do not, with no cross-device traffic.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from jax_impl import data, ensemble, sharding
+
+FOUR_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+# even; uneven (padded to 12); fewer models than devices (padded to 8: two per device); one device runs 300 in blocks
+# of ensemble.BLOCK, each of 4 devices 75 in one piece
+COUNTS = (12, 10, 3, 1, 300)
+CHILD = """
+import json, sys
+import numpy as np
+import jax
+from jax_impl import data, ensemble, sharding
+x, y = data.notebook_data()
+out = {"devices": jax.device_count()}
+for models in %r:
+    lrs = np.linspace(0.01, 0.4, models).astype(np.float32)
+    trajectory, used = sharding.fit_sharded(ensemble.init_ensemble(range(models)), x, y, lrs, optimizer="adam")
+    np.savez(sys.argv[1] + f"/sharded{models}.npz", losses=trajectory.losses, snapshots=trajectory.snapshots,
+             **trajectory.params)
+    out[models] = used
+text = sharding.compiled_text(ensemble.init_ensemble(range(10)), x, y, np.full(10, 0.1, np.float32))
+out["collectives"] = [op for op in ("all-gather", "all-reduce", "all-to-all", "collective-permute", "reduce-scatter")
+                      if op in text]
+print(json.dumps(out))
+""" % (COUNTS,)
+
+
+@pytest.fixture(scope="module")
+def four_device_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sharded")
+    env = {**os.environ, **FOUR_DEVICES, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", CHILD, str(out)], capture_output=True, text=True, cwd=ROOT, env=env,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1]), out
+
+
+def test_four_devices_took_part_without_communication(four_device_run):
+    report, _ = four_device_run
+    assert report["devices"] == 4 and all(report[str(m)] == 4 for m in COUNTS)
+    assert report["collectives"] == []  # each device trains its own models: nothing to exchange
+
+
+@pytest.mark.parametrize("models", COUNTS)
+def test_sharded_equals_one_device_bit_for_bit(four_device_run, models):
+    _, out = four_device_run
+    x, y = data.notebook_data()
+    lrs = np.linspace(0.01, 0.4, models).astype(np.float32)
+    # This process has one device: fit_sharded on it is what the sweep runs without forced devices.
+    want, used = sharding.fit_sharded(ensemble.init_ensemble(range(models)), x, y, lrs, optimizer="adam")
+    assert used == 1
+    with np.load(out / f"sharded{models}.npz") as got:
+        for name, value in [("losses", want.losses), ("snapshots", want.snapshots), *want.params.items()]:
+            assert got[name].shape == value.shape, name
+            assert np.array_equal(got[name], np.asarray(value)), (name, np.max(np.abs(got[name] - value)))
+
+
+def test_padding_repeats_the_last_model():
+    lrs = np.array([0.1, 0.2, 0.3])
+    assert [sharding.padded_count(m, 4) for m in (1, 3, 8, 9, 12)] == [8, 8, 8, 12, 12]
+    assert [sharding.padded_count(m, 1) for m in (1, 2, 5)] == [2, 2, 5]
+    padded = sharding.pad_models({"lrs": lrs, "w": np.arange(6.0).reshape(3, 2)}, 5)
+    assert padded["lrs"].tolist() == [0.1, 0.2, 0.3, 0.3, 0.3]
+    assert padded["w"][3:].tolist() == [[4.0, 5.0], [4.0, 5.0]]
+    assert np.array_equal(sharding.pad_models({"lrs": lrs}, 3)["lrs"], lrs)  # already a multiple: unchanged
+
+
+def test_one_device_in_this_process_reports_one(tmp_path):
+    x, y = data.notebook_data()
+    trajectory, used = sharding.fit_sharded(ensemble.init_ensemble(range(3)), x, y, np.float32([0.1, 0.2, 0.3]),
+                                            steps=5, every=None)
+    assert used == 1 and trajectory.losses.shape == (3, 5) and isinstance(trajectory.losses, np.ndarray)
