@@ -8,10 +8,12 @@ Inside the scan the model axis is last ("columns": w1, b1, w2 (H, E), b2 (1, E))
 by hand (x*w1 + b1 -> sigmoid -> .w2 + b2 and back), which makes one (N, H, E) sigmoid and no matmul of width 1.
 `fit_vmapped` is the literal vmap of train.fit, kept as the reference and the baseline.
 
-What XLA:CPU (jax 0.10.2) makes of it, measured on 2 cores (see the README's "Sweeps"): its YNNPACK reduction
-fusions take materialised, broadcast inputs and reduce over an outer axis very slowly (a sum over the first axis of
-a (100, 20, 1024) array ran 30x slower than over the middle one), so the CPU compile turns them off for these
-programs and asks for 512-bit vectors (`CPU_COMPILER_OPTIONS`); both are per-program options, nothing global.
+What XLA:CPU (jax 0.10.2) makes of it, measured on the 2-core CPU (see the README's "Sweeps"): its YNNPACK
+reduction fusions take materialised, broadcast inputs and reduce over an outer axis very slowly (a sum over the
+first axis of a (100, 20, 1024) array ran 32x slower than over the middle one), so the CPU compile turns them off
+for these programs and asks for 512-bit vectors (`CPU_COMPILER_OPTIONS`, per program, nothing global). What is left
+per step: four (N, H, E) arrays written (the sigmoid, g h, dz, x dz), their sums over N, and the (H, E) updates.
+Above BLOCK_FROM models the models go through in blocks that fit the L2 cache (fit_program).
 """
 
 import functools
@@ -25,8 +27,9 @@ import optax
 
 from jax_impl import model, train
 
-# Per-program XLA options for the CPU backend (DebugOptions fields of jaxlib 0.10.2): no YNNPACK fusions (their
-# reductions over the point axis cost 5-30x more here), and 512-bit vectors (AVX-512 machines; ignored elsewhere).
+# Per-program XLA options for the CPU backend (DebugOptions fields of jaxlib 0.10.2). Measured on this program, 201
+# steps, interleaved runs: without YNNPACK fusions E = 1024 ran 1.9 s instead of 20 s, E = 256 0.31 s instead of
+# 0.40 s; 512-bit vectors (AVX-512 here) then took one core's CPU time at E = 256 from 375 to 303 ms.
 CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "", "xla_cpu_prefer_vector_width": 512}
 
 
@@ -60,8 +63,8 @@ def loss_and_grads(columns, x, y):
     x, y: (N, 1). With z = x w1 + b1, h = sigmoid(z) (N, H, E), p = sum_H h w2 + b2 (N, E), r = p - y:
         loss = mean_N r^2,  g = dloss/dp = 2 r / N,
         db2 = sum_N g,  dw2 = sum_N g h,  dz = g w2 h (1 - h),  db1 = sum_N dz,  dw1 = sum_N x dz.
-    The products autodiff forms for train.fit (g = r * (2/N) equals JAX's (1/N) * (2 r) bit for bit); only the
-    order of the sums over N and H may differ. Returns (losses (E,), prediction (N, E), grads as columns).
+    The products autodiff forms for a single model; only the order of the sums over N and H may differ.
+    Returns (losses (E,), prediction (N, E), grads as columns).
     """
     n = x.shape[0]
     x3 = x[:, :, None]  # (N, 1, 1)
@@ -112,8 +115,8 @@ def _fit_columns(params, x, y, lrs, *, optimizer, steps, every):
 
 # Above BLOCK_FROM models, the scan runs on blocks of BLOCK models, one after another (lax.map): a block's (N, H, E)
 # arrays (100 x 20 x 64 floats, 0.5 MB) stay in this CPU's 1 MB L2 cache. Measured on the 2-core CPU, 201 steps,
-# medians: E = 64 runs 0.33 M model-steps/s and E = 256 0.30 M, but E = 1024 in one piece 0.19 M (8 MB arrays);
-# in blocks of 64 it ran 1.1-1.2 s against 1.7-1.9 s (loaded machine, interleaved runs).
+# medians: E = 64 ran 0.33 M model-steps/s and E = 256 0.30 M, but E = 1024 in one piece 0.19 M (8 MB arrays); in
+# blocks of 64, interleaved with one piece on a loaded machine, 1.07-1.12 s against 1.81-1.88 s.
 BLOCK = 64
 BLOCK_FROM = 256
 
@@ -158,7 +161,7 @@ def jitted_fit():
 
 def fit_ensemble(params, x, y, lrs, *, optimizer: str = "adam", steps: int = 201,
                  every: int | None = 20) -> train.Trajectory:
-    """Train E models for `steps` updates in one jitted `lax.scan`; model i is train.fit(params[i], x, y, lrs[i]).
+    """Train E models for `steps` updates in one jitted program; model i is train.fit(params[i], x, y, lrs[i]).
 
     params: the (E, ...) layout; x, y: (N, 1) shared; lrs: (E,) traced, so new learning rates reuse the compiled
     program. Returns Trajectory(params (E, ...), losses (E, steps), snapshots (E, S, N, 1)); every=None keeps no

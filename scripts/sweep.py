@@ -1,19 +1,21 @@
 """How sensitive is the notebook's fit to the seed and the learning rate? Every combination, trained at once, in JAX.
 
-    python scripts/sweep.py --seeds 16 --lrs 0.003,0.01,0.03,0.1,0.3,1 --out out/sweep
+    python scripts/sweep.py --seeds 16 --lrs 0.001,0.003,0.01,0.03,0.1,0.3,1,3 --optimizer adam,sgd --out out/sweep
     python scripts/sweep.py --seeds 0,1,2 --lrs 0.05,0.2 --hidden 10,20 --optimizer adam,sgd --json --curves
     XLA_FLAGS=--xla_force_host_platform_device_count=4 python scripts/sweep.py --seeds 8 --lrs 0.1,0.2 --no-plots
     python scripts/sweep.py --seeds 8 --lrs 0.1,0.2 --num-processes 2 --process-id 0 --coordinator 127.0.0.1:4000 &
     python scripts/sweep.py --seeds 8 --lrs 0.1,0.2 --num-processes 2 --process-id 1 --coordinator 127.0.0.1:4000
 
-Every (seed, lr, hidden, optimizer) is one model. Seed S gives the initial weights `train_jax.py --seed S` draws,
+--seeds N means seeds 0..N-1; A:B means A..B-1; a comma list names them. Every (seed, lr, hidden, optimizer) is one
+model. Seed S gives the initial weights `train_jax.py --seed S` draws,
 so each model's result equals that single run to float32 rounding. Models that share a hidden width and an optimizer
 form one group, trained in one compiled call (ensemble.fit_ensemble: the learning rate is data, so new rates do not
 recompile); widths differ in shape, so each width is its own call. The model axis is sharded over every device of
 every process (jax_impl.sharding); process 0 writes the results.
 
 Writes into --out (default out/sweep): sweep.json (one record per model: seed, lr, hidden, optimizer, final_loss,
-diverged_at; --curves adds the loss curve), table.txt, and unless --no-plots heatmap.png (final loss over seed x lr),
+diverged_at; final_loss is the loss before the last update, as train_jax.py reports it; --curves adds the loss
+curve), table.txt, and unless --no-plots heatmap.png (final loss over seed x lr),
 curves.png (every loss curve) and best_fit.png (the best configuration's fits). A model whose loss turns non-finite
 is marked (diverged_at, final_loss null) and the others kept: exit 0. Bad input, or more models than the free memory
 holds (estimated before anything runs), is one line on stderr and exit 2.
@@ -103,7 +105,8 @@ def parse_args(argv=None):
     p.add_argument("--num-processes", type=cli.positive_int, default=1, help="processes sharing this sweep")
     p.add_argument("--process-id", type=cli.non_negative_int, default=0, help="this process's index")
     p.add_argument("--coordinator", default=None, help="HOST:PORT of process 0 (with --num-processes > 1)")
-    p.add_argument("--timeout", type=cli.positive_int, default=60, help="seconds to wait for the other processes")
+    p.add_argument("--timeout", type=cli.positive_int, default=60,
+                   help="seconds to wait for the other processes (then JAX aborts this one, exit 134)")
     args = p.parse_args(argv)
     if args.num_processes > 1 and args.coordinator is None:
         p.error("--num-processes above 1 needs --coordinator HOST:PORT")
@@ -157,7 +160,7 @@ def train_groups(args, x, y, dtype):
     return records, finals, groups
 
 
-def summarise(records, lrs, seeds) -> list[dict]:
+def summarise(records, seeds) -> list[dict]:
     """One row per (hidden, optimizer, lr): mean, spread (std), min and max of the final loss over the seeds."""
     rows = []
     per_config = len(seeds)
@@ -329,7 +332,11 @@ def main():
         if args.num_processes > 1:
             from jax_impl import sharding
 
-            sharding.initialize_processes(args.coordinator, args.num_processes, args.process_id, args.timeout)
+            try:
+                sharding.initialize_processes(args.coordinator, args.num_processes, args.process_id, args.timeout)
+            except Exception as e:  # unreachable coordinator, a missing peer: jax raises after --timeout seconds
+                raise InputError(f"could not join {args.num_processes} processes at {args.coordinator} within "
+                                 f"{args.timeout} s: {str(e).strip().splitlines()[0][:300]}") from None
         results = train(args, points)
     if results is not None:
         report(args, points, *results)
@@ -361,7 +368,7 @@ def report(args, points, x, y, dtype, records, group_params, groups):
 
     out = pathlib.Path(args.out)
     finals = [{k: v[i] for k, v in params.items()} for params in group_params for i in range(len(params["b2"]))]
-    rows = summarise(records, args.lrs, args.seeds)
+    rows = summarise(records, args.seeds)
     best = best_row(rows)
     summary = {"devices": groups[0]["devices"], "processes": args.num_processes,
                "platform": jax.devices()[0].platform, "dtype": str(np.dtype(dtype)), "steps": args.steps,
