@@ -5,7 +5,6 @@ Timings are never asserted: they belong to the benchmark, not to the tests."""
 import json
 import subprocess
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -126,19 +125,16 @@ def test_fit_diverges_where_autodiff_does():
 
 # --- the benchmark's logic --------------------------------------------------------------------------------------------
 
-def test_time_runs_first_call_apart_and_repeats_within_bounds():
-    calls = []
-
-    def run():
-        calls.append(time.perf_counter())
-        time.sleep(0.03 if len(calls) == 1 else 0.001)  # a slow first call, like a compilation
-
-    timing = bench.time_runs(run, repeats=6, budget_s=10.0)
-    assert timing["compile_s"] >= 0.03 > timing["max_s"]
-    assert 0 < timing["min_s"] <= timing["median_s"] <= timing["max_s"]
-    # first call; warm-ups until one is not 20% faster than the last (the first is 30x faster, the second not); six
-    assert timing["repeats"] == 6 and len(calls) == 1 + 2 + 6
-    slow = bench.time_runs(lambda: time.sleep(0.01), repeats=50, budget_s=0.01)
+def test_time_runs_first_call_apart_and_repeats_within_bounds(monkeypatch):
+    """Scripted durations instead of a clock, so that the count of warm-ups does not hang on sleep's jitter."""
+    # first call (a compilation); a warm-up 30x faster; a warm-up not 20% faster (warm-ups stop); six timed runs
+    durations = iter([3.0, 0.1, 0.095] + [0.1, 0.12, 0.08, 0.1, 0.11, 0.09])
+    monkeypatch.setattr(bench, "_timed", lambda run: next(durations))
+    timing = bench.time_runs(lambda: None, repeats=6, budget_s=10.0)
+    assert timing == {"compile_s": 3.0, "median_s": pytest.approx(0.1), "min_s": 0.08, "max_s": 0.12, "repeats": 6}
+    assert next(durations, None) is None  # every scripted call was made, no more
+    monkeypatch.setattr(bench, "_timed", lambda run: 0.01)
+    slow = bench.time_runs(lambda: None, repeats=50, budget_s=0.01)
     assert slow["repeats"] == bench.MIN_REPEATS  # over budget: stop at the minimum, never below
 
 
