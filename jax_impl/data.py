@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_impl.model import PARAM_NAMES
+from jax_impl.model import PARAM_NAMES, init_params
 from jax_impl.params_io import load_npz
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -30,6 +30,19 @@ def make_data(key: jax.Array, points: int = 100, noise: float = 0.2, dtype=jnp.f
     """Fresh data: x = linspace(-1, 1, points) as (points, 1); y = x**2 + noise * U[0, 1)."""
     x = jnp.linspace(-1.0, 1.0, points, dtype=dtype)[:, None]
     return x, x**2 + noise * jax.random.uniform(key, x.shape, dtype)
+
+
+def run_inputs(*, seed=None, hidden: int = 20, points=None, noise=None, data_seed: int = 0, dtype=jnp.float32):
+    """(params, x, y) for the scripts' flags, one rule for all of them (train_jax, train_torch, compare):
+    the notebook's data unless --points or --noise asks for fresh data (key data_seed); the notebook's initial weights
+    unless --seed is given or the width is not 20 (then init_params with key `seed`, 0 if none)."""
+    if points is None and noise is None:
+        x, y = notebook_data(dtype)
+    else:
+        x, y = make_data(jax.random.key(data_seed), points or 100, 0.2 if noise is None else noise, dtype)
+    if seed is None and hidden == 20:
+        return notebook_init_params(dtype), x, y
+    return init_params(jax.random.key(seed or 0), hidden, dtype), x, y
 
 
 def as_numpy(params) -> dict[str, np.ndarray]:

@@ -49,19 +49,11 @@ def parse_args(argv=None):
 
 
 def inputs(args, dtype):
-    """The same data and initial weights as train_jax.py would use for these flags."""
-    import jax
+    """The same data and initial weights as train_jax.py would use for these flags: (params, x, y)."""
+    from jax_impl import data
 
-    from jax_impl import data, model
-
-    if args.points is None and args.noise is None:
-        x, y = data.notebook_data(dtype)
-    else:
-        x, y = data.make_data(jax.random.key(args.data_seed), args.points or 100,
-                              0.2 if args.noise is None else args.noise, dtype)
-    if args.seed is None and args.hidden == 20:
-        return data.notebook_init_params(dtype), x, y
-    return model.init_params(jax.random.key(args.seed or 0), args.hidden, dtype), x, y
+    return data.run_inputs(seed=args.seed, hidden=args.hidden, points=args.points, noise=args.noise,
+                           data_seed=args.data_seed, dtype=dtype)
 
 
 def plot(result, path):

@@ -48,18 +48,11 @@ def main():
     import jax.numpy as jnp
     import numpy as np
 
-    from jax_impl import data, model, train
+    from jax_impl import data, train
 
     dtype = jnp.float64 if args.x64 else jnp.float32
-    if args.points is None and args.noise is None:
-        x, y = data.notebook_data(dtype)
-    else:
-        x, y = data.make_data(jax.random.key(args.data_seed), args.points or 100,
-                              0.2 if args.noise is None else args.noise, dtype)
-    if args.seed is None and args.hidden == 20:
-        params = data.notebook_init_params(dtype)
-    else:
-        params = model.init_params(jax.random.key(args.seed or 0), args.hidden, dtype)
+    params, x, y = data.run_inputs(seed=args.seed, hidden=args.hidden, points=args.points, noise=args.noise,
+                                   data_seed=args.data_seed, dtype=dtype)
     lr = jnp.asarray(args.lr, dtype)
     say = (lambda *a: None) if args.json else print
 

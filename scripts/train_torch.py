@@ -27,21 +27,13 @@ from scripts.train_jax import parse_args  # noqa: E402  (importing it imports no
 def jax_draws(args):
     """(x, y, params) as numpy arrays, drawn as train_jax.py draws them for these flags. Imports jax."""
     cli.setup_jax(x64=args.x64, cache_dir=None if args.no_cache else cli.default_cache_dir())
-    import jax
     import jax.numpy as jnp
 
-    from jax_impl import data, model
+    from jax_impl import data
 
     dtype = jnp.float64 if args.x64 else jnp.float32
-    if args.points is None and args.noise is None:
-        x, y = data.notebook_data(dtype)
-    else:
-        x, y = data.make_data(jax.random.key(args.data_seed), args.points or 100,
-                              0.2 if args.noise is None else args.noise, dtype)
-    if args.seed is None and args.hidden == 20:
-        params = data.notebook_init_params(dtype)
-    else:
-        params = model.init_params(jax.random.key(args.seed or 0), args.hidden, dtype)
+    params, x, y = data.run_inputs(seed=args.seed, hidden=args.hidden, points=args.points, noise=args.noise,
+                                   data_seed=args.data_seed, dtype=dtype)
     return data.as_numpy({"x": x, "y": y}).values(), data.as_numpy(params)
 
 
