@@ -34,3 +34,15 @@ def read_image(path) -> dict:
     with Image.open(path) as image:
         return {"size": image.size, "frames": getattr(image, "n_frames", 1),
                 "grey_levels": len(np.unique(np.asarray(image.convert("L"))))}
+
+
+def assert_notebook_pictures(out) -> None:
+    """The four pictures a default training run writes (train_jax.py and train_torch.py alike), opened and sized."""
+    grid = read_image(out / "snapshots.png")
+    assert grid["size"][0] > 800 and grid["size"][1] > 500  # a 4 x 3 grid of panels
+    gif = read_image(out / "learning.gif")
+    assert gif["frames"] == 11 and gif["size"][0] > 300
+    for name in ("data.png", "loss.png"):
+        image = read_image(out / name)
+        assert image["size"][0] > 300 and image["size"][1] > 200
+        assert image["grey_levels"] > 10  # something was drawn

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import read_image
+from conftest import assert_notebook_pictures
 
 from jax_impl.outputs import snapshot_lines
 from jax_impl.params_io import load_params
@@ -38,14 +38,7 @@ def test_default_run_prints_the_notebooks_log(notebook_run):
 
 def test_default_run_writes_its_files(notebook_run):
     _, out = notebook_run
-    grid = read_image(out / "snapshots.png")
-    assert grid["size"][0] > 800 and grid["size"][1] > 500  # a 4 x 3 grid of panels
-    gif = read_image(out / "learning.gif")
-    assert gif["frames"] == 11 and gif["size"][0] > 300
-    for name in ("data.png", "loss.png"):
-        image = read_image(out / name)
-        assert image["size"][0] > 300 and image["size"][1] > 200
-        assert image["grey_levels"] > 10  # something was drawn
+    assert_notebook_pictures(out)
     params = load_params(out / "params.npz")
     assert params["w1"].shape == (1, 20) and params["w1"].dtype == np.float32
     losses = json.loads((out / "losses.json").read_text())
