@@ -91,13 +91,17 @@ def default_cache_dir() -> pathlib.Path:
 
 
 def setup_jax(*, x64: bool = False, cache_dir=None) -> None:
-    """Call before any array is made: x64 is global to the process.
+    """Call before any array is made: x64 is global to the process, and so is XLA:CPU's small-loop flag
+    (xla_cpu.enable_small_loop_kernels: train.fit's scan at the notebook's size compiles to one kernel).
 
     cache_dir: JAX's persistent compilation cache, so that a second process loads the compiled program instead of
     compiling it again. None turns it off.
     """
     import jax
 
+    from jax_impl import xla_cpu
+
+    xla_cpu.enable_small_loop_kernels()
     jax.config.update("jax_enable_x64", bool(x64))
     if cache_dir is not None:
         try:

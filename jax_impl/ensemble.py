@@ -11,7 +11,7 @@ by hand (x*w1 + b1 -> sigmoid -> .w2 + b2 and back), which makes one (N, H, E) s
 What XLA:CPU (jax 0.10.2) makes of it, measured on the 2-core CPU (see the README's "Sweeps"): its YNNPACK
 reduction fusions take materialised, broadcast inputs and reduce over an outer axis very slowly (a sum over the
 first axis of a (100, 20, 1024) array ran 32x slower than over the middle one), so the CPU compile turns them off
-for these programs and asks for 512-bit vectors (`CPU_COMPILER_OPTIONS`, per program, nothing global). What is left
+for these programs and asks for 512-bit vectors (`xla_cpu.CPU_COMPILER_OPTIONS`, per program). What is left
 per step: four (N, H, E) arrays written (the sigmoid, g h, dz, x dz), their sums over N, and the (H, E) updates.
 Above BLOCK_FROM models the models go through in blocks that fit the L2 cache (fit_program).
 """
@@ -25,12 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jax_impl import model, train
-
-# Per-program XLA options for the CPU backend (DebugOptions fields of jaxlib 0.10.2). Measured on this program, 201
-# steps, interleaved runs: without YNNPACK fusions E = 1024 ran 1.9 s instead of 20 s, E = 256 0.31 s instead of
-# 0.40 s; 512-bit vectors (AVX-512 here) then took one core's CPU time at E = 256 from 375 to 303 ms.
-CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "", "xla_cpu_prefer_vector_width": 512}
+from jax_impl import model, train, xla_cpu
 
 
 def init_ensemble(seeds, hidden: int = 20, dtype=jnp.float32) -> dict[str, jax.Array]:
@@ -139,24 +134,10 @@ def fit_program(params, x, y, lrs, *, optimizer, steps, every):
 
 
 @functools.cache
-def compiler_options() -> dict:
-    """CPU_COMPILER_OPTIONS where the backend is the CPU and this jaxlib knows them, else none.
-
-    Asked on the first fit, not at import: the backend must not start before jax.distributed.initialize.
-    """
-    if jax.default_backend() != "cpu":
-        return {}
-    try:
-        jax.jit(lambda a: a + 1).lower(jnp.zeros(2)).compile(compiler_options=CPU_COMPILER_OPTIONS)
-    except Exception:  # an older or newer jaxlib without these DebugOptions fields: XLA's defaults
-        return {}
-    return dict(CPU_COMPILER_OPTIONS)
-
-
-@functools.cache
 def jitted_fit():
     """fit_ensemble's compiled form: jax.jit with the CPU options; .lower(...) works on it for inspection."""
-    return jax.jit(fit_program, static_argnames=("optimizer", "steps", "every"), compiler_options=compiler_options())
+    return jax.jit(fit_program, static_argnames=("optimizer", "steps", "every"),
+                   compiler_options=xla_cpu.compiler_options())
 
 
 def fit_ensemble(params, x, y, lrs, *, optimizer: str = "adam", steps: int = 201,

@@ -15,7 +15,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jax_impl import ensemble, train
+from jax_impl import ensemble, train, xla_cpu
 
 AXIS = "models"
 
@@ -66,7 +66,7 @@ def sharded_fit(mesh: Mesh, optimizer: str, steps: int, every: int | None):
     mapped = jax.shard_map(per_device, mesh=mesh, in_specs=(by_model, replicated, replicated, by_model),
                            out_specs=train.Trajectory(by_model, by_model, by_model),
                            check_vma=False)  # no collectives inside: nothing for the varying-axis check to guard
-    return jax.jit(mapped, compiler_options=ensemble.compiler_options())
+    return jax.jit(mapped, compiler_options=xla_cpu.compiler_options())
 
 
 def _inputs(params, x, y, lrs, mesh):

@@ -4,6 +4,7 @@ Like the notebook, step t computes the prediction and the loss *before* its upda
 snapshot at t describe the parameters after t updates.
 """
 
+import functools
 from functools import partial
 from typing import NamedTuple
 
@@ -11,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jax_impl import xla_cpu
 from jax_impl.cli import OPTIMIZERS
 from jax_impl.model import forward
 
@@ -59,7 +61,8 @@ def snapshot_steps(steps: int, every: int) -> list[int]:
 # per step, with the hidden layer laid out (N, H) (H = 20 contiguous floats for the vectorised sigmoid). Here: the
 # hidden layer laid out (H, N), the N points contiguous; the gradient in closed form, its sums over the points as
 # matrix-vector products; the parameters packed into one (4, H) array, so the optimizer updates one leaf; snapshots
-# taken between inner scans instead of by a select in every step. 15 kernel calls per step at the notebook's size.
+# taken between inner scans instead of by a select in every step. 15 kernel calls per step at the notebook's size;
+# with xla_cpu.enable_small_loop_kernels (the scripts set it) and SMALL_FIT_UP_TO's options, the whole scan is one.
 # scripts/bench.py measures it against fit_autodiff (the first version); tests/test_bench.py checks it against
 # jax.value_and_grad and fit_autodiff.
 
@@ -128,14 +131,39 @@ def make_packed_step(optimizer: optax.GradientTransformation):
     return step
 
 
-@partial(jax.jit, static_argnames=("optimizer", "steps", "every"))
 def fit(params, x, y, lr, *, optimizer: str = "adam", steps: int = 201, every: int = 20) -> Trajectory:
     """Train for `steps` updates in one compiled program: no host round trip per step.
 
     x, y: (N, 1). `lr` is traced (a sweep over it reuses one compilation). The steps run as chunks of `every`: the
     first step of chunk k gives snapshot k, the other every - 1 run in an inner lax.scan; no (steps, N) buffer is built.
-    Each step is make_packed_step's; fit_autodiff is the same run through make_step.
+    Each step is make_packed_step's; fit_autodiff is the same run through make_step. The program is
+    jitted_fit(params, x)'s: `.lower(...)` on that gives the compilation apart from the run.
     """
+    traced = any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves((params, x, y, lr)))
+    program = _jitted_fit(False) if traced else jitted_fit(params, x)  # inside jit or vmap: no options of its own
+    return program(params, x, y, lr, optimizer=optimizer, steps=steps, every=every)
+
+
+# N * H up to which fit compiles with xla_cpu.CPU_COMPILER_OPTIONS: no YNNPACK fusions, so that with
+# xla_cpu.enable_small_loop_kernels the whole scan becomes one kernel (up to N * H ~ 3,000), and 512-bit vectors, which
+# pay up to here even kernel by kernel. Above, XLA's defaults. Measured, 201 steps, jax 0.10.2, fastest runs: 100 x 20
+# 0.70 ms (one kernel) against 1.2 ms with the defaults; 400 x 20 3.1 (these options, kernel by kernel) against 6.1 ms;
+# 1000 x 20 11-13 against 8-10 ms.
+SMALL_FIT_UP_TO = 2**13
+
+
+def jitted_fit(params, x):
+    """The jitted program fit runs for this size (N = x.shape[0], H = the hidden width)."""
+    return _jitted_fit(x.shape[0] * params["b1"].shape[-1] <= SMALL_FIT_UP_TO)
+
+
+@functools.cache
+def _jitted_fit(small: bool):
+    return jax.jit(_fit, static_argnames=("optimizer", "steps", "every"),
+                   compiler_options=xla_cpu.compiler_options() if small else {})
+
+
+def _fit(params, x, y, lr, *, optimizer: str = "adam", steps: int = 201, every: int = 20) -> Trajectory:
     tx = make_optimizer(optimizer, jnp.asarray(lr, x.dtype))
     packed_step = make_packed_step(tx)
 

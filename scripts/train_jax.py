@@ -59,8 +59,8 @@ def main():
     say(f"Net(\n  (linear1): Linear(in_features=1, out_features={args.hidden}, bias=True)\n  (sigmoid): Sigmoid()\n"
         f"  (linear2): Linear(in_features={args.hidden}, out_features=1, bias=True)\n)")
     start = time.perf_counter()
-    compiled = train.fit.lower(params, x, y, lr, optimizer=args.optimizer, steps=args.steps,
-                               every=args.log_every).compile()
+    compiled = train.jitted_fit(params, x).lower(params, x, y, lr, optimizer=args.optimizer, steps=args.steps,
+                                                 every=args.log_every).compile()
     compile_s = time.perf_counter() - start
     start = time.perf_counter()
     trajectory = jax.block_until_ready(compiled(params, x, y, lr))

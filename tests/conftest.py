@@ -1,5 +1,7 @@
 """Strict JAX for every test (equinox's habit): an (N, 1) - (N,) broadcast to (N, N) raises instead of
-silently training on the wrong loss. Float64 runs go to subprocesses (x64 is global): see run_script."""
+silently training on the wrong loss. Float64 runs go to subprocesses (x64 is global): see run_script.
+The tests run the programs the scripts run: XLA:CPU's small-loop flag is set before the backend starts, as
+cli.setup_jax sets it."""
 
 import os
 import pathlib
@@ -9,6 +11,9 @@ import sys
 import jax
 import pytest
 
+from jax_impl import xla_cpu  # noqa: E402
+
+xla_cpu.enable_small_loop_kernels()
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -123,6 +123,34 @@ def test_fit_diverges_where_autodiff_does():
             assert train.first_nonfinite_step(fit(params, x, y, lr, optimizer="sgd", steps=30).losses) == step
 
 
+def test_fit_is_one_kernel_at_the_notebook_size_only():
+    """With the small-loop flag (conftest sets it, as cli.setup_jax does), fit's whole scan at the notebook's size
+    compiles to one kernel (XLA marks the hoisted loop xla_cpu_small_call); at 1000 x 20 it stays kernel by kernel."""
+    (x, y), params = data.notebook_data(), data.notebook_init_params()
+    small = train.jitted_fit(params, x).lower(params, x, y, 0.2).compile().as_text()
+    assert "xla_cpu_small_call" in small
+    x, y = data.make_data(jax.random.key(0), 1000, 0.2)
+    large = train.jitted_fit(params, x).lower(params, x, y, 0.2).compile().as_text()
+    assert "xla_cpu_small_call" not in large and "while(" in large
+
+
+ENABLE = "from jax_impl import xla_cpu; import os; print(xla_cpu.enable_small_loop_kernels(), os.environ['XLA_FLAGS'])"
+
+
+@pytest.mark.parametrize("before,code,expected", [
+    ("", ENABLE, "True --xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=131072"),
+    ("--xla_force_host_platform_device_count=2", ENABLE, "True --xla_force_host_platform_device_count=2 "
+     "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=131072"),
+    ("--xla_backend_extra_options=a=1", ENABLE, "False --xla_backend_extra_options=a=1"),  # the user's, untouched
+    ("", "import jax; jax.numpy.zeros(1); " + ENABLE, "False "),  # the backend already started: too late
+])
+def test_enable_small_loop_kernels(before, code, expected):
+    env = {k: v for k, v in __import__("os").environ.items() if k != "XLA_FLAGS"} | {"XLA_FLAGS": before}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected.strip()
+
+
 # --- the benchmark's logic --------------------------------------------------------------------------------------------
 
 def test_time_runs_first_call_apart_and_repeats_within_bounds(monkeypatch):

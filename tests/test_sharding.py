@@ -21,7 +21,8 @@ CHILD = """
 import json, sys
 import numpy as np
 import jax
-from jax_impl import data, ensemble, sharding
+from jax_impl import data, ensemble, sharding, xla_cpu
+xla_cpu.enable_small_loop_kernels()  # as this process (conftest) and the scripts do: the same compilation
 x, y = data.notebook_data()
 out = {"devices": jax.device_count()}
 for models in %r:

@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import ROOT
 
-from jax_impl import data, ensemble, model, train
+from jax_impl import data, ensemble, model, train, xla_cpu
 from torch_impl import convert
 from torch_impl import ensemble as torch_ensemble
 from torch_impl import model as torch_model
@@ -128,7 +128,7 @@ def test_blocks_of_models_give_the_one_piece_results(sweep, notebook_xy, monkeyp
     monkeypatch.setattr(ensemble, "BLOCK", 6)  # 32 models: five blocks of 6 and one of 2 + 4 copies of the last
     monkeypatch.setattr(ensemble, "BLOCK_FROM", 6)
     blocked = jax.jit(ensemble.fit_program, static_argnames=("optimizer", "steps", "every"),
-                      compiler_options=ensemble.compiler_options())(ensemble.init_ensemble(seeds), x, y,
+                      compiler_options=xla_cpu.compiler_options())(ensemble.init_ensemble(seeds), x, y,
                                                                     jnp.asarray(lrs), optimizer=optimizer, steps=201,
                                                                     every=20)
     for name, a, b in [("losses", whole.losses, blocked.losses), ("snapshots", whole.snapshots, blocked.snapshots),

@@ -7,6 +7,8 @@ import pytest
 from jax_impl import data, train
 from jax_impl.model import forward, mse_loss
 
+STEPWISE_LOSS_F32 = 1e-5  # fit against fit_stepwise, float32 (measured 1.9e-6, see test_scan_equals_stepwise)
+
 
 @pytest.fixture(scope="module")
 def notebook():
@@ -19,9 +21,10 @@ def test_scan_equals_stepwise(notebook, optimizer, lr):
     params, x, y = notebook
     trajectory = train.fit(params, x, y, lr, optimizer=optimizer, steps=60, every=20)
     stepwise_params, stepwise_losses = train.fit_stepwise(params, x, y, lr, optimizer=optimizer, steps=60)
-    # Measured: identical to the bit on this CPU (the same step function, compiled twice); allow float32 rounding
-    # in case a backend fuses the scan body differently.
-    np.testing.assert_allclose(trajectory.losses, stepwise_losses, rtol=1e-6, atol=0)
+    # The same step function, compiled twice: fit's scan at this size as one kernel (xla_cpu), the jitted step kernel
+    # by kernel, so float32 rounds in another order. Measured: losses 9.6e-7 (Adam) and 1.9e-6 (SGD, whose loss passes
+    # 70 at step 5 and comes back) relative; parameters within 6e-6.
+    np.testing.assert_allclose(trajectory.losses, stepwise_losses, rtol=STEPWISE_LOSS_F32, atol=0)
     for name in params:
         np.testing.assert_allclose(trajectory.params[name], stepwise_params[name], rtol=1e-5, atol=1e-6)
 
@@ -54,12 +57,13 @@ def test_notebook_run_reaches_the_fit(notebook):
 def test_second_call_does_not_recompile(notebook):
     params, x, y = notebook
     train.fit(params, x, y, 0.2, steps=30, every=10).losses.block_until_ready()
-    size = train.fit._cache_size()
+    program = train.jitted_fit(params, x)
+    size = program._cache_size()
     # New values of the learning rate, the data and the weights (same shapes and dtypes): no new compilation.
     other = jax.tree.map(lambda p: p * 0.5, params)
     train.fit(other, x, y + 1.0, 0.05, steps=30, every=10).losses.block_until_ready()
     train.fit(params, x * 0.9, y, 0.3, steps=30, every=10).losses.block_until_ready()
-    assert train.fit._cache_size() == size
+    assert train.jitted_fit(other, x) is program and program._cache_size() == size >= 1
 
 
 def test_sgd_at_lr_100_diverges_at_step_8(notebook):
