@@ -60,16 +60,16 @@ def snapshot_steps(steps: int, every: int) -> list[int]:
 # fusion, dot and copy in the scan body is one kernel call, and autodiff through the four-leaf dict plus optax makes 41
 # per step, with the hidden layer laid out (N, H) (H = 20 contiguous floats for the vectorised sigmoid). Here: the
 # hidden layer laid out (H, N), the N points contiguous; the gradient in closed form, its sums over the points as
-# matrix-vector products; the parameters packed into one (4, H) array, so the optimizer updates one leaf; snapshots
-# taken between inner scans instead of by a select in every step. 15 kernel calls per step at the notebook's size;
-# with xla_cpu.enable_small_loop_kernels (the scripts set it) and SMALL_FIT_UP_TO's options, the whole scan is one.
-# scripts/bench.py measures it against fit_autodiff (the first version); tests/test_bench.py checks it against
-# jax.value_and_grad and fit_autodiff.
+# matrix-vector products; the parameters packed into one (4, H) array, so the optimizer updates one leaf. At small
+# sizes, with xla_cpu.enable_small_loop_kernels (the scripts set it) and SMALL_FIT_UP_TO's options, each scan compiles
+# to one kernel. scripts/bench.py measures it against fit_autodiff (the first version); tests/test_bench.py checks it
+# against jax.value_and_grad and fit_autodiff. bench/speed-work.json has each change, its prediction and its result.
 
-# N * H up to which closed_form_grads stacks its 3H + 2 rows (N floats each) for one matrix-vector product; above,
-# two products over the (H, N) arrays in place. Measured on the 2-core CPU (interleaved runs of fit, jax 0.10.2):
-# stacking is 25% faster at 100 x 20, equal at 1000 x 20, 2.5x slower at 10^5 x 20 and 15% slower at 100 x 256.
-STACK_UP_TO = 2**14
+# N * H up to which closed_form_grads takes its sums over the points as three matrix-vector products (XLA:CPU emits
+# them inline); above, two matrix products over the (H, N) arrays (a library call, each array read once). Measured on
+# the 2-core CPU (interleaved runs of fit, jax 0.10.2): the products are 5-10 % faster at 10^4 x 20, the three
+# matrix-vector products 10 % faster at 10^3 x 20 and 100 x 256 and 15 % at 100 x 20 (one kernel).
+MATVEC_UP_TO = 2**15
 
 
 def pack(params) -> jax.Array:
@@ -89,10 +89,12 @@ def closed_form_grads(packed, x, y):
 
         s = sigmoid(w1 x + b1)       prediction = w2 . s + b2       r = prediction - y       g = 2 r / N
         dw2 = sum_n g s              db2 = sum_n g
-        db1 = w2 sum_n g s (1 - s)   dw1 = w2 sum_n g s (1 - s) x
+        db1 = w2 sum_n g s (1 - s)   dw1 = w2 sum_n g x s (1 - s)   loss = sum_n (r N / 2) g / N
 
     The sigmoid as the notebook's validation cell writes it, 1 / (1 + exp(-h)) (XLA:CPU compiles jax.nn.sigmoid to
-    the same kernel). Equal to jax.value_and_grad(loss_and_prediction) to float32 rounding (tests/test_bench.py).
+    the same kernel). The loss is sum(r^2) / N written against g, so that it overflows where r^2 does (a diverging run
+    turns non-finite at the same step as jnp.mean(r**2)). Equal to jax.value_and_grad(loss_and_prediction) to float32
+    rounding (tests/test_bench.py).
     """
     n, hidden = x.shape[0], packed.shape[1]
     xt, w2 = x.T, packed[2][:, None]  # (1, N), (H, 1)
@@ -101,18 +103,13 @@ def closed_form_grads(packed, x, y):
     r = prediction - y.T
     g = r * (2.0 / n)  # (1, N)
     ds = s * (1 - s)  # (H, N), the sigmoid's derivative
-    if n * hidden <= STACK_UP_TO:
-        # All 3H + 2 sums over the points as one matrix-vector product, which XLA:CPU emits inline (one kernel, no
-        # library call): rows s(1 - s), s(1 - s) x, s, 1 and r N / 2 against g. The last gives sum_n r^2, which
-        # overflows where r^2 does (a diverging run turns non-finite at the same step as jnp.mean(r**2)).
-        sums = (jnp.concatenate([ds, ds * xt, s, jnp.ones_like(xt), r * (n / 2)]) @ g.T)[:, 0]  # (3H + 2,)
-        dw1, db1, dw2 = sums[hidden:2 * hidden], sums[:hidden], sums[2 * hidden:3 * hidden]
-        db2, loss = sums[3 * hidden], sums[3 * hidden + 1] / n
+    if n * hidden <= MATVEC_UP_TO:
+        g_n, gx_n = g[0], (g * xt)[0]  # (N,)
+        db1, dw1, dw2 = ds @ g_n, ds @ gx_n, s @ g_n  # (H,) each
     else:
-        # Too big to stack in cache: read each (H, N) array once, in two matrix products.
         ds_sums = ds @ jnp.concatenate([g, g * xt]).T  # (H, 2)
-        dw1, db1, dw2 = ds_sums[:, 1], ds_sums[:, 0], (s @ g.T)[:, 0]
-        db2, loss = jnp.sum(g), jnp.sum(r * r) / n
+        db1, dw1, dw2 = ds_sums[:, 0], ds_sums[:, 1], (s @ g.T)[:, 0]
+    db2, loss = jnp.sum(g), jnp.sum(r * (n / 2) * g) / n
     grads = jnp.stack([dw1 * packed[2], db1 * packed[2], dw2, jnp.zeros(hidden, x.dtype).at[0].set(db2)])
     return loss, prediction.T, grads
 
@@ -134,8 +131,10 @@ def make_packed_step(optimizer: optax.GradientTransformation):
 def fit(params, x, y, lr, *, optimizer: str = "adam", steps: int = 201, every: int = 20) -> Trajectory:
     """Train for `steps` updates in one compiled program: no host round trip per step.
 
-    x, y: (N, 1). `lr` is traced (a sweep over it reuses one compilation). The steps run as chunks of `every`: the
-    first step of chunk k gives snapshot k, the other every - 1 run in an inner lax.scan; no (steps, N) buffer is built.
+    x, y: (N, 1). `lr` is traced (a sweep over it reuses one compilation). The steps run as chunks of `every`, each
+    an inner lax.scan whose first prediction is the chunk's snapshot: an (every, N) buffer per chunk, never (steps, N).
+    (At the notebook's size this nesting, unlike a first step outside the inner scan, keeps each loop under XLA's
+    small-loop threshold: both compile to one kernel.)
     Each step is make_packed_step's; fit_autodiff is the same run through make_step. The program is
     jitted_fit(params, x)'s: `.lower(...)` on that gives the compilation apart from the run.
     """
@@ -167,18 +166,14 @@ def _fit(params, x, y, lr, *, optimizer: str = "adam", steps: int = 201, every: 
     tx = make_optimizer(optimizer, jnp.asarray(lr, x.dtype))
     packed_step = make_packed_step(tx)
 
-    def step(carry):
+    def step(carry, _):
         packed, opt_state, loss, prediction = packed_step(*carry, x, y)
-        return (packed, opt_state), loss, prediction
-
-    def inner(carry, _):
-        carry, loss, _ = step(carry)
-        return carry, loss
+        return (packed, opt_state), (loss, prediction)
 
     def chunk(carry, length: int):
-        carry, first_loss, snapshot = step(carry)
-        carry, losses = jax.lax.scan(inner, carry, None, length=length - 1)
-        return carry, (jnp.concatenate([first_loss[None], losses]), snapshot)
+        """`length` steps: their losses (length,) and the prediction before the first, the chunk's snapshot."""
+        carry, (losses, predictions) = jax.lax.scan(step, carry, None, length=length)  # predictions (length, N, 1)
+        return carry, (losses, predictions[0])
 
     full, rest = divmod(steps, every)
     packed = pack(params)

@@ -21,14 +21,15 @@ from torch_impl import train as torch_train
 SEEDS = list(range(8))
 LRS = [0.01, 0.05, 0.2, 30.0]  # around the notebook's 0.2, and one where SGD overflows (NUMERICS.md: lr 10, step 14)
 COMPARED = 0.2  # values are compared up to this rate; above it Adam is chaotic and only divergence is compared
-# fit_ensemble against train.fit, float32, seeds 0-7 x lr 0.01, 0.05, 0.2 x adam/sgd, measured: loss curves <= 2.0e-6
-# relative, final parameters <= 1.4e-5 relative to max(1, |p|) (Adam, seed 7, lr 0.2), snapshots <= 6e-7 absolute.
-# The hand-written gradient forms the products autodiff forms; only the order of the sums over points and hidden
-# units differs, and 201 Adam steps carry that rounding forward. (At lr 0.5 the parameters drift to 3.5e-5.)
+# fit_ensemble against train.fit, float32, seeds 0-7 x lr 0.01, 0.05, 0.2 x adam/sgd, measured: loss curves <= 2.3e-6
+# relative, final parameters <= 7.0e-5 relative to max(1, |p|) (Adam, lr 0.2), snapshots <= 6.6e-7 absolute.
+# The hand-written gradients form the products autodiff forms; only the order of the sums over points and hidden
+# units differs, and 201 Adam steps carry that rounding forward: the three float32 programs differ pairwise by as much
+# (final parameters, Adam: ensemble - fit 7.0e-5, ensemble - fit_autodiff 7.7e-5, fit - fit_autodiff 7.8e-5).
 LOSS_RTOL = 1e-5
 # The same in float64 (sweep.py --x64 against train_jax.py --x64, seed 5, lr 0.2 and seed 7, lr 0.05): <= 1.5e-15.
 X64_LOSS_RTOL = 1e-12
-PARAM_RTOL = 5e-5
+PARAM_RTOL = 2e-4
 SNAPSHOT_ATOL = 5e-6
 # The torch twin against E separate torch runs (float32, lr 0.01-0.2, 30, 60 or 201 steps), measured: losses <= 4.4e-6
 # relative and parameters <= 1.5e-5 relative to max(1, |p|) with Adam, 4e-7 and 2.4e-7 with SGD: the batched
