@@ -1,13 +1,14 @@
 """What the port asks of XLA:CPU (jaxlib 0.10.2) for its small programs: per-program options, and one process flag.
 
 XLA:CPU runs a compiled program as a sequence of kernels ("thunks"), one per fusion, dot or copy, dispatched one by
-one, each costing of the order of 0.1 us. The notebook's step is 15 of them on 2,000-float arrays: the dispatch is a
-third of the step. XLA has a pass that compiles a whole while loop into one kernel instead, when the loop accesses
-fewer bytes than `xla_cpu_small_while_loop_byte_threshold` (1 kB by default, so no training loop qualifies). It is a
-backend option, settable only through the XLA_FLAGS environment variable, read when the backend starts:
-`enable_small_loop_kernels` sets it to SMALL_LOOP_BYTES. A hoisted loop runs on one core, so it only pays for small
-loops: fit's scan at the notebook's size accesses under 100 kB per step; at N * H = 20,000 (1,000 points) over 512 kB,
-where the two cores of the kernel-by-kernel runtime are faster (measured: 1000 x 20 hoisted 25 ms, not hoisted 10 ms).
+one, each costing 0.1-0.3 us (measured: a scan whose body is k small dots and adds). The notebook's step was 15 of
+them on 2,000-float arrays, ~6.7 us in all: the dispatch a quarter of the step or more. XLA has a pass that compiles a
+whole while loop into one kernel instead, when the loop accesses fewer bytes than
+`xla_cpu_small_while_loop_byte_threshold` (1 kB by default, so no training loop qualifies). It is a backend option,
+settable only through the XLA_FLAGS environment variable, read when the backend starts: `enable_small_loop_kernels`
+sets it to SMALL_LOOP_BYTES. A hoisted loop runs on one core, so it only pays for small loops: fit's scan at the
+notebook's size accesses under 100 kB per step; at N * H = 20,000 (1,000 points) over 512 kB, where the two cores of
+the kernel-by-kernel runtime are faster (measured: 1000 x 20 hoisted 25 ms, not hoisted 10 ms).
 """
 
 import functools
