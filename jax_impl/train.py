@@ -11,6 +11,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from jax._src import core as jax_core
 
 from jax_impl import xla_cpu
 from jax_impl.cli import OPTIMIZERS
@@ -67,8 +68,8 @@ def snapshot_steps(steps: int, every: int) -> list[int]:
 
 # N * H up to which closed_form_grads takes its sums over the points as three matrix-vector products (XLA:CPU emits
 # them inline); above, two matrix products over the (H, N) arrays (a library call, each array read once). Measured on
-# the 2-core CPU (interleaved runs of fit, jax 0.10.2): the products are 5-10 % faster at 10^4 x 20, the three
-# matrix-vector products 10 % faster at 10^3 x 20 and 100 x 256 and 15 % at 100 x 20 (one kernel).
+# the 2-core CPU (interleaved runs of fit, jax 0.10.2; bench/speed-work.json, v5): the three matrix-vector products
+# 11-16 % faster at 10^3 x 20 and 5-7 % at 100 x 256; the products 1-4 % faster at 10^4 x 20 (within noise).
 MATVEC_UP_TO = 2**15
 
 
@@ -138,16 +139,19 @@ def fit(params, x, y, lr, *, optimizer: str = "adam", steps: int = 201, every: i
     Each step is make_packed_step's; fit_autodiff is the same run through make_step. The program is
     jitted_fit(params, x)'s: `.lower(...)` on that gives the compilation apart from the run.
     """
-    traced = any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves((params, x, y, lr)))
-    program = _jitted_fit(False) if traced else jitted_fit(params, x)  # inside jit or vmap: no options of its own
+    # Inside jit, vmap or grad the program is part of the caller's and takes no compiler options of its own (jax
+    # refuses them on a nested jit). jax 0.10.2 has no public "am I being traced?"; core.trace_state_clean is it.
+    top_level = jax_core.trace_state_clean()
+    program = jitted_fit(params, x) if top_level else _jitted_fit(False)
     return program(params, x, y, lr, optimizer=optimizer, steps=steps, every=every)
 
 
 # N * H up to which fit compiles with xla_cpu.CPU_COMPILER_OPTIONS: no YNNPACK fusions, so that with
-# xla_cpu.enable_small_loop_kernels the whole scan becomes one kernel (up to N * H ~ 3,000), and 512-bit vectors, which
-# pay up to here even kernel by kernel. Above, XLA's defaults. Measured, 201 steps, jax 0.10.2, fastest runs: 100 x 20
-# 0.70 ms (one kernel) against 1.2 ms with the defaults; 400 x 20 3.1 (these options, kernel by kernel) against 6.1 ms;
-# 1000 x 20 11-13 against 8-10 ms.
+# xla_cpu.enable_small_loop_kernels the whole scan becomes one kernel (float32 up to N * H ~ 3,000; float64 at the
+# notebook's size is over the threshold), and 512-bit vectors, which pay up to here even kernel by kernel. Above, XLA's
+# defaults. Measured, 201 steps, jax 0.10.2, fastest of 5-300 runs (bench/speed-work.json, v4 "sizes"): 100 x 20
+# 0.76 ms (one kernel) against 1.20 ms with the defaults; 400 x 20 3.07 (these options, kernel by kernel) against
+# 6.08 ms; 1000 x 20 10.8-12.7 against 7.5-10.0 ms.
 SMALL_FIT_UP_TO = 2**13
 
 

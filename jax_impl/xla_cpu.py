@@ -1,7 +1,7 @@
 """What the port asks of XLA:CPU (jaxlib 0.10.2) for its small programs: per-program options, and one process flag.
 
 XLA:CPU runs a compiled program as a sequence of kernels ("thunks"), one per fusion, dot or copy, dispatched one by
-one, each costing 0.1-0.3 us (measured: a scan whose body is k small dots and adds). The notebook's step was 15 of
+one, each costing 0.1-0.3 us (measured: a scan whose body is k small dots and adds). The notebook's step was 15-16 of
 them on 2,000-float arrays, ~6.7 us in all: the dispatch a quarter of the step or more. XLA has a pass that compiles a
 whole while loop into one kernel instead, when the loop accesses fewer bytes than
 `xla_cpu_small_while_loop_byte_threshold` (1 kB by default, so no training loop qualifies). It is a backend option,
@@ -18,8 +18,8 @@ import os
 # for train.fit's small ones. Measured on the 2-core AVX-512 CPU, 201 steps: without YNNPACK fusions ensemble's
 # E = 1024 ran 1.9 s instead of 20 s, E = 256 0.31 s instead of 0.40 s; 512-bit vectors then took one core's CPU time
 # at E = 256 from 375 to 303 ms. YNNPACK fusions are also what keeps a loop from becoming one kernel (the pass skips
-# loops with custom fusions in them), and 512-bit vectors run the sigmoid at 1.1e9 a second instead of 0.4-1.0e9
-# (256-bit; that rate is noisy here).
+# loops with custom fusions in them), and 512-bit vectors run the sigmoid at 1.47e9 a second instead of 0.90e9 (the
+# floor's sigmoid kernel, fastest of 300 interleaved calls in one process; bench/speed-work.json, v4).
 CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "", "xla_cpu_prefer_vector_width": 512}
 
 # Loops accessing fewer bytes (by XLA's cost analysis, one iteration) become one kernel. 2^17: fit's scan up to about
@@ -29,21 +29,27 @@ CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "", "xla_cpu_pre
 # N * H = 8,000, and ensemble's two- and three-model programs with it.
 SMALL_LOOP_BYTES = 2**17
 SMALL_LOOP_OPTION = "xla_cpu_small_while_loop_byte_threshold"
+EXTRA_OPTIONS = "--xla_backend_extra_options="
 
 
 def enable_small_loop_kernels() -> bool:
-    """Ask XLA:CPU to compile loops under SMALL_LOOP_BYTES into one kernel. Call before JAX's backend starts (before the
-    first array or compilation; importing jax is fine). Returns whether the flag will take effect: False once the
-    backend is running, or where XLA_FLAGS already sets backend extra options (the user's own are left as they are).
+    """Ask XLA:CPU to compile loops under SMALL_LOOP_BYTES into one kernel, for every JAX program of this process. Call
+    before JAX's backend starts (before the first array or compilation; importing jax is fine). Backend options the
+    user already set in XLA_FLAGS are kept (this one is added to their comma-separated list; a threshold of their own
+    wins). Returns whether the flag will take effect: False once the backend is running.
     """
     from jax._src import xla_bridge  # no public "has the backend started" in jax 0.10.2
 
-    flags = os.environ.get("XLA_FLAGS", "")
     if xla_bridge.backends_are_initialized():
         return False
-    if "xla_backend_extra_options" in flags:
-        return SMALL_LOOP_OPTION in flags
-    os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_extra_options={SMALL_LOOP_OPTION}={SMALL_LOOP_BYTES}".strip()
+    flags = os.environ.get("XLA_FLAGS", "").split()
+    ours = f"{SMALL_LOOP_OPTION}={SMALL_LOOP_BYTES}"
+    extra = [i for i, flag in enumerate(flags) if flag.startswith(EXTRA_OPTIONS)]
+    if not extra:
+        flags.append(EXTRA_OPTIONS + ours)
+    elif not any(SMALL_LOOP_OPTION in flags[i] for i in extra):
+        flags[extra[-1]] += "," + ours
+    os.environ["XLA_FLAGS"] = " ".join(flags)
     return True
 
 

@@ -385,9 +385,8 @@ def fma_pass(_, v):
 def floor_kernels(device) -> dict:
     """The floor's two kernels, each as {option set: jitted (passes) -> vector}, on a cache-resident vector of 4096
     floats: fma_pass's multiply-add chains, and the sigmoid 1 / (1 + exp(-a)) (the transcendental, as the port
-    computes it). Each
-    compiled with XLA's default options and with the port's (xla_cpu.compiler_options: 512-bit vectors run the
-    sigmoid faster here): the floor takes the faster.
+    computes it). Each compiled with XLA's default options and with the port's (xla_cpu.compiler_options: 512-bit
+    vectors run the sigmoid faster here): the floor takes the faster.
     """
     import jax
     import jax.numpy as jnp
@@ -695,7 +694,7 @@ def run_sizes(records, args, device_obj, base):
                     args=args)
         if args.device == "cpu" and (wanted is None or any(w in "jax arithmetic floor" for w in wanted)):
             paired = None
-            if (points, hidden) in (NOTEBOOK, args.sizes[0]) and find(records, "jax", "scan (fused)", points, hidden):
+            if ((points, hidden) == NOTEBOOK or args.tiny) and find(records, "jax", "scan (fused)", points, hidden):
                 paired = paired_floor_ratio(jax_fused(x, y, params, args.steps), points, hidden, args.steps,
                                             device_obj, rounds=args.paired_rounds)
                 print(f"bench: fused / floor, {args.paired_rounds} paired rounds: median "

@@ -135,6 +135,14 @@ def test_fit_is_one_kernel_at_the_notebook_size_only():
     assert "xla_cpu_small_call" not in large and "while(" in large
 
 
+def test_fit_inside_an_outer_jit_with_concrete_arguments():
+    """fit called inside a caller's jit (its arguments closed over, so not tracers) runs as part of that program: no
+    compiler options of its own, which jax refuses on a nested jit. Same run as at top level, to float32 rounding."""
+    (x, y), params = data.notebook_data(), data.notebook_init_params()
+    inside = jax.jit(lambda: train.fit(params, x, y, 0.2, steps=40).losses)()
+    np.testing.assert_allclose(inside, train.fit(params, x, y, 0.2, steps=40).losses, rtol=FIT_LOSS_F32)
+
+
 ENABLE = "from jax_impl import xla_cpu; import os; print(xla_cpu.enable_small_loop_kernels(), os.environ['XLA_FLAGS'])"
 
 
@@ -142,7 +150,10 @@ ENABLE = "from jax_impl import xla_cpu; import os; print(xla_cpu.enable_small_lo
     ("", ENABLE, "True --xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=131072"),
     ("--xla_force_host_platform_device_count=2", ENABLE, "True --xla_force_host_platform_device_count=2 "
      "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=131072"),
-    ("--xla_backend_extra_options=a=1", ENABLE, "False --xla_backend_extra_options=a=1"),  # the user's, untouched
+    ("--xla_backend_extra_options=a=1", ENABLE,  # the user's backend options kept, ours added to their list
+     "True --xla_backend_extra_options=a=1,xla_cpu_small_while_loop_byte_threshold=131072"),
+    ("--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=7", ENABLE,  # the user's threshold wins
+     "True --xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=7"),
     ("", "import jax; jax.numpy.zeros(1); " + ENABLE, "False "),  # the backend already started: too late
 ])
 def test_enable_small_loop_kernels(before, code, expected):
