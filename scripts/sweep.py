@@ -106,7 +106,7 @@ def parse_args(argv=None):
     p.add_argument("--process-id", type=cli.non_negative_int, default=0, help="this process's index")
     p.add_argument("--coordinator", default=None, help="HOST:PORT of process 0 (with --num-processes > 1)")
     p.add_argument("--timeout", type=cli.positive_int, default=60,
-                   help="seconds to wait for the other processes (then JAX aborts this one, exit 134)")
+                   help="seconds to wait for the other processes (then one line naming who is missing, exit 2)")
     args = p.parse_args(argv)
     if args.num_processes > 1 and args.coordinator is None:
         p.error("--num-processes above 1 needs --coordinator HOST:PORT")
@@ -334,7 +334,7 @@ def main():
 
             try:
                 sharding.initialize_processes(args.coordinator, args.num_processes, args.process_id, args.timeout)
-            except Exception as e:  # unreachable coordinator, a missing peer: jax raises after --timeout seconds
+            except Exception as e:  # a missing peer (sharding.rendezvous), a port in use, an unreachable host
                 raise InputError(f"could not join {args.num_processes} processes at {args.coordinator} within "
                                  f"{args.timeout} s: {str(e).strip().splitlines()[0][:300]}") from None
         results = train(args, points)

@@ -61,3 +61,14 @@ def test_two_processes_share_one_sweep(tmp_path):
     assert alone["processes"] == 1 and alone["devices"] == 1
     assert combined["models"] == alone["models"]  # every seed, lr, final loss, divergence step and curve
     assert sum(r["diverged_at"] is not None for r in combined["models"]) == 2  # SGD at lr 30: marked, kept
+
+
+@pytest.mark.parametrize("process_id,why", [(0, "process 1 did not come"), (1, "process 0 never answered")])
+def test_a_process_alone_says_who_is_missing_in_one_line(tmp_path, process_id, why):
+    """Without the rendezvous, jax's coordination service aborted such a process from C++ (exit 134, a stack trace)."""
+    coordinator = f"127.0.0.1:{free_port()}"
+    done = run_script("sweep.py", *SWEEP, "--out", tmp_path, "--num-processes", "2", "--process-id", process_id,
+                      "--coordinator", coordinator, "--timeout", "3", timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"sweep.py: error: could not join 2 processes at {coordinator} within 3 s: {why}")
+    assert not (tmp_path / "sweep.json").exists()
