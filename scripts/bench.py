@@ -36,7 +36,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from functools import partial
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -382,79 +381,58 @@ def fma_pass(_, v):
     return sum(chains[1:], chains[0]) * 0.125
 
 
-def floor_kernels(device) -> dict:
-    """The floor's two kernels, each as {option set: jitted (passes) -> vector}, on a cache-resident vector of 4096
-    floats: fma_pass's multiply-add chains, and the sigmoid 1 / (1 + exp(-a)) (the transcendental, as the port
-    computes it). Each compiled with XLA's default options and with the port's (xla_cpu.compiler_options: 512-bit
-    vectors run the sigmoid faster here): the floor takes the faster.
-    """
+def floor_programs(device) -> list:
+    """The floor's arithmetic as one jitted program per option set (XLA's defaults, and the port's
+    xla_cpu.compiler_options: 512-bit vectors run the sigmoid faster here; the floor takes the faster): called as
+    run(sigmoid_passes, fma_passes), it runs that many passes of the sigmoid 1 / (1 + exp(-a)) (the transcendental, as
+    the port computes it), then of fma_pass, over a cache-resident vector of 4096 floats. Each is compiled and warm."""
     import jax
     import jax.numpy as jnp
 
     from jax_impl import xla_cpu
 
-    def sigmoid(_, v):
-        return 1 / (1 + jnp.exp(-v))
+    def floor_program(v, sigmoid_passes, fma_passes):
+        v = jax.lax.fori_loop(0, sigmoid_passes, lambda _, a: 1 / (1 + jnp.exp(-a)), v)
+        return jax.lax.fori_loop(0, fma_passes, fma_pass, v)
 
     vector = jax.device_put(jnp.linspace(-1.0, 1.0, 4096, dtype=jnp.float32), device)
-    kernels = {}
-    for name, body in (("fma", fma_pass), ("sigmoid", sigmoid)):
-        kernels[name] = {}
-        for option_set, options in (("default", {}), ("port", xla_cpu.compiler_options())):
-            loops = jax.jit(lambda v, n, body=body: jax.lax.fori_loop(0, n, body, v), compiler_options=options)
-            jax.block_until_ready(loops(vector, 10))
-            kernels[name][option_set] = partial(loops, vector)
-    return kernels
+    programs = []
+    for options in ({}, xla_cpu.compiler_options()):
+        program = jax.jit(floor_program, compiler_options=options)
+        jax.block_until_ready(program(vector, 10, 10))
+        programs.append(lambda sigmoid_passes, fma_passes, program=program: jax.block_until_ready(
+            program(vector, sigmoid_passes, fma_passes)))
+    return programs
 
 
 def measure_rates(device, seconds: float = 0.2) -> dict:
-    """This core's rates for the floor (FLOPs and sigmoids a second), from floor_kernels: the fastest of five timings
-    of each kernel and option set: the floor is what the core can do."""
-    import jax
-
+    """This core's rates for the floor (FLOPs and sigmoids a second), from floor_programs running one kind of pass at
+    a time: the fastest of five timings of each kind and option set: the floor is what the core can do."""
     rates = {"flop_rate": 0.0, "sigmoid_rate": 0.0}
-    kernels = floor_kernels(device)
-    for name, rate, ops in (("fma", "flop_rate", FMA_OPS), ("sigmoid", "sigmoid_rate", 1)):
-        for loops in kernels[name].values():
+    for run in floor_programs(device):
+        for rate, ops, passes in (("flop_rate", FMA_OPS, lambda n: (0, n)), ("sigmoid_rate", 1, lambda n: (n, 0))):
             n = 100
-            while True:  # grow n until one call takes `seconds` / 5
-                start = time.perf_counter()
-                jax.block_until_ready(loops(n))
-                if time.perf_counter() - start > seconds / 5:
-                    break
+            while _timed(lambda: run(*passes(n))) <= seconds / 5:  # grow n until one call takes `seconds` / 5
                 n *= 4
-            best = min(_timed(lambda: jax.block_until_ready(loops(n))) for _ in range(5))
+            best = min(_timed(lambda: run(*passes(n))) for _ in range(5))
             rates[rate] = max(rates[rate], ops * 4096 * n / best)
     return rates
 
 
 def paired_floor_ratio(run_fused, points, hidden, steps, device, rounds: int) -> dict:
-    """The fused run against one call of a floor program doing the run's arithmetic (its sigmoids, then its other
-    FLOPs, as passes of floor_kernels' two loops over 4096 floats; with each option set, the faster counted),
-    alternated `rounds` times; each round gives the ratio of the two times. This VM's speed drifts by up to 1.5x within
-    a minute (a fixed numpy loop timed 34-65 ms), so the median of a run's repeats over a best-of-five floor mixes
-    moments; a ratio of times taken side by side does not."""
-    import jax
-    import jax.numpy as jnp
-
-    from jax_impl import xla_cpu
-
+    """The fused run against one call of floor_programs doing the run's arithmetic (its sigmoids, then its other
+    FLOPs, in passes over 4096 floats; of the two option sets, the faster counted), alternated `rounds` times; each
+    round gives the ratio of the two times. This VM's speed drifts by up to 1.5x within a minute (a fixed numpy loop
+    timed 34-65 ms), so the median of a run's repeats over a best-of-five floor mixes moments; a ratio of times taken
+    side by side does not."""
     sigmoid_passes = max(1, round(points * hidden * steps / 4096))
     fma_passes = max(1, round(flops_per_step(points, hidden) * steps / (FMA_OPS * 4096)))
-    vector = jax.device_put(jnp.linspace(-1.0, 1.0, 4096, dtype=jnp.float32), device)
-
-    def floor_program(v):
-        v = jax.lax.fori_loop(0, sigmoid_passes, lambda _, a: 1 / (1 + jnp.exp(-a)), v)
-        return jax.lax.fori_loop(0, fma_passes, fma_pass, v)
-
-    programs = [jax.jit(floor_program, compiler_options=options) for options in ({}, xla_cpu.compiler_options())]
-    for program in programs:
-        jax.block_until_ready(program(vector))
+    programs = floor_programs(device)
     run_fused()
     ratios = []
     for _ in range(rounds):
         fused = _timed(run_fused)
-        floor = min(_timed(lambda p=p: jax.block_until_ready(p(vector))) for p in programs)
+        floor = min(_timed(lambda run=run: run(sigmoid_passes, fma_passes)) for run in programs)
         ratios.append(fused / floor)
     quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
     return {"paired_ratio_median": statistics.median(ratios), "paired_ratio_p25": quartiles[0],
