@@ -3,6 +3,7 @@ silently training on the wrong loss. Float64 runs go to subprocesses (x64 is glo
 The tests run the programs the scripts run: XLA:CPU's small-loop flag is set before the backend starts, as
 cli.setup_jax sets it."""
 
+import importlib.util
 import os
 import pathlib
 import subprocess
@@ -29,6 +30,26 @@ def run_script(name: str, *args, env=None, timeout=300) -> subprocess.CompletedP
 @pytest.fixture
 def script():
     return run_script
+
+
+def import_script(name: str):
+    """scripts/NAME.py as a module in this process: its functions, and main() for run_main."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_main(module, monkeypatch, capsys, *args) -> tuple[int, str]:
+    """A script's main() in this process, as `python scripts/NAME.py ARGS` would run it (no subprocess: no seconds of
+    imports; float32 only, x64 being global to a process): (exit code, stdout)."""
+    monkeypatch.setattr(sys, "argv", [pathlib.Path(module.__file__).name, *map(str, args)])
+    try:
+        module.main()
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().out
 
 
 def read_image(path) -> dict:

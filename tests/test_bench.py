@@ -10,12 +10,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ROOT, read_image
+from conftest import ROOT, import_script, read_image
 
 from jax_impl import data, model, train
 
-sys.path.insert(0, str(ROOT / "scripts"))
-import bench  # noqa: E402
+bench = import_script("bench")
 
 # closed_form_grads against autodiff, float32, each tensor's largest difference over its largest entry. Measured over
 # seeds 0-4: 2.1e-6 at 100 x 20, 4.8e-6 at 1000 x 20, 2.7e-6 at 100 x 256, 5.2e-6 at 2000 x 20, 1.6e-5 at 10^4 x 20

@@ -1,9 +1,7 @@
 """JAX against torch along whole trajectories (float32 here, float64 in its own process), scripts/compare.py end to
 end, and the experiment that attributes the float32 gap to optax's float32 bias corrections."""
 
-import importlib.util
 import json
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import jax
@@ -11,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import ROOT, read_image, run_script
+from conftest import import_script, read_image, run_main, run_script
 
 from jax_impl import data, model
 from jax_impl.adam_torch import accurate_bias_correction, adam_torch_formula
@@ -51,10 +49,7 @@ def float64_script():
 @pytest.fixture(scope="module")
 def compare_script():
     """scripts/compare.py as a module, for its argument parsing and its main() in this (float32) process."""
-    spec = importlib.util.spec_from_file_location("compare_script", ROOT / "scripts" / "compare.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_script("compare")
 
 
 # ---- in process, float32: the library functions ----------------------------------------------------------------
@@ -168,19 +163,8 @@ def test_adam_torch_formula_is_a_drop_in(notebook, float32_gap):
 
 # ---- the script, in fresh processes -----------------------------------------------------------------------------
 
-def run_main(module, monkeypatch, capsys, *args) -> tuple[int, str]:
-    """The script's main() in this process, as `python scripts/compare.py ARGS` would run it: (exit code, stdout)."""
-    monkeypatch.setattr(sys, "argv", ["compare.py", "--no-cache", *map(str, args)])
-    try:
-        module.main()
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    return code, capsys.readouterr().out
-
-
 def test_script_float32(compare_script, tmp_path, monkeypatch, capsys):
-    code, out = run_main(compare_script, monkeypatch, capsys, "--json", "--out", tmp_path)
+    code, out = run_main(compare_script, monkeypatch, capsys, "--no-cache", "--json", "--out", tmp_path)
     assert code == 0
     report = json.loads(out)
     assert {"dtype", "steps", "max_rel_loss_diff", "max_abs_param_diff", "max_rel_grad_diff", "ok", "tolerances",
@@ -197,7 +181,7 @@ def test_script_float32(compare_script, tmp_path, monkeypatch, capsys):
 
 
 def test_script_text_report(compare_script, monkeypatch, capsys):
-    code, out = run_main(compare_script, monkeypatch, capsys, "--no-plots")
+    code, out = run_main(compare_script, monkeypatch, capsys, "--no-cache", "--no-plots")
     assert code == 0
     assert "losses: max relative difference" in out and "final parameters" in out and out.rstrip().endswith("agree")
 
@@ -218,7 +202,7 @@ def test_script_attribution_table(compare_script, float32_gap, notebook):
 def test_script_mismatch_exits_1(compare_script, monkeypatch, capsys):
     """Tolerances tighter than float32 can meet: the same run must then be reported as a disagreement."""
     monkeypatch.setitem(C.TOLERANCES, "float32", C.Tolerance(rel_loss=1e-9, abs_param=1e-9, rel_grad=1e-9))
-    code, out = run_main(compare_script, monkeypatch, capsys, "--json", "--no-plots")
+    code, out = run_main(compare_script, monkeypatch, capsys, "--no-cache", "--json", "--no-plots")
     assert code == 1 and json.loads(out)["ok"] is False
 
 
@@ -233,8 +217,8 @@ def test_script_float64_in_its_own_process(float64_script):
 
 
 def test_script_divergence_exits_3_without_a_plot(compare_script, tmp_path, monkeypatch, capsys):
-    code, out = run_main(compare_script, monkeypatch, capsys, "--optimizer", "sgd", "--lr", "100", "--json",
-                         "--out", tmp_path)
+    code, out = run_main(compare_script, monkeypatch, capsys, "--no-cache", "--optimizer", "sgd", "--lr", "100",
+                         "--json", "--out", tmp_path)
     assert code == 3
     report = json.loads(out)
     assert report["diverged"] == {"jax": 8, "torch": 8} and report["compared_steps"] == 8

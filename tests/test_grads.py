@@ -2,20 +2,18 @@
 the notebook's printed gradient table, and scripts/validate_grads.py end to end with its bad inputs."""
 
 import json
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import import_script, run_main
 from jax.test_util import check_grads
 
 from jax_impl import data, grads, model
 from jax_impl.params_io import PARAM_NAMES, load_params
 
-sys.path.insert(0, str(ROOT / "scripts"))
-import validate_grads  # noqa: E402
+validate_grads = import_script("validate_grads")
 
 F32 = validate_grads.TOLERANCES["float32"]
 F64 = validate_grads.TOLERANCES["float64"]
@@ -180,20 +178,8 @@ def test_the_table_reference_is_the_notebooks():
 
 # ---- scripts/validate_grads.py end to end --------------------------------------------------------------------------
 
-def run_main_here(monkeypatch, capsys, *flags) -> tuple[int, str]:
-    """validate_grads.main() in this float32 process (a subprocess costs ~5 s of imports); returns (exit code, stdout).
-    The float64 run and the bad inputs below go through real subprocesses."""
-    monkeypatch.setattr(sys, "argv", ["validate_grads.py", *map(str, flags)])
-    try:
-        validate_grads.main()
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    return code, capsys.readouterr().out
-
-
 def test_script_prints_the_table_and_the_notebook_style_grads(monkeypatch, capsys):
-    code, out = run_main_here(monkeypatch, capsys, "--params", NOTEBOOK_PARAMS, "--print-grads")
+    code, out = run_main(validate_grads, monkeypatch, capsys, "--params", NOTEBOOK_PARAMS, "--print-grads")
     assert code == 0
     assert "W2.grad [jax]:tensor([[-245.7227]," in out and "[-287.9650]])" in out
     assert "b2.grad [torch]:tensor([-406.8893])" in out
@@ -239,7 +225,7 @@ def test_script_exits_1_when_a_method_breaks_down(tmp_path, monkeypatch, capsys)
     params = load_params(NOTEBOOK_PARAMS)
     params["w2"] = np.full((20, 1), 1e12, np.float32)
     np.savez(tmp_path / "huge.npz", **params)
-    code, out = run_main_here(monkeypatch, capsys, "--params", tmp_path / "huge.npz")
+    code, out = run_main(validate_grads, monkeypatch, capsys, "--params", tmp_path / "huge.npz")
     assert code == 1
     last = out.splitlines()[-1]
     assert last.startswith("MISMATCH: finite_diff w2: relative difference 1.00e+00")

@@ -1,7 +1,6 @@
 """Ensembles and sweeps: every model of a sweep equals its single run, divergence is marked per model, the torch twin
 equals separate torch runs, and every bad input to scripts/sweep.py is one line and exit 2."""
 
-import importlib.util
 import json
 from functools import partial
 
@@ -10,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
+from conftest import import_script
 
 from jax_impl import data, ensemble, model, train, xla_cpu
 from torch_impl import convert
@@ -181,10 +180,7 @@ def test_torch_twin_equals_separate_torch_runs(notebook_xy, optimizer, one_torch
 
 @pytest.fixture(scope="module")
 def sweep_module():
-    spec = importlib.util.spec_from_file_location("sweep", ROOT / "scripts" / "sweep.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_script("sweep")
 
 
 @pytest.fixture(scope="module")
