@@ -10,9 +10,11 @@ from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
 from jax_impl.params_io import atomic_path  # noqa: E402
 
 
-def _save(fig, path, **kwargs):
+def save_png(fig, path, dpi: int) -> None:
+    """fig as a PNG at `path`, written whole or not at all (atomic_path), then closed: every picture the project
+    draws (here, and in sweep.py, compare.py and bench.py) is saved this way."""
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1], **kwargs)
+        fig.savefig(tmp, format="png", dpi=dpi)
     plt.close(fig)
 
 
@@ -29,7 +31,7 @@ def plot_data(x, y, path):
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.scatter(np.ravel(x), np.ravel(y))
     ax.set(xlabel="x", ylabel="y", title="y = x² + noise·U[0, 1)")
-    _save(fig, path, dpi=100)
+    save_png(fig, path, dpi=100)
 
 
 def plot_snapshot_grid(x, y, snapshots, steps, losses, path, title=""):
@@ -45,7 +47,7 @@ def plot_snapshot_grid(x, y, snapshots, steps, losses, path, title=""):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    _save(fig, path, dpi=80)
+    save_png(fig, path, dpi=80)
 
 
 def animate_snapshots(x, y, snapshots, steps, losses, path, fps=2):
@@ -70,4 +72,4 @@ def plot_loss_curve(curves: dict, path, title="training loss (MSE)"):
         ax.plot(np.arange(len(losses)), np.asarray(losses), label=label)
     ax.set(yscale="log", xlabel="step t", ylabel="loss before update t", title=title)
     ax.legend()
-    _save(fig, path, dpi=100)
+    save_png(fig, path, dpi=100)

@@ -606,12 +606,7 @@ def target_lines(records) -> list[str]:
 
 def plot(records, path) -> None:
     """Log-log: steady-state median against points, one panel per width; ensembles against models."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from jax_impl.params_io import atomic_path
+    from jax_impl.plots import plt, save_png  # pyplot on the headless Agg backend
 
     widths = sorted({r["hidden"] for r in records if r["models"] == 1 and "process" not in r["variant"]})
     ensembles = [r for r in records if "ensemble" in r["variant"] and r["median_s"]]
@@ -640,9 +635,7 @@ def plot(records, path) -> None:
     device = records[0]["device"]
     fig.suptitle(f"{device}: {records[0]['machine'].get('gpu') or records[0]['machine']['cpu']}", fontsize=9)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_png(fig, path, dpi=110)
 
 
 # --- Main -------------------------------------------------------------------------------------------------------------

@@ -58,13 +58,9 @@ def inputs(args, dtype):
 
 def plot(result, path):
     """Left: both loss curves (log y). Right: per-step relative difference (log y) and its tolerance."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
-    from jax_impl.params_io import atomic_path
+    from jax_impl.plots import plt, save_png  # pyplot on the headless Agg backend
 
     jax_losses, torch_losses = result["losses"]["jax"], result["losses"]["torch"]
     steps = np.arange(len(jax_losses))
@@ -82,9 +78,7 @@ def plot(result, path):
                     f" ({int((~shown).sum())} steps equal)")
     right.legend()
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
+    save_png(fig, path, dpi=90)
 
 
 def summary_lines(result) -> list[str]:

@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from jax_impl import cli  # noqa: E402
-from jax_impl.params_io import InputError, atomic_path, save_text  # noqa: E402
+from jax_impl.params_io import InputError, save_text  # noqa: E402
 from jax_impl.train import OPTIMIZERS  # noqa: E402
 
 MAX_SEED = 2**31 - 1  # jax.random.key takes a 32-bit seed without x64
@@ -221,17 +221,9 @@ def model_record(record, curves: bool) -> dict:
 
 # --- pictures --------------------------------------------------------------------------------------------------------
 
-def _save(fig, path):
-    from jax_impl.plots import plt
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-
-
 def plot_heatmap(records, rows, seeds, lrs, path):
     """Final loss (log10) over seed x lr, one panel per (hidden, optimizer); diverged cells crossed out."""
-    from jax_impl.plots import plt  # pyplot on the headless Agg backend
+    from jax_impl.plots import plt, save_png  # pyplot on the headless Agg backend
 
     groups = list(dict.fromkeys((r["hidden"], r["optimizer"]) for r in records))  # in training order
     width, height = max(3.5, 1.6 + 0.55 * len(lrs)), 2.4 + min(0.22 * len(seeds), 9)
@@ -254,12 +246,12 @@ def plot_heatmap(records, rows, seeds, lrs, path):
         ax.set(xlabel="learning rate", ylabel="seed", title=f"hidden {hidden}, {optimizer}")
     fig.colorbar(image, ax=axes.ravel().tolist(), label="log10 final loss (x: diverged)",
                  extend="max" if finite.max() > vmax else "neither")
-    _save(fig, path)
+    save_png(fig, path, dpi=100)
 
 
 def plot_curves(records, lrs, path):
     """Every model's loss curve on one log-scale plot, coloured by learning rate."""
-    from jax_impl.plots import plt  # pyplot on the headless Agg backend
+    from jax_impl.plots import plt, save_png  # pyplot on the headless Agg backend
 
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     colours = plt.cm.plasma(np.linspace(0, 0.9, len(lrs)))
@@ -280,12 +272,12 @@ def plot_curves(records, lrs, path):
            title=f"{len(records)} models: every seed, learning rate, width and optimizer"
                  + (f" ({len(shown)} drawn)" if len(shown) < len(records) else ""))
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save_png(fig, path, dpi=100)
 
 
 def plot_best_fit(x, y, best, records, finals, path):
     """The data and the final fit of every seed of the best configuration (the best seed drawn thick)."""
-    from jax_impl.plots import plt  # pyplot on the headless Agg backend
+    from jax_impl.plots import plt, save_png  # pyplot on the headless Agg backend
 
     x, y = np.ravel(np.asarray(x, dtype=float)), np.ravel(np.asarray(y, dtype=float))
     block = range(best["first"], best["first"] + best["seeds"])
@@ -299,7 +291,7 @@ def plot_best_fit(x, y, best, records, finals, path):
         ax.plot(x, prediction, "r-", lw=3 if i == best_index else 0.8, alpha=1 if i == best_index else 0.5)
     ax.set(xlabel="x", ylabel="y", title=f"best: lr {best['lr']:g}, hidden {best['hidden']}, {best['optimizer']} "
                                          f"(mean loss {best['mean']:.4f} over {best['seeds']} seeds)")
-    _save(fig, path)
+    save_png(fig, path, dpi=100)
 
 
 @contextlib.contextmanager
