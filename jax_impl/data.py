@@ -32,14 +32,19 @@ def make_data(key: jax.Array, points: int = 100, noise: float = 0.2, dtype=jnp.f
     return x, x**2 + noise * jax.random.uniform(key, x.shape, dtype)
 
 
-def run_inputs(*, seed=None, hidden: int = 20, points=None, noise=None, data_seed: int = 0, dtype=jnp.float32):
-    """(params, x, y) for the scripts' flags, one rule for all of them (train_jax, train_torch, compare):
-    the notebook's data unless --points or --noise asks for fresh data (key data_seed); the notebook's initial weights
-    unless --seed is given or the width is not 20 (then init_params with key `seed`, 0 if none)."""
+def run_data(*, points=None, noise=None, data_seed: int = 0, dtype=jnp.float32):
+    """(x, y) for the scripts' flags: the notebook's data unless --points or --noise asks for fresh data (key
+    data_seed)."""
     if points is None and noise is None:
-        x, y = notebook_data(dtype)
-    else:
-        x, y = make_data(jax.random.key(data_seed), points or 100, 0.2 if noise is None else noise, dtype)
+        return notebook_data(dtype)
+    return make_data(jax.random.key(data_seed), points or 100, 0.2 if noise is None else noise, dtype)
+
+
+def run_inputs(*, seed=None, hidden: int = 20, points=None, noise=None, data_seed: int = 0, dtype=jnp.float32):
+    """(params, x, y) for the scripts' flags, one rule for all of them (train_jax, train_torch, compare, bench):
+    run_data's data; the notebook's initial weights unless --seed is given or the width is not 20 (then init_params
+    with key `seed`, 0 if none)."""
+    x, y = run_data(points=points, noise=noise, data_seed=data_seed, dtype=dtype)
     if seed is None and hidden == 20:
         return notebook_init_params(dtype), x, y
     return init_params(jax.random.key(seed or 0), hidden, dtype), x, y

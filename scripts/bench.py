@@ -154,17 +154,14 @@ def measure(records, wanted, framework, variant, device, points, hidden, steps, 
 # --- JAX variants -----------------------------------------------------------------------------------------------------
 
 def jax_inputs(points: int, hidden: int, device):
-    """The same data and weights every framework gets: the notebook's at its size, else fresh draws (key 0 / 1)."""
+    """The same data and weights every framework gets: the notebook's at its size, else fresh draws (data key 0,
+    weights key 1), by the scripts' own rule (data.run_inputs)."""
     import jax
 
-    from jax_impl import data, model
+    from jax_impl import data
 
-    if (points, hidden) == NOTEBOOK:
-        x, y = data.notebook_data()
-        params = data.notebook_init_params()
-    else:
-        x, y = data.make_data(jax.random.key(0), points, 0.2)
-        params = model.init_params(jax.random.key(1), hidden)
+    flags = {} if (points, hidden) == NOTEBOOK else {"seed": 1, "points": points}
+    params, x, y = data.run_inputs(hidden=hidden, **flags)
     return jax.device_put((x, y, params), device)
 
 

@@ -329,24 +329,19 @@ def main():
             except Exception as e:  # a missing peer (sharding.rendezvous), a port in use, an unreachable host
                 raise InputError(f"could not join {args.num_processes} processes at {args.coordinator} within "
                                  f"{args.timeout} s: {str(e).strip().splitlines()[0][:300]}") from None
-        results = train(args, points)
+        results = train(args)
     if results is not None:
         report(args, points, *results)
 
 
-def train(args, points):
+def train(args):
     """Data, models, training; returns what report() needs on process 0, None on the others."""
-    import jax
     import jax.numpy as jnp
 
     from jax_impl import data
 
     dtype = jnp.float64 if args.x64 else jnp.float32
-    if args.points is None and args.noise is None:
-        x, y = data.notebook_data(dtype)
-    else:
-        x, y = data.make_data(jax.random.key(args.data_seed), points, 0.2 if args.noise is None else args.noise,
-                              dtype)
+    x, y = data.run_data(points=args.points, noise=args.noise, data_seed=args.data_seed, dtype=dtype)
     x, y = np.asarray(x), np.asarray(y)
     records, group_params, groups = train_groups(args, x, y, dtype)
     if args.process_id != 0:
