@@ -37,14 +37,6 @@ def jax_draws(args):
     return data.as_numpy({"x": x, "y": y}).values(), data.as_numpy(params)
 
 
-def first_nonfinite_step(losses):
-    """The first t whose loss is NaN or inf, or None (jax_impl.train's, without jax)."""
-    import numpy as np
-
-    bad = np.flatnonzero(~np.isfinite(losses))
-    return int(bad[0]) if bad.size else None
-
-
 def main():
     args = parse_args(description=__doc__)
     out = cli.prepare_out_dir(args.out)
@@ -55,7 +47,7 @@ def main():
     from torch_impl.convert import from_state_dict, to_state_dict
     from torch_impl.model import Net
     from torch_impl.notebook import notebook_draws
-    from torch_impl.train import OPTIMIZERS, fit
+    from torch_impl.train import OPTIMIZERS, first_nonfinite_step, fit
 
     dtype = torch.float64 if args.x64 else torch.float32
     notebook_run = args.seed is None and args.hidden == 20 and args.points is None and args.noise is None

@@ -118,11 +118,6 @@ def max_rel_grad_diff(grads, reference) -> tuple[float, str]:
     return diffs[name], name
 
 
-def first_nonfinite(losses) -> int | None:
-    bad = np.flatnonzero(~np.isfinite(losses))
-    return int(bad[0]) if bad.size else None
-
-
 # ---- the cross-check ------------------------------------------------------------------------------------------
 
 class Tolerance(NamedTuple):
@@ -161,7 +156,8 @@ def compare(params, x, y, *, lr: float, optimizer: str, steps: int) -> dict:
     tol = TOLERANCES[dtype]
     ours = jax_run(params, x, y, lr=lr, optimizer=optimizer, steps=steps)
     theirs = torch_run(params, x, y, lr=lr, optimizer=optimizer, steps=steps, dtype=dtype)
-    bad = {"jax": first_nonfinite(ours.losses), "torch": first_nonfinite(theirs.losses)}
+    bad = {"jax": torch_train.first_nonfinite_step(ours.losses),
+           "torch": torch_train.first_nonfinite_step(theirs.losses)}
     compared = min([steps] + [t for t in bad.values() if t is not None])
     rel = rel_loss_diff(ours.losses[:compared], theirs.losses[:compared])
     worst_step = int(np.argmax(rel)) if compared else None

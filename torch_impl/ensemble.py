@@ -9,7 +9,7 @@ every model has its own. Per model it is the same sequence of roundings as torch
 import numpy as np
 import torch
 
-PARAM_NAMES = ("w1", "b1", "w2", "b2")
+from jax_impl.params_io import PARAM_NAMES  # no jax import there
 
 
 def _batched(params, dtype) -> dict[str, torch.Tensor]:
