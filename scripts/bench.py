@@ -40,7 +40,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from jax_impl import cli  # noqa: E402
-from jax_impl.params_io import InputError, save_text  # noqa: E402
+from jax_impl.params_io import save_text  # noqa: E402
 
 NOTEBOOK = (100, 20)  # (points, hidden): the notebook's size
 LR = 0.2  # the notebook's Adam learning rate
@@ -442,17 +442,17 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def floor_record(points, hidden, steps, rates, device, base, paired=None) -> dict:
+def floor_record(points, hidden, steps, rates, device, paired=None) -> dict:
     flops, sigmoids = flops_per_step(points, hidden), points * hidden
     seconds = steps * (flops / rates["flop_rate"] + sigmoids / rates["sigmoid_rate"])
     timing = {"compile_s": None, "median_s": seconds, "min_s": seconds, "max_s": seconds, "repeats": 0}
     return make_record("jax", "arithmetic floor", device, points, hidden, steps, 1, timing, flops_per_step=flops,
-                       sigmoids_per_step=sigmoids, **rates, **(paired or {}), **base)
+                       sigmoids_per_step=sigmoids, **rates, **(paired or {}))
 
 
 # --- Whole processes --------------------------------------------------------------------------------------------------
 
-def process_records(runs: int, device: str, base: dict) -> list[dict]:
+def process_records(runs: int, device: str) -> list[dict]:
     """train_jax.py --no-plots (cache warm, cold, off) and train_torch.py --no-plots, each `runs` times, wall clock."""
     records = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -485,7 +485,7 @@ def process_records(runs: int, device: str, base: dict) -> list[dict]:
             timing = None if error else {
                 "compile_s": statistics.median(compiles) if compiles else None, "median_s": statistics.median(walls),
                 "min_s": min(walls), "max_s": max(walls), "repeats": len(walls)}
-            records.append(make_record(framework, variant, device, *NOTEBOOK, 201, 1, timing, error, **base))
+            records.append(make_record(framework, variant, device, *NOTEBOOK, 201, 1, timing, error))
             print(f"bench: {framework} {variant:22s} median {statistics.median(walls):.2f} s over {len(walls)} runs",
                   file=sys.stderr, flush=True)
     return records
@@ -637,7 +637,7 @@ def plot(records, path) -> None:
 
 # --- Main -------------------------------------------------------------------------------------------------------------
 
-def run_sizes(records, args, device_obj, base):
+def run_sizes(records, args, device_obj):
     """Every size's torch variants first, then every size's JAX variants: measured here, torch eager at 10^4 x 20 ran
     in 0.37 s a run in a fresh process and after JAX's fit (0.39 s), but in 9-11 s for several runs after
     fit_autodiff had run at that size in the same process (both torch threads busy: its own arithmetic ran ~20x
@@ -667,7 +667,7 @@ def run_sizes(records, args, device_obj, base):
                                             device_obj, rounds=args.paired_rounds)
                 print(f"bench: fused / floor, {args.paired_rounds} paired rounds: median "
                       f"{paired['paired_ratio_median']:.2f}", file=sys.stderr, flush=True)
-            records.append(floor_record(points, hidden, args.steps, args.rates, args.device, base, paired))
+            records.append(floor_record(points, hidden, args.steps, args.rates, args.device, paired))
 
 
 def run_ensembles(records, args, device_obj):
@@ -730,11 +730,11 @@ def main():
         print(f"bench: this core: {args.rates['flop_rate'] / 1e9:.1f} GFLOP/s (multiply-add chain), "
               f"{args.rates['sigmoid_rate'] / 1e9:.2f} G sigmoids/s", file=sys.stderr)
     records = []
-    run_sizes(records, args, device_obj, base)
+    run_sizes(records, args, device_obj)
     if args.models:
         run_ensembles(records, args, device_obj)
     if args.process:
-        records += process_records(args.process, args.device, base)
+        records += process_records(args.process, args.device)
     records = sorted(({**r, **base} for r in records), key=table_order)
     if args.json:
         text = json.dumps(records, indent=1)
@@ -756,7 +756,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        cli.run_main(main)
-    except InputError as e:  # pragma: no cover (run_main handles it)
-        cli.fail(str(e))
+    cli.run_main(main)
