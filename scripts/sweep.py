@@ -354,7 +354,6 @@ def report(args, points, x, y, dtype, records, group_params, groups):
     import jax
 
     out = pathlib.Path(args.out)
-    finals = [{k: v[i] for k, v in params.items()} for params in group_params for i in range(len(params["b2"]))]
     rows = summarise(records, args.seeds)
     best = best_row(rows)
     summary = {"devices": groups[0]["devices"], "processes": args.num_processes,
@@ -371,7 +370,8 @@ def report(args, points, x, y, dtype, records, group_params, groups):
         plot_heatmap(records, rows, args.seeds, args.lrs, out / "heatmap.png")
         plot_curves(records, args.lrs, out / "curves.png")
         written += ["heatmap.png", "curves.png"]
-        if best is not None:
+        if best is not None:  # each model's final weights, in records' order: only this picture needs them
+            finals = [{k: v[i] for k, v in params.items()} for params in group_params for i in range(len(params["b2"]))]
             plot_best_fit(x, y, best, records, finals, out / "best_fit.png")
             written.append("best_fit.png")
     warn = divergence_lines(rows, records)
