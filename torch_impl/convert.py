@@ -41,10 +41,9 @@ def to_state_dict(params, hidden: int | None = None) -> dict[str, torch.Tensor]:
 def from_state_dict(state: dict[str, torch.Tensor], hidden: int | None = None) -> dict[str, np.ndarray]:
     """A Net(1, H, 1) state_dict -> JAX params as numpy arrays (jnp.asarray them where needed)."""
     if hidden is None:
-        torch_names = {"w1": "linear1.weight", "b1": "linear1.bias", "w2": "linear2.weight"}
-        # torch's weights are the transposes of JAX's: reverse their shapes to vote in the JAX layout
-        hidden = infer_hidden({k: tuple(reversed(state[t].shape)) if k != "b1" else tuple(state[t].shape)
-                               for k, t in torch_names.items() if t in state})
+        # the transposed tensors' shapes reversed, so that the vote is in the JAX layout (b2 has no say, as above)
+        hidden = infer_hidden({k: tuple(reversed(state[t].shape)) if transpose else tuple(state[t].shape)
+                               for k, (t, transpose) in JAX_TO_TORCH.items() if k != "b2" and t in state})
     want = {"linear1.weight": (hidden, 1), "linear1.bias": (hidden,),
             "linear2.weight": (1, hidden), "linear2.bias": (1,)}
     params = {}
