@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_impl.model import PARAM_NAMES, init_params
+from jax_impl.model import DRAW_DTYPE, PARAM_NAMES, init_params
 from jax_impl.params_io import load_npz
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -27,9 +27,11 @@ def notebook_init_params(dtype=jnp.float32) -> dict[str, jax.Array]:
 
 
 def make_data(key: jax.Array, points: int = 100, noise: float = 0.2, dtype=jnp.float32):
-    """Fresh data: x = linspace(-1, 1, points) as (points, 1); y = x**2 + noise * U[0, 1)."""
-    x = jnp.linspace(-1.0, 1.0, points, dtype=dtype)[:, None]
-    return x, x**2 + noise * jax.random.uniform(key, x.shape, dtype)
+    """Fresh data: x = linspace(-1, 1, points) as (points, 1); y = x**2 + noise * U[0, 1). Made in float32 and then
+    cast (model.DRAW_DTYPE), so that a float64 run of the same key starts from the float32 run's numbers."""
+    x = jnp.linspace(-1.0, 1.0, points, dtype=DRAW_DTYPE)[:, None]
+    y = x**2 + jnp.asarray(noise, DRAW_DTYPE) * jax.random.uniform(key, x.shape, DRAW_DTYPE)
+    return x.astype(dtype), y.astype(dtype)
 
 
 def run_data(*, points=None, noise=None, data_seed: int = 0, dtype=jnp.float32):

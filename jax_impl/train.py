@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import optax
 from jax._src import core as jax_core
 
-from jax_impl import xla_cpu
+from jax_impl import model, xla_cpu
 from jax_impl.cli import OPTIMIZERS
 from jax_impl.model import forward
 
@@ -132,13 +132,15 @@ def make_packed_step(optimizer: optax.GradientTransformation):
 def fit(params, x, y, lr, *, optimizer: str = "adam", steps: int = 201, every: int = 20) -> Trajectory:
     """Train for `steps` updates in one compiled program: no host round trip per step.
 
-    x, y: (N, 1). `lr` is traced (a sweep over it reuses one compilation). The steps run as chunks of `every`, each
+    x, y: (N, 1) (ValueError otherwise: model.check_data). `lr` is traced (a sweep over it reuses one compilation).
+    The steps run as chunks of `every`, each
     an inner lax.scan whose first prediction is the chunk's snapshot: an (every, N) buffer per chunk, never (steps, N).
     (At the notebook's size this nesting, unlike a first step outside the inner scan, keeps each loop under XLA's
     small-loop threshold: both compile to one kernel.)
     Each step is make_packed_step's; fit_autodiff is the same run through make_step. The program is
     jitted_fit(params, x)'s: `.lower(...)` on that gives the compilation apart from the run.
     """
+    model.check_data(x, y)
     # Inside jit, vmap or grad the program is part of the caller's and takes no compiler options of its own (jax
     # refuses them on a nested jit). jax 0.10.2 has no public "am I being traced?"; core.trace_state_clean is it.
     top_level = jax_core.trace_state_clean()
