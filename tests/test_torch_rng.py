@@ -1,10 +1,12 @@
 """jax_impl.torch_rng against torch itself, bit for bit: the stream for any seed, rand, randn, nn.Linear's init,
-linspace, the notebook's draws and its validation draw; the shipped files."""
+linspace, the notebook's draws and its validation draw; the shipped files; and the scripts' --torch-seed."""
+
+import json
 
 import numpy as np
 import pytest
 import torch
-from conftest import import_script
+from conftest import import_script, run_main
 
 from jax_impl import data, torch_rng
 from jax_impl.params_io import PARAM_NAMES, load_params
@@ -146,3 +148,117 @@ def test_make_notebook_data_writes_the_shipped_arrays(tmp_path, capsys):
 def test_seeds_outside_torchs_range_are_refused(seed):
     with pytest.raises(ValueError, match="not a whole number from 0 to 2"):
         torch_rng.Generator(seed)
+
+
+# --- the scripts' --torch-seed ---------------------------------------------------------------------------------------
+
+# The loss before the first update, from the same float32 data and weights: a mean of N squared residuals, each a sum
+# over H hidden units. XLA and torch round those sums in their own orders: relative differences up to about
+# (N + H) * 2**-24 (7e-6 at the notebook's size); a wrong draw moves the loss in the first digits.
+FIRST_LOSS_RTOL = 1e-5
+
+
+def float64_loss(params, x, y) -> float:
+    """The MSE in float64 at float32 draws: the reference both scripts' first losses round towards."""
+    p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    hidden = 1 / (1 + np.exp(-(x @ p["w1"] + p["b1"])))
+    return float(np.mean((hidden @ p["w2"] + p["b2"] - y) ** 2))
+
+
+@pytest.fixture(scope="module")
+def scripts():
+    return {name: import_script(name) for name in ("train_jax", "train_torch", "compare", "sweep")}
+
+
+@pytest.mark.parametrize("flags", [
+    ["--torch-seed", "1"], ["--torch-seed", str(2**40 + 9)],
+    ["--torch-seed", "5", "--hidden", "8", "--points", "50", "--noise", "0.1"],
+])
+def test_train_jax_and_train_torch_start_from_the_same_draw(scripts, tmp_path, monkeypatch, capsys, flags):
+    first = {}
+    for name in ("train_jax", "train_torch"):
+        code, out = run_main(scripts[name], monkeypatch, capsys, *flags, "--steps", 2, "--json", "--no-plots",
+                             "--no-cache", "--out", tmp_path / name)
+        assert code == 0
+        first[name] = json.loads(out)["losses"][0]
+    seed, hidden = int(flags[1]), int(flags[flags.index("--hidden") + 1]) if "--hidden" in flags else 20
+    points = int(flags[flags.index("--points") + 1]) if "--points" in flags else 100
+    draws = torch_rng.notebook_draws(seed, hidden, points, float(flags[-1]) if "--noise" in flags else 0.2)
+    want = float64_loss(draws["params"], draws["x"], draws["y"])
+    assert first["train_jax"] == pytest.approx(want, rel=FIRST_LOSS_RTOL)
+    assert first["train_torch"] == pytest.approx(want, rel=FIRST_LOSS_RTOL)
+    if flags == ["--torch-seed", "1"]:
+        assert "%.4f" % first["train_jax"] == "0.6136"  # the notebook's run
+
+
+def test_run_inputs_with_a_torch_seed_is_torchs_draw():
+    """What train_jax.py and compare.py train from (data.run_inputs) against what train_torch.py draws with torch."""
+    params, x, y = data.run_inputs(torch_seed=6, hidden=12, points=30, noise=0.3)
+    tx, ty, net, _ = torch_notebook_draws(12, seed=6, points=30, noise=0.3)
+    assert_bits_equal(np.asarray(x), tx.numpy(), "x")
+    assert_bits_equal(np.asarray(y), ty.numpy(), "y")
+    for name in PARAM_NAMES:
+        assert_bits_equal(np.asarray(params[name]), torch_params(net)[name], name)
+    rx, ry = data.run_data(torch_seed=6, points=30, noise=0.3)
+    assert_bits_equal(np.asarray(rx), tx.numpy(), "run_data x")
+    assert_bits_equal(np.asarray(ry), ty.numpy(), "run_data y")
+
+
+def test_compare_trains_both_sides_from_torchs_draw(scripts):
+    """compare.py hands the same (params, x, y) to JAX and to torch: with --torch-seed, torch's own draw."""
+    params, x, y = scripts["compare"].inputs(scripts["compare"].parse_args(["--torch-seed", "4", "--hidden", "3"]),
+                                             np.float32)
+    tx, ty, net, _ = torch_notebook_draws(3, seed=4)
+    assert_bits_equal(np.asarray(x), tx.numpy(), "x")
+    assert_bits_equal(np.asarray(y), ty.numpy(), "y")
+    for name in PARAM_NAMES:
+        assert_bits_equal(np.asarray(params[name]), torch_params(net)[name], name)
+
+
+def test_sweep_with_a_torch_seed_starts_from_torchs_draws(scripts, tmp_path, monkeypatch, capsys):
+    """Data from --torch-seed 1 (the notebook's); seed S's weights from torch.manual_seed(S), so the model with seed 1
+    starts as the notebook's run; a seed above 2**31 (no jax.random key) is accepted."""
+    code, out = run_main(scripts["sweep"], monkeypatch, capsys, "--torch-seed", 1, "--seeds", f"1,{2**40}",
+                         "--lrs", 0.2, "--steps", 3, "--json", "--curves", "--no-plots", "--no-cache", "--out",
+                         tmp_path)
+    assert code == 0
+    models = {m["seed"]: m for m in json.loads(out)["models"]}
+    assert set(models) == {1, 2**40}
+    notebook = torch_rng.notebook_draws(1)
+    for seed, model in models.items():
+        want = float64_loss(torch_rng.notebook_draws(seed)["params"], notebook["x"], notebook["y"])
+        assert model["losses"][0] == pytest.approx(want, rel=FIRST_LOSS_RTOL), seed
+    assert "%.4f" % models[1]["losses"][0] == "0.6136"
+
+
+ALLOWED = ["--torch-seed", str(2**64 - 1), "--hidden", "8", "--points", "5", "--noise", "0", "--x64"]
+BAD_FLAGS = [
+    (["--torch-seed", "1", "--seed", "2"], "--seed would draw them again with jax.random"),
+    (["--torch-seed", "1", "--data-seed", "0"], "--data-seed would draw them again with jax.random"),
+    (["--torch-seed", "-1"], "must not be negative"),
+    (["--torch-seed", str(2**64)], "above 2**64 - 1"),
+    (["--torch-seed", "one"], "is not a whole number"),
+]
+
+
+@pytest.mark.parametrize("name", ["train_jax", "compare", "sweep"])  # train_torch.py parses with train_jax's parser
+def test_torch_seed_flags(scripts, capsys, name):
+    args = scripts[name].parse_args(ALLOWED)
+    assert args.torch_seed == 2**64 - 1 and args.data_seed == 0
+    assert scripts[name].parse_args([]).data_seed == 0
+    for argv, message in BAD_FLAGS:
+        if name == "sweep" and "--seed" in argv:
+            continue  # the sweep has --seeds, which --torch-seed reads as torch seeds
+        with pytest.raises(SystemExit) as exit_info:
+            scripts[name].parse_args(argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and message in err and err.count("\n") == 1, (argv, err)
+
+
+def test_sweep_seeds_above_31_bits_need_a_torch_seed(scripts, capsys):
+    with pytest.raises(SystemExit):
+        scripts["sweep"].parse_args(["--seeds", f"0,{2**40}"])
+    assert "above 2147483647" in capsys.readouterr().err
+    assert list(scripts["sweep"].parse_args(["--torch-seed", "0", "--seeds", f"{2**64 - 2}:{2**64}"]).seeds) == [
+        2**64 - 2, 2**64 - 1]
