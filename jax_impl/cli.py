@@ -7,6 +7,7 @@ import pathlib
 import sys
 
 from jax_impl.params_io import InputError
+from jax_impl.torch_rng import MAX_SEED as TORCH_MAX_SEED
 
 OPTIMIZERS = ("adam", "sgd")  # train.make_optimizer builds them; named here so that flag parsing needs no jax
 
@@ -55,6 +56,31 @@ def positive_float(text: str) -> float:
 def non_negative_float(text: str) -> float:
     value = positive_float(text) if text.strip() not in ("0", "0.0") else 0.0
     return value
+
+
+TORCH_SEED_HELP = ("data and initial weights as torch.manual_seed(K) and the notebook's cells give them (K = 1: the "
+                   "notebook's run; 0 <= K < 2**64), reproduced without torch (jax_impl/torch_rng.py)")
+
+
+def torch_seed(text: str) -> int:
+    """--torch-seed: what torch.manual_seed accepts, 0 ... 2**64 - 1 (its negative seeds are not offered here)."""
+    value = non_negative_int(text)
+    if value > TORCH_MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text} is above 2**64 - 1, the largest seed torch.manual_seed takes")
+    return value
+
+
+def check_torch_seed(parser, args) -> None:
+    """--torch-seed K takes the data and the initial weights from torch's stream, so --seed (jax.random weights) and
+    --data-seed (jax.random data) would choose them a second way: either with it is a usage error. --data-seed is
+    parsed with default None so that an explicit value shows; it becomes 0 here otherwise."""
+    if args.torch_seed is not None:
+        for flag in ("seed", "data_seed"):
+            if getattr(args, flag, None) is not None:
+                parser.error(f"--torch-seed draws the data and the initial weights as torch.manual_seed(K) does; "
+                             f"--{flag.replace('_', '-')} would draw them again with jax.random: give one of them")
+    if getattr(args, "data_seed", 0) is None:
+        args.data_seed = 0
 
 
 def fail(message: str, code: int = USAGE_ERROR) -> None:
