@@ -8,8 +8,7 @@
 One process runs every variant on the same data and the same initial weights. Each variant's first call (tracing,
 compilation, one run) is timed apart from the steady state: then `--repeats` warm runs (fewer where a run is longer
 than --budget-s / repeats, never fewer than 3), reported as median, min and max. Variants:
-    jax    scan (fused)        train.fit: the port's run, one compiled program (closed-form gradient, packed params)
-    jax    scan (autodiff)     train.fit_autodiff: the same scan through jax.value_and_grad and optax on the dict
+    jax    train.fit           the port's run: one compiled program, jax.value_and_grad of model.mse_loss in a scan
     jax    jit step loop       jax.jit(train.make_step(tx)) called 201 times from Python: what a direct port does
     jax    ensemble            jax_impl.ensemble.fit_ensemble, E models in one program (where that module exists)
     torch  eager               torch_impl.train.fit: the notebook's loop
@@ -173,16 +172,6 @@ def jax_fused(x, y, params, steps):
 
     lr = jnp.asarray(LR, x.dtype)
     return lambda: jax.block_until_ready(train.fit(params, x, y, lr, steps=steps, every=EVERY))
-
-
-def jax_autodiff(x, y, params, steps):
-    import jax
-    import jax.numpy as jnp
-
-    from jax_impl import train
-
-    lr = jnp.asarray(LR, x.dtype)
-    return lambda: jax.block_until_ready(train.fit_autodiff(params, x, y, lr, steps=steps, every=EVERY))
 
 
 def jax_step_loop(x, y, params, steps):
@@ -356,14 +345,10 @@ def torch_ensemble(x, y, models, hidden, steps, device):
 # --- The arithmetic floor ---------------------------------------------------------------------------------------------
 
 def flops_per_step(points: int, hidden: int) -> int:
-    """The arithmetic of one step other than the sigmoid, as train.closed_form_grads and optax.adam do it.
+    """The FLOPs of one Adam step other than the sigmoid: ensemble.step_arithmetic's count (one model's step)."""
+    from jax_impl import ensemble
 
-    Forward: w1 x + b1 (2NH), w2 . s + b2 (2NH + N), r and r^2 summed (3N); backward: s (1 - s) (2NH), the sums
-    over the points of g s (1 - s), g x s (1 - s) and g s (6NH), g and g x (2N), db2 (N); the w2 factors (2H);
-    Adam per parameter (3H + 1 of them): two moments 7, bias corrections 2, sqrt, + eps, divide, * lr, + p: 14.
-    """
-    n, h = points, hidden
-    return 12 * n * h + 6 * n + 2 * h + 14 * (3 * h + 1)
+    return ensemble.step_arithmetic(points, hidden)[0]
 
 
 FMA_OPS = 8 + 128 + 8  # FLOPs per element of one fma_pass: 8 chain starts, 8 x 8 multiply-adds, 7 adds + 1 scale
@@ -573,7 +558,7 @@ def find(records, framework, variant, points, hidden, models=1):
 def target_lines(records) -> list[str]:
     """The issue's targets, each a ratio of two medians from this run (where both were measured)."""
     lines = []
-    fused, eager = find(records, "jax", "scan (fused)", *NOTEBOOK), find(records, "torch", "eager", *NOTEBOOK)
+    fused, eager = find(records, "jax", "train.fit", *NOTEBOOK), find(records, "torch", "eager", *NOTEBOOK)
     floor = find(records, "jax", "arithmetic floor", *NOTEBOOK)
     if fused and eager:
         lines.append(f"- notebook size: fused JAX {eager / fused:.0f}x faster than torch eager (target >= 75x)")
@@ -593,7 +578,7 @@ def target_lines(records) -> list[str]:
                      "time (cache warm; target <= 0.5)")
     sizes = sorted({(r["points"], r["hidden"]) for r in records if r["variant"] == "eager"})
     for points, hidden in sizes:
-        fused, eager = find(records, "jax", "scan (fused)", points, hidden), find(records, "torch", "eager", points,
+        fused, eager = find(records, "jax", "train.fit", points, hidden), find(records, "torch", "eager", points,
                                                                                  hidden)
         if fused and eager and (points, hidden) != NOTEBOOK:
             lines.append(f"- {points:,} points x {hidden}: fused JAX {eager / fused:.1f}x faster than torch eager "
@@ -640,7 +625,7 @@ def plot(records, path) -> None:
 def run_sizes(records, args, device_obj):
     """Every size's torch variants first, then every size's JAX variants: measured here, torch eager at 10^4 x 20 ran
     in 0.37 s a run in a fresh process and after JAX's fit (0.39 s), but in 9-11 s for several runs after
-    fit_autodiff had run at that size in the same process (both torch threads busy: its own arithmetic ran ~20x
+    the old fit_autodiff had run at that size in the same process (both torch threads busy: its own arithmetic ran ~20x
     slower; the cause was not found). JAX after torch showed no such effect (0.10 s a run)."""
     wanted = args.variants
     for points, hidden in args.sizes:
@@ -656,13 +641,12 @@ def run_sizes(records, args, device_obj):
     for points, hidden in args.sizes:
         x, y, params = jax_inputs(points, hidden, device_obj)
         size = (args.device, points, hidden, args.steps)
-        for variant, builder in (("scan (fused)", jax_fused), ("scan (autodiff)", jax_autodiff),
-                                 ("jit step loop", jax_step_loop)):
+        for variant, builder in (("train.fit", jax_fused), ("jit step loop", jax_step_loop)):
             measure(records, wanted, "jax", variant, *size, build=lambda b=builder: b(x, y, params, args.steps),
                     args=args)
         if args.device == "cpu" and (wanted is None or any(w in "jax arithmetic floor" for w in wanted)):
             paired = None
-            if ((points, hidden) == NOTEBOOK or args.tiny) and find(records, "jax", "scan (fused)", points, hidden):
+            if ((points, hidden) == NOTEBOOK or args.tiny) and find(records, "jax", "train.fit", points, hidden):
                 paired = paired_floor_ratio(jax_fused(x, y, params, args.steps), points, hidden, args.steps,
                                             device_obj, rounds=args.paired_rounds)
                 print(f"bench: fused / floor, {args.paired_rounds} paired rounds: median "
@@ -690,7 +674,7 @@ def run_ensembles(records, args, device_obj):
             measure(records, args.variants, framework, "ensemble", *size, build=build, args=args)
 
 
-VARIANT_ORDER = ("scan (fused)", "scan (autodiff)", "jit step loop", "arithmetic floor", "eager", "compile",
+VARIANT_ORDER = ("train.fit", "jit step loop", "arithmetic floor", "eager", "compile",
                  "cuda graph", "ensemble")
 
 

@@ -3,6 +3,7 @@ silently training on the wrong loss. Float64 runs go to subprocesses (x64 is glo
 The tests run the programs the scripts run: XLA:CPU's small-loop flag is set before the backend starts, as
 cli.setup_jax sets it."""
 
+import contextlib
 import importlib.util
 import os
 import pathlib
@@ -18,6 +19,26 @@ xla_cpu.enable_small_loop_kernels()
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+# JAX's public compile events: one of each per program traced, and per program compiled (jax/_src/dispatch.py names).
+COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/backend_compile_duration")
+
+
+@contextlib.contextmanager
+def compilations():
+    """Collect the trace and compile events (jax.monitoring) of the calls inside the block: the recompile guard."""
+    seen = []
+
+    def listener(event, duration_secs, **kwargs):
+        if event in COMPILE_EVENTS:
+            seen.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield seen
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 def run_script(name: str, *args, env=None, timeout=300) -> subprocess.CompletedProcess:
