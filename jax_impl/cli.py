@@ -90,18 +90,19 @@ def default_cache_dir() -> pathlib.Path:
     return pathlib.Path(base) / "jax-notebook-port" / "xla"
 
 
-def setup_jax(*, x64: bool = False, cache_dir=None) -> None:
-    """Call before any array is made: x64 is global to the process, and so is XLA:CPU's small-loop flag
-    (xla_cpu.enable_small_loop_kernels: train.fit's scan at the notebook's size compiles to one kernel).
+def setup_jax(*, x64: bool = False, cache_dir=None, processes: int = 1) -> None:
+    """Call before importing jax: the port's XLA flags (xla_cpu.set_xla_flags: one host device per core, the
+    small-loop threshold) are read when JAX's backend starts; x64 is global to the process.
 
     cache_dir: JAX's persistent compilation cache, so that a second process loads the compiled program instead of
-    compiling it again. None turns it off.
+    compiling it again. None turns it off. processes: how many processes of this run share the machine's cores (a
+    distributed sweep); each gets cores / processes host devices.
     """
-    import jax
-
     from jax_impl import xla_cpu
 
-    xla_cpu.enable_small_loop_kernels()
+    xla_cpu.set_xla_flags(host_devices=max(1, xla_cpu.cores() // processes))
+    import jax
+
     jax.config.update("jax_enable_x64", bool(x64))
     if cache_dir is not None:
         try:

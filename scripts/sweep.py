@@ -34,8 +34,8 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from jax_impl import cli  # noqa: E402
+from jax_impl.cli import OPTIMIZERS  # noqa: E402
 from jax_impl.params_io import InputError, save_text  # noqa: E402
-from jax_impl.train import OPTIMIZERS  # noqa: E402
 
 MAX_SEED = 2**31 - 1  # jax.random.key takes a 32-bit seed without x64
 MEMORY_FRACTION = 0.8  # refuse a sweep whose estimate exceeds this share of the free memory
@@ -319,7 +319,8 @@ def main():
     check_memory(args, points)
     if args.process_id == 0:
         cli.prepare_out_dir(args.out)
-    cli.setup_jax(x64=args.x64, cache_dir=None if args.no_cache else cli.default_cache_dir())
+    cli.setup_jax(x64=args.x64, cache_dir=None if args.no_cache else cli.default_cache_dir(),
+                  processes=args.num_processes)
     with stdout_to_stderr(args.num_processes > 1):  # gloo writes its connection log to stdout; keep --json clean
         if args.num_processes > 1:
             from jax_impl import sharding

@@ -1,7 +1,7 @@
 """Strict JAX for every test (equinox's habit): an (N, 1) - (N,) broadcast to (N, N) raises instead of
 silently training on the wrong loss. Float64 runs go to subprocesses (x64 is global): see run_script.
-The tests run the programs the scripts run: XLA:CPU's small-loop flag is set before the backend starts, as
-cli.setup_jax sets it."""
+The tests run the programs the scripts run: the port's XLA flags are set before jax is imported, as cli.setup_jax
+sets them."""
 
 import contextlib
 import importlib.util
@@ -10,12 +10,14 @@ import pathlib
 import subprocess
 import sys
 
-import jax
 import pytest
 
-from jax_impl import xla_cpu  # noqa: E402
+from jax_impl import xla_cpu
 
-xla_cpu.enable_small_loop_kernels()
+xla_cpu.set_xla_flags(host_devices=xla_cpu.cores())  # before jax is imported, as cli.setup_jax does
+
+import jax  # noqa: E402
+
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

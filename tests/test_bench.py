@@ -2,34 +2,12 @@
 Timings are never asserted: they belong to the benchmark, not to the tests."""
 
 import json
-import subprocess
-import sys
 
 import jax
 import pytest
-from conftest import ROOT, import_script, read_image
+from conftest import import_script, read_image
 
 bench = import_script("bench")
-
-ENABLE = "from jax_impl import xla_cpu; import os; print(xla_cpu.enable_small_loop_kernels(), os.environ['XLA_FLAGS'])"
-
-
-@pytest.mark.parametrize("before,code,expected", [
-    ("", ENABLE, "True --xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=131072"),
-    ("--xla_force_host_platform_device_count=2", ENABLE, "True --xla_force_host_platform_device_count=2 "
-     "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=131072"),
-    ("--xla_backend_extra_options=a=1", ENABLE,  # the user's backend options kept, ours added to their list
-     "True --xla_backend_extra_options=a=1,xla_cpu_small_while_loop_byte_threshold=131072"),
-    ("--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=7", ENABLE,  # the user's threshold wins
-     "True --xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=7"),
-    ("", "import jax; jax.numpy.zeros(1); " + ENABLE, "False "),  # the backend already started: too late
-])
-def test_enable_small_loop_kernels(before, code, expected):
-    env = {k: v for k, v in __import__("os").environ.items() if k != "XLA_FLAGS"} | {"XLA_FLAGS": before}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == expected.strip()
-
 
 # --- the benchmark's logic --------------------------------------------------------------------------------------------
 
