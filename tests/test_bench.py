@@ -38,17 +38,21 @@ def test_table_and_targets_from_records():
     floor = record("jax", "arithmetic floor", 0.001) | {"paired_ratio_median": 1.8, "paired_ratio_p25": 1.7,
                                                          "paired_ratio_p75": 1.95, "paired_rounds": 300}
     records = [record("jax", "train.fit", 0.002), record("torch", "eager", 0.2), floor,
-               record("jax", "train.fit", 0.1, points=10_000), record("torch", "eager", 0.4, points=10_000)]
+               record("jax", "train.fit", 0.1, points=10_000), record("torch", "eager", 0.4, points=10_000),
+               record("jax", "ensemble", 0.2, models=256), record("torch", "ensemble", 0.5, models=256)]
     failed = bench.make_record("torch", "compile", "cpu", 100, 20, 201, error="RuntimeError: no compiler")
     table = bench.markdown_table([*records, failed]).splitlines()
     assert table[0].startswith("| framework | variant |") and table[1].startswith("|---")
     assert "| 100.0x |" in table[2] and "| 1.0x |" in table[3] and table[4].endswith("|  |")  # floor: no ratio
     assert "failed: RuntimeError: no compiler" in table[-1]
+    records = [r | {"machine": {"jax_devices": 2}} for r in records]
     targets = "\n".join(bench.target_lines(records))
-    assert "fused JAX 100x faster than torch eager" in targets
-    assert "1.80x the arithmetic floor, median of 300 paired rounds (quartiles 1.70-1.95; target <= 2x)" in targets
+    assert "train.fit 100x faster than torch eager (target >= 100x: met)" in targets
+    assert ("1.80x the arithmetic floor, median of 300 paired rounds (quartiles 1.70-1.95; aim <= 2.5x: met)"
+            in targets)
     assert "median at 2.0x the best-of-five floor of 1.000 ms (unpaired)" in targets
-    assert "10,000 points x 20: fused JAX 4.0x faster" in targets
+    assert "10,000 points x 20: train.fit 4.0x faster than torch eager (target >= 2x: met)" in targets
+    assert "ensemble of 256: JAX on 2 device(s) 2.5x faster than batched torch eager (target >= 3x: NOT met)" in targets
 
 
 def test_tiny_run_end_to_end(script, tmp_path):
