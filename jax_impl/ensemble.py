@@ -23,6 +23,7 @@ import numpy as np
 import optax
 
 from jax_impl import model, train, xla_cpu
+from jax_impl.outputs import first_nonfinite_steps  # noqa: F401  (re-exported: one definition)
 
 
 def init_ensemble(seeds, hidden: int = 20, dtype=jnp.float32) -> dict[str, jax.Array]:
@@ -143,12 +144,6 @@ def fit_vmapped(params, x, y, lrs, *, optimizer: str = "adam", steps: int = 201,
     """The literal vmap of train.fit over (params, lr): the reference for fit_ensemble, and the slow baseline."""
     fit = partial(train.trajectory, optimizer=optimizer, steps=steps, every=every)
     return jax.vmap(lambda p, lr: fit(p, x, y, lr))(params, lrs)
-
-
-def first_nonfinite_steps(losses) -> np.ndarray:
-    """losses (E, steps) -> (E,) the first step whose loss is NaN or inf, -1 where every loss is finite."""
-    bad = ~np.isfinite(np.asarray(losses))
-    return np.where(bad.any(axis=1), bad.argmax(axis=1), -1)
 
 
 def estimate_bytes(models: int, *, hidden: int, points: int, steps: int, snapshots: int, itemsize: int) -> int:

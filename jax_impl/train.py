@@ -14,6 +14,7 @@ import optax
 from jax_impl import xla_cpu
 from jax_impl.cli import OPTIMIZERS
 from jax_impl.model import forward, mse_loss
+from jax_impl.outputs import first_nonfinite_step, snapshot_steps  # noqa: F401  (re-exported: one definition each)
 
 
 def make_optimizer(name: str, lr) -> optax.GradientTransformation:
@@ -50,10 +51,6 @@ class Trajectory(NamedTuple):
     params: dict  # the parameters after all `steps` updates
     losses: jax.Array  # (steps,), losses[t] before update t
     snapshots: jax.Array  # (S, N, 1), the prediction before update t for t = 0, every, 2*every, ...
-
-
-def snapshot_steps(steps: int, every: int) -> list[int]:
-    return list(range(0, steps, every))
 
 
 def fit(params, x, y, lr, *, optimizer: str = "adam", steps: int = 201, every: int = 20) -> Trajectory:
@@ -122,9 +119,3 @@ def fit_stepwise(params, x, y, lr, *, optimizer: str = "adam", steps: int = 201)
         params, opt_state, loss, _ = step(params, opt_state, x, y)
         losses.append(loss)
     return params, jnp.stack(losses)
-
-
-def first_nonfinite_step(losses) -> int | None:
-    """The first t whose loss is NaN or inf, or None."""
-    bad = jnp.flatnonzero(~jnp.isfinite(losses), size=1, fill_value=-1)[0]
-    return None if int(bad) < 0 else int(bad)

@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from jax_impl import cli  # noqa: E402
-from jax_impl.outputs import snapshot_lines, write_outputs  # noqa: E402
+from jax_impl.outputs import snapshot_lines, snapshot_steps, write_outputs  # noqa: E402
 from scripts.train_jax import parse_args  # noqa: E402  (importing it imports no jax)
 
 
@@ -76,7 +76,7 @@ def main():
     if bad is not None:
         cli.fail(f"the loss became non-finite at step {bad} ({args.optimizer}, lr {args.lr}); "
                  "no outputs written", cli.DIVERGED)
-    steps = list(range(0, args.steps, args.log_every))
+    steps = snapshot_steps(args.steps, args.log_every)
     for line in snapshot_lines(steps, losses):
         say(line)
     written = write_outputs(out, x=x.numpy(), y=y.numpy(), steps=steps,
