@@ -22,6 +22,28 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
 
 
+def run_parser(description: str) -> ArgumentParser:
+    """The flags of one training run, shared by train_jax.py and train_torch.py (the same run in either framework)."""
+    p = ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=positive_int, default=201, help="training steps (notebook: 201)")
+    p.add_argument("--lr", type=positive_float, default=0.2, help="learning rate (notebook: 0.2)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="adam (notebook) or sgd (its comment)")
+    p.add_argument("--hidden", type=positive_int, default=20, help="hidden width (notebook: 20)")
+    p.add_argument("--seed", type=non_negative_int, default=None,
+                   help="draw initial weights from jax.random.key(SEED) instead of the notebook's "
+                        "(needed for --hidden other than 20; 0 is used then)")
+    p.add_argument("--points", type=positive_int, default=None, help="fresh data with this many points")
+    p.add_argument("--noise", type=non_negative_float, default=None, help="fresh data with this noise level")
+    p.add_argument("--data-seed", type=non_negative_int, default=0, help="key for fresh data (default 0)")
+    p.add_argument("--x64", action="store_true", help="train in float64")
+    p.add_argument("--log-every", type=positive_int, default=20, help="snapshot and log every K steps")
+    p.add_argument("--out", default="out", help="output folder (default out/)")
+    p.add_argument("--no-plots", action="store_true", help="write no pictures")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout instead")
+    p.add_argument("--no-cache", action="store_true", help="do not use JAX's persistent compilation cache")
+    return p
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

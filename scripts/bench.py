@@ -37,10 +37,10 @@ import sys
 import tempfile
 import time
 
+from jax_impl import cli
+from jax_impl.params_io import save_text
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from jax_impl import cli  # noqa: E402
-from jax_impl.params_io import save_text  # noqa: E402
 
 NOTEBOOK = (100, 20)  # (points, hidden): the notebook's size
 LR = 0.2  # the notebook's Adam learning rate
@@ -715,8 +715,8 @@ def table_order(record) -> tuple:
             record["framework"] != "jax", rank)
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     for path in (args.json, args.out):
         if path and path != "-":
             cli.prepare_out_dir(pathlib.Path(path).resolve().parent)

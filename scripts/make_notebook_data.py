@@ -7,18 +7,19 @@ jax_impl/notebook_validation_params.npz: the weights behind the validation cell'
 tests/test_data.py checks both bit for bit against a fresh torch draw.
 """
 
+import argparse
 import pathlib
-import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from jax_impl.params_io import save_npz  # noqa: E402
-from torch_impl.convert import from_state_dict  # noqa: E402
-from torch_impl.notebook import notebook_draws  # noqa: E402
+from jax_impl import cli
+from jax_impl.params_io import save_npz
+from torch_impl.convert import from_state_dict
+from torch_impl.notebook import notebook_draws
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "jax_impl"
 
 
-def main():
+def main(argv=None):
+    cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     x, y, net, validation = notebook_draws()
     save_npz(PACKAGE / "notebook_data.npz", {"x": x.numpy(), "y": y.numpy(), **from_state_dict(net.state_dict())})
     save_npz(PACKAGE / "notebook_validation_params.npz", validation)

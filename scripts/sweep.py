@@ -32,10 +32,9 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from jax_impl import cli  # noqa: E402
-from jax_impl.cli import OPTIMIZERS  # noqa: E402
-from jax_impl.params_io import InputError, save_text  # noqa: E402
+from jax_impl import cli
+from jax_impl.cli import OPTIMIZERS
+from jax_impl.params_io import InputError, save_text
 
 MAX_SEED = 2**31 - 1  # jax.random.key takes a 32-bit seed without x64
 MEMORY_FRACTION = 0.8  # refuse a sweep whose estimate exceeds this share of the free memory
@@ -313,8 +312,8 @@ def stdout_to_stderr(active: bool):
 
 # --- main ------------------------------------------------------------------------------------------------------------
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     points = args.points or 100
     check_memory(args, points)
     if args.process_id == 0:

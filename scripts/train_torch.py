@@ -14,14 +14,10 @@ Exit codes: 2 bad input, 3 the loss diverged.
 """
 
 import json
-import pathlib
-import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from jax_impl import cli  # noqa: E402
-from jax_impl.outputs import snapshot_lines, snapshot_steps, write_outputs  # noqa: E402
-from scripts.train_jax import parse_args  # noqa: E402  (importing it imports no jax)
+from jax_impl import cli
+from jax_impl.outputs import snapshot_lines, snapshot_steps, write_outputs
 
 
 def jax_draws(args):
@@ -37,8 +33,8 @@ def jax_draws(args):
     return data.as_numpy({"x": x, "y": y}).values(), data.as_numpy(params)
 
 
-def main():
-    args = parse_args(description=__doc__)
+def main(argv=None):
+    args = cli.run_parser(__doc__).parse_args(argv)
     out = cli.prepare_out_dir(args.out)
 
     import numpy as np
