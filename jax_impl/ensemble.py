@@ -167,19 +167,6 @@ def available_bytes() -> int | None:
         return None
 
 
-def step_arithmetic(points: int, hidden: int, optimizer: str = "adam") -> tuple[int, int]:
-    """(FLOPs other than the sigmoid, sigmoids) of one model's step, as its autodiff gradient and the update do it.
-
-    Forward: z = w1 x + b1 (2NH), w2 . h plus b2 (2NH + N), r, r^2 and its mean (3N); backward: g (N), db2 (N),
-    dw2 (2NH), h (1 - h) (2NH), dz (2NH), db1 (NH), dw1 (2NH); the update per parameter (3H + 1 of them):
-    Adam 14 (two moments 7, bias corrections 2, sqrt, + eps, divide, * lr, + p), SGD 2. Sigmoids: N H.
-    The floor counts them as scripts/bench.py does: FLOPs at the FMA-chain rate, sigmoids at the sigmoid rate.
-    """
-    n, h = points, hidden
-    per_param = {"adam": 14, "sgd": 2}[optimizer]
-    return 13 * n * h + 6 * n + per_param * (3 * h + 1), n * h
-
-
 def mib(nbytes: float) -> str:
     return f"{nbytes / 2**20:,.0f} MiB" if nbytes < 2**30 else f"{nbytes / 2**30:,.1f} GiB"
 

@@ -39,6 +39,7 @@ import time
 
 from jax_impl import cli
 from jax_impl.params_io import save_text
+from torch_impl import floor
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -345,83 +346,6 @@ def torch_ensemble(x, y, models, hidden, steps, device):
 
 # --- The arithmetic floor ---------------------------------------------------------------------------------------------
 
-def flops_per_step(points: int, hidden: int) -> int:
-    """The FLOPs of one Adam step other than the sigmoid: ensemble.step_arithmetic's count (one model's step)."""
-    from jax_impl import ensemble
-
-    return ensemble.step_arithmetic(points, hidden)[0]
-
-
-FMA_OPS = 8 + 128 + 8  # FLOPs per element of one fma_pass: 8 chain starts, 8 x 8 multiply-adds, 7 adds + 1 scale
-
-
-def fma_pass(_, v):
-    """One pass of 8 independent chains of 8 multiply-adds (independent, so that the FMA units' latency does not hide
-    their throughput)."""
-    chains = [v + 0.01 * k for k in range(8)]
-    for _ in range(8):
-        chains = [c * 0.9999 + 1e-4 for c in chains]
-    return sum(chains[1:], chains[0]) * 0.125
-
-
-def floor_programs(device) -> list:
-    """The floor's arithmetic as one jitted program per option set (XLA's defaults, and the port's
-    xla_cpu.compiler_options: 512-bit vectors run the sigmoid faster here; the floor takes the faster): called as
-    run(sigmoid_passes, fma_passes), it runs that many passes of the sigmoid 1 / (1 + exp(-a)) (the transcendental, as
-    the port computes it), then of fma_pass, over a cache-resident vector of 4096 floats. Each is compiled and warm."""
-    import jax
-    import jax.numpy as jnp
-
-    from jax_impl import xla_cpu
-
-    def floor_program(v, sigmoid_passes, fma_passes):
-        v = jax.lax.fori_loop(0, sigmoid_passes, lambda _, a: 1 / (1 + jnp.exp(-a)), v)
-        return jax.lax.fori_loop(0, fma_passes, fma_pass, v)
-
-    vector = jax.device_put(jnp.linspace(-1.0, 1.0, 4096, dtype=jnp.float32), device)
-    programs = []
-    for options in ({}, xla_cpu.compiler_options()):
-        program = jax.jit(floor_program, compiler_options=options)
-        jax.block_until_ready(program(vector, 10, 10))
-        programs.append(lambda sigmoid_passes, fma_passes, program=program: jax.block_until_ready(
-            program(vector, sigmoid_passes, fma_passes)))
-    return programs
-
-
-def measure_rates(device, seconds: float = 0.2) -> dict:
-    """This core's rates for the floor (FLOPs and sigmoids a second), from floor_programs running one kind of pass at
-    a time: the fastest of five timings of each kind and option set: the floor is what the core can do."""
-    rates = {"flop_rate": 0.0, "sigmoid_rate": 0.0}
-    for run in floor_programs(device):
-        for rate, ops, passes in (("flop_rate", FMA_OPS, lambda n: (0, n)), ("sigmoid_rate", 1, lambda n: (n, 0))):
-            n = 100
-            while _timed(lambda: run(*passes(n))) <= seconds / 5:  # grow n until one call takes `seconds` / 5
-                n *= 4
-            best = min(_timed(lambda: run(*passes(n))) for _ in range(5))
-            rates[rate] = max(rates[rate], ops * 4096 * n / best)
-    return rates
-
-
-def paired_floor_ratio(run_fused, points, hidden, steps, device, rounds: int) -> dict:
-    """The fused run against one call of floor_programs doing the run's arithmetic (its sigmoids, then its other
-    FLOPs, in passes over 4096 floats; of the two option sets, the faster counted), alternated `rounds` times; each
-    round gives the ratio of the two times. This VM's speed drifts by up to 1.5x within a minute (a fixed numpy loop
-    timed 34-65 ms), so the median of a run's repeats over a best-of-five floor mixes moments; a ratio of times taken
-    side by side does not."""
-    sigmoid_passes = max(1, round(points * hidden * steps / 4096))
-    fma_passes = max(1, round(flops_per_step(points, hidden) * steps / (FMA_OPS * 4096)))
-    programs = floor_programs(device)
-    run_fused()
-    ratios = []
-    for _ in range(rounds):
-        fused = _timed(run_fused)
-        floor = min(_timed(lambda run=run: run(sigmoid_passes, fma_passes)) for run in programs)
-        ratios.append(fused / floor)
-    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
-    return {"paired_ratio_median": statistics.median(ratios), "paired_ratio_p25": quartiles[0],
-            "paired_ratio_p75": quartiles[2], "paired_rounds": rounds}
-
-
 def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -429,7 +353,7 @@ def _timed(fn) -> float:
 
 
 def floor_record(points, hidden, steps, rates, device, paired=None) -> dict:
-    flops, sigmoids = flops_per_step(points, hidden), points * hidden
+    flops, sigmoids = floor.flops_per_step(points, hidden), points * hidden
     seconds = steps * (flops / rates["flop_rate"] + sigmoids / rates["sigmoid_rate"])
     timing = {"compile_s": None, "median_s": seconds, "min_s": seconds, "max_s": seconds, "repeats": 0}
     return make_record("jax", "arithmetic floor", device, points, hidden, steps, 1, timing, flops_per_step=flops,
@@ -676,7 +600,7 @@ def run_sizes(records, args, device_obj):
         if args.device == "cpu" and (wanted is None or any(w in "jax arithmetic floor" for w in wanted)):
             paired = None
             if ((points, hidden) == NOTEBOOK or args.tiny) and find(records, "jax", "train.fit", points, hidden):
-                paired = paired_floor_ratio(jax_fused(x, y, params, args.steps), points, hidden, args.steps,
+                paired = floor.paired_ratio(jax_fused(x, y, params, args.steps), points, hidden, args.steps,
                                             device_obj, rounds=args.paired_rounds)
                 print(f"bench: fused / floor, {args.paired_rounds} paired rounds: median "
                       f"{paired['paired_ratio_median']:.2f}", file=sys.stderr, flush=True)
@@ -739,7 +663,7 @@ def main(argv=None):
         torch.set_num_threads(args.torch_threads)
     base = environment(args.device)
     if args.device == "cpu":
-        args.rates = measure_rates(device_obj, seconds=0.05 if args.tiny else 0.2)
+        args.rates = floor.measure_rates(device_obj, seconds=0.05 if args.tiny else 0.2)
         print(f"bench: this core: {args.rates['flop_rate'] / 1e9:.1f} GFLOP/s (multiply-add chain), "
               f"{args.rates['sigmoid_rate'] / 1e9:.2f} G sigmoids/s", file=sys.stderr)
     records = []
