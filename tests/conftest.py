@@ -43,6 +43,19 @@ def compilations():
         jax.monitoring.unregister_event_duration_listener(listener)
 
 
+def assert_trees_close(actual, expected, *, rtol: float, atol: float = 0.0) -> None:
+    """Two pytrees (parameter dicts, trajectories): the same structure first, then leaf by leaf, each leaf's shape and
+    values (numpy's assert_allclose), the failing leaf named by its path (optax's tests' habit)."""
+    import numpy as np
+
+    assert jax.tree.structure(actual) == jax.tree.structure(expected), (jax.tree.structure(actual),
+                                                                       jax.tree.structure(expected))
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(actual), jax.tree.leaves(expected)):
+        name = jax.tree_util.keystr(path)
+        assert np.shape(a) == np.shape(b), (name, np.shape(a), np.shape(b))
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=name)
+
+
 def run_script(name: str, *args, env=None, timeout=300) -> subprocess.CompletedProcess:
     """Run scripts/NAME with args in a fresh process; returns the completed process (text output)."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}

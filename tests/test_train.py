@@ -4,7 +4,7 @@ notebook's places, compiled once, one kernel at the notebook's size, usable insi
 import jax
 import numpy as np
 import pytest
-from conftest import compilations
+from conftest import assert_trees_close, compilations
 
 from jax_impl import data, model, train
 from jax_impl.model import forward, mse_loss
@@ -33,10 +33,7 @@ def test_scan_equals_stepwise(notebook, optimizer, points):
     trajectory = train.fit(params, x, y, 0.2, optimizer=optimizer, steps=60, every=20)
     stepwise_params, stepwise_losses = train.fit_stepwise(params, x, y, 0.2, optimizer=optimizer, steps=60)
     np.testing.assert_allclose(trajectory.losses, stepwise_losses, rtol=STEPWISE_LOSS_F32, atol=0)
-    for name in params:
-        assert trajectory.params[name].shape == params[name].shape, name
-        np.testing.assert_allclose(trajectory.params[name], stepwise_params[name], rtol=STEPWISE_PARAM_F32,
-                                   atol=STEPWISE_PARAM_F32, err_msg=name)
+    assert_trees_close(trajectory.params, stepwise_params, rtol=STEPWISE_PARAM_F32, atol=STEPWISE_PARAM_F32)
 
 
 @pytest.mark.parametrize("steps,every", [(45, 20), (7, 1), (40, 20)])  # a remainder; no inner scan; none
