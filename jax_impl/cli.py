@@ -122,7 +122,10 @@ def setup_jax(*, x64: bool = False, cache_dir=None, processes: int = 1) -> None:
     """
     from jax_impl import xla_cpu
 
-    xla_cpu.set_xla_flags(host_devices=max(1, xla_cpu.cores() // processes))
+    set_now = xla_cpu.set_xla_flags(host_devices=max(1, xla_cpu.cores() // processes))
+    if not set_now and xla_cpu.SMALL_LOOP_OPTION not in os.environ.get("XLA_FLAGS", ""):
+        print("warning: jax was imported before cli.setup_jax; XLA runs without the port's flags (slower)",
+              file=sys.stderr)
     import jax
 
     jax.config.update("jax_enable_x64", bool(x64))

@@ -180,11 +180,12 @@ def stdout_to_stderr(active: bool):
 def main(argv=None):
     args = parse_args(argv)
     points = args.points or 100
+    # First: the XLA flags must be set before anything imports jax (check_memory does).
+    cli.setup_jax(x64=args.x64, cache_dir=None if args.no_cache else cli.default_cache_dir(),
+                  processes=args.num_processes)
     check_memory(args, points)
     if args.process_id == 0:
         cli.prepare_out_dir(args.out)
-    cli.setup_jax(x64=args.x64, cache_dir=None if args.no_cache else cli.default_cache_dir(),
-                  processes=args.num_processes)
     with stdout_to_stderr(args.num_processes > 1):  # gloo writes its connection log to stdout; keep --json clean
         if args.num_processes > 1:
             from jax_impl import sharding
