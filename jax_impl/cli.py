@@ -7,6 +7,7 @@ import pathlib
 import sys
 
 from jax_impl.params_io import InputError
+from jax_impl.torch_rng import MAX_SEED as TORCH_MAX_SEED
 
 OPTIMIZERS = ("adam", "sgd")  # train.make_optimizer builds them; named here so that flag parsing needs no jax
 
@@ -22,8 +23,9 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
 
 
-def run_parser(description: str) -> ArgumentParser:
-    """The flags of one training run, shared by train_jax.py and train_torch.py (the same run in either framework)."""
+def parse_run_args(description: str, argv=None) -> argparse.Namespace:
+    """The flags of one training run, shared by train_jax.py and train_torch.py (the same run in either framework),
+    parsed from argv (None: sys.argv); a bad value or combination is one line and exit 2."""
     p = ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=positive_int, default=201, help="training steps (notebook: 201)")
     p.add_argument("--lr", type=positive_float, default=0.2, help="learning rate (notebook: 0.2)")
@@ -34,14 +36,17 @@ def run_parser(description: str) -> ArgumentParser:
                         "(needed for --hidden other than 20; 0 is used then)")
     p.add_argument("--points", type=positive_int, default=None, help="fresh data with this many points")
     p.add_argument("--noise", type=non_negative_float, default=None, help="fresh data with this noise level")
-    p.add_argument("--data-seed", type=non_negative_int, default=0, help="key for fresh data (default 0)")
+    p.add_argument("--data-seed", type=non_negative_int, default=None, help="key for fresh data (default 0)")
+    p.add_argument("--torch-seed", type=torch_seed, default=None, metavar="K", help=TORCH_SEED_HELP)
     p.add_argument("--x64", action="store_true", help="train in float64")
     p.add_argument("--log-every", type=positive_int, default=20, help="snapshot and log every K steps")
     p.add_argument("--out", default="out", help="output folder (default out/)")
     p.add_argument("--no-plots", action="store_true", help="write no pictures")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout instead")
     p.add_argument("--no-cache", action="store_true", help="do not use JAX's persistent compilation cache")
-    return p
+    args = p.parse_args(argv)
+    check_torch_seed(p, args)
+    return args
 
 
 def positive_int(text: str) -> int:
@@ -77,6 +82,31 @@ def positive_float(text: str) -> float:
 def non_negative_float(text: str) -> float:
     value = positive_float(text) if text.strip() not in ("0", "0.0") else 0.0
     return value
+
+
+TORCH_SEED_HELP = ("data and initial weights as torch.manual_seed(K) and the notebook's cells give them (K = 1: the "
+                   "notebook's run; 0 <= K < 2**64), reproduced without torch (jax_impl/torch_rng.py)")
+
+
+def torch_seed(text: str) -> int:
+    """--torch-seed: what torch.manual_seed accepts, 0 ... 2**64 - 1 (its negative seeds are not offered here)."""
+    value = non_negative_int(text)
+    if value > TORCH_MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text} is above 2**64 - 1, the largest seed torch.manual_seed takes")
+    return value
+
+
+def check_torch_seed(parser, args) -> None:
+    """--torch-seed K takes the data and the initial weights from torch's stream, so --seed (jax.random weights) and
+    --data-seed (jax.random data) would choose them a second way: either with it is a usage error. --data-seed is
+    parsed with default None so that an explicit value shows; it becomes 0 here otherwise."""
+    if args.torch_seed is not None:
+        for flag in ("seed", "data_seed"):
+            if getattr(args, flag, None) is not None:
+                parser.error(f"--torch-seed draws the data and the initial weights as torch.manual_seed(K) does; "
+                             f"--{flag.replace('_', '-')} would draw them again with jax.random: give one of them")
+    if getattr(args, "data_seed", 0) is None:
+        args.data_seed = 0
 
 
 def fail(message: str, code: int = USAGE_ERROR) -> None:

@@ -1,4 +1,5 @@
-"""The two sources of training data: the notebook's exact draw (shipped), or a fresh draw from jax.random."""
+"""The sources of training data: the notebook's exact draw (shipped), a fresh draw from jax.random, or torch's draw
+for any torch.manual_seed (torch_rng)."""
 
 import pathlib
 
@@ -6,7 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_impl.model import PARAM_NAMES, init_params
+from jax_impl import torch_rng
+from jax_impl.model import DRAW_DTYPE, PARAM_NAMES, init_params
 from jax_impl.params_io import load_npz
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -27,23 +29,41 @@ def notebook_init_params(dtype=jnp.float32) -> dict[str, jax.Array]:
 
 
 def make_data(key: jax.Array, points: int = 100, noise: float = 0.2, dtype=jnp.float32):
-    """Fresh data: x = linspace(-1, 1, points) as (points, 1); y = x**2 + noise * U[0, 1)."""
-    x = jnp.linspace(-1.0, 1.0, points, dtype=dtype)[:, None]
-    return x, x**2 + noise * jax.random.uniform(key, x.shape, dtype)
+    """Fresh data: x = linspace(-1, 1, points) as (points, 1); y = x**2 + noise * U[0, 1). Made in float32 and then
+    cast (model.DRAW_DTYPE), so that a float64 run of the same key starts from the float32 run's numbers."""
+    x = jnp.linspace(-1.0, 1.0, points, dtype=DRAW_DTYPE)[:, None]
+    y = x**2 + jnp.asarray(noise, DRAW_DTYPE) * jax.random.uniform(key, x.shape, DRAW_DTYPE)
+    return x.astype(dtype), y.astype(dtype)
 
 
-def run_data(*, points=None, noise=None, data_seed: int = 0, dtype=jnp.float32):
-    """(x, y) for the scripts' flags: the notebook's data unless --points or --noise asks for fresh data (key
-    data_seed)."""
+def torch_seed_inputs(torch_seed: int, *, hidden: int = 20, points=None, noise=None, dtype=jnp.float32):
+    """(params, x, y) as torch.manual_seed(torch_seed) and the notebook's cells give them (torch_rng.notebook_draws),
+    drawn in float32 and then cast to dtype, so that float32 and float64 runs start from the same numbers."""
+    draws = torch_rng.notebook_draws(torch_seed, hidden, points or 100, 0.2 if noise is None else noise)
+    params = {k: jnp.asarray(v, dtype) for k, v in draws["params"].items()}
+    return params, jnp.asarray(draws["x"], dtype), jnp.asarray(draws["y"], dtype)
+
+
+def run_data(*, points=None, noise=None, data_seed: int = 0, torch_seed=None, dtype=jnp.float32):
+    """(x, y) for the scripts' flags: torch's draw after torch.manual_seed(torch_seed) if given; else the notebook's
+    data unless --points or --noise asks for fresh data (key data_seed)."""
+    if torch_seed is not None:
+        return torch_seed_inputs(torch_seed, points=points, noise=noise, dtype=dtype)[1:]
     if points is None and noise is None:
         return notebook_data(dtype)
     return make_data(jax.random.key(data_seed), points or 100, 0.2 if noise is None else noise, dtype)
 
 
-def run_inputs(*, seed=None, hidden: int = 20, points=None, noise=None, data_seed: int = 0, dtype=jnp.float32):
+def run_inputs(*, seed=None, hidden: int = 20, points=None, noise=None, data_seed: int = 0, torch_seed=None,
+               dtype=jnp.float32):
     """(params, x, y) for the scripts' flags, one rule for all of them (train_jax, train_torch, compare, bench):
-    run_data's data; the notebook's initial weights unless --seed is given or the width is not 20 (then init_params
-    with key `seed`, 0 if none)."""
+    with torch_seed, torch's data and Net(1, hidden, 1) after torch.manual_seed(torch_seed); else run_data's data and
+    the notebook's initial weights unless --seed is given or the width is not 20 (then init_params with key `seed`,
+    0 if none)."""
+    if torch_seed is not None:
+        if seed is not None:
+            raise ValueError("torch_seed and seed both choose the initial weights: give one")
+        return torch_seed_inputs(torch_seed, hidden=hidden, points=points, noise=noise, dtype=dtype)
     x, y = run_data(points=points, noise=noise, data_seed=data_seed, dtype=dtype)
     if seed is None and hidden == 20:
         return notebook_init_params(dtype), x, y

@@ -134,8 +134,10 @@ def fit_ensemble(params, x, y, lrs, *, optimizer: str = "adam", steps: int = 201
     params: the (E, ...) layout; x, y: (N, 1) shared; lrs: (E,) traced, so new learning rates reuse the compiled
     program. Returns Trajectory(params (E, ...), losses (E, steps), snapshots (E, S, N, 1)); every=None keeps no
     snapshots (S = 0): no (N, E) select per step, no (S, N, E) buffer.
-    The update is optax's arithmetic per model: u = adam_direction(g); p + (-lr) * u.
+    The update is optax's arithmetic per model: u = adam_direction(g); p + (-lr) * u. ValueError for x, y of another
+    shape (model.check_data).
     """
+    model.check_data(x, y)
     return jitted_fit()(params, x, y, lrs, optimizer=optimizer, steps=steps, every=every)
 
 

@@ -40,6 +40,8 @@ def manual_grads(params, x, y, loss: str = "sse"):
         b2_grad = (2 * (y_pred - y)).sum()
         w1_grad = 2 * x.T @ (((y_pred - y) @ w2.T) * (exp(-h) / (1 + exp(-h))**2))
         b1_grad = 2 * (((y_pred - y) @ w2.T) * (exp(-h) / (1 + exp(-h))**2)).sum(dim=0)
+
+    x, y: (N, 1); returns the gradients in the params' shapes and dtype.
     """
     w1, b1, w2, b2 = (params[k] for k in PARAM_NAMES)
     scale = _loss_scale(loss, y)
@@ -47,7 +49,10 @@ def manual_grads(params, x, y, loss: str = "sse"):
     h_sigmoid = 1 / (1 + jnp.exp(-h))  # the cell's own sigmoid, not jax.nn.sigmoid
     y_pred = h_sigmoid @ w2 + b2[None, :]  # (N, 1)
     residual = y_pred - y  # (N, 1)
-    dh = (residual @ w2.T) * (jnp.exp(-h) / (1 + jnp.exp(-h)) ** 2)  # (N, H): df/dh without the scale
+    # The cell's sigmoid'(h) = exp(-h) / (1 + exp(-h))**2, taken at |h| (it is even in h): as written, exp(-h)
+    # overflows to inf for h < -88 in float32 and inf / inf is NaN at every saturated unit.
+    decay = jnp.exp(-jnp.abs(h))
+    dh = (residual @ w2.T) * (decay / (1 + decay) ** 2)  # (N, H): df/dh without the scale
     return {
         "w1": scale * x.T @ dh,  # (1, H)
         "b1": scale * dh.sum(axis=0),  # (H,)
@@ -82,10 +87,13 @@ def finite_difference_grads(params, x, y, loss: str = "sse", eps: float = FD_EPS
         for i in np.ndindex(p[name].shape):
             saved = p[name][i]
             p[name][i] = saved + eps
-            up = _numpy_loss(p, x, y, loss)
+            up, above = _numpy_loss(p, x, y, loss), p[name][i]
             p[name][i] = saved - eps
-            down = _numpy_loss(p, x, y, loss)
+            down, below = _numpy_loss(p, x, y, loss), p[name][i]
             p[name][i] = saved
-            grad[i] = (up - down) / (2 * eps)
+            # Divide by the step actually taken (saved +- eps rounds to the float64 grid): exact, where 2 * eps is
+            # not. A weight so large that both round to it (|w| > ~1e11) has no step: 0, and an infinite error
+            # bound (grad_error.finite_difference_allowance).
+            grad[i] = (up - down) / (above - below) if above != below else 0.0
         grads[name] = grad
     return grads

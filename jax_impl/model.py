@@ -9,19 +9,34 @@ import jax.numpy as jnp
 
 from jax_impl.params_io import PARAM_NAMES  # noqa: F401  (re-exported; params_io must not import jax)
 
+# Every random draw (weights, data) is made in float32 and then cast: jax.random draws other numbers in float64, and a
+# float32 run must be comparable with the float64 run of the same seed (the same starting numbers).
+DRAW_DTYPE = jnp.float32
+
 
 def param_shapes(hidden: int) -> dict[str, tuple[int, ...]]:
     return {"w1": (1, hidden), "b1": (hidden,), "w2": (hidden, 1), "b2": (1,)}
 
 
+def check_data(x, y=None) -> None:
+    """Raise ValueError unless x is (N, 1) and y, if given, is (N, 1) too: a y of shape (N,) against the (N, 1)
+    prediction would broadcast to an (N, N) difference and average the wrong thing without a word."""
+    if len(x.shape) != 2 or x.shape[1] != 1:
+        raise ValueError(f"x must have shape (N, 1); got {tuple(x.shape)}")
+    if y is not None and tuple(y.shape) != tuple(x.shape):
+        raise ValueError(f"y has shape {tuple(y.shape)} but the prediction has shape {tuple(x.shape)}: pass y as "
+                         f"(N, 1), like x")
+
+
 def init_params(key: jax.Array, hidden: int = 20, dtype=jnp.float32) -> dict[str, jax.Array]:
-    """torch.nn.Linear's init: weight and bias both U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    """torch.nn.Linear's init: weight and bias both U(-1/sqrt(fan_in), 1/sqrt(fan_in)); drawn in DRAW_DTYPE, then
+    cast to dtype (the same numbers in float32 and float64).
 
     fan_in is 1 for the hidden layer (bound 1) and `hidden` for the output layer (bound 1/sqrt(H)).
     """
     k1, k2, k3, k4 = jax.random.split(key, 4)
     bound1, bound2 = 1.0, 1.0 / hidden**0.5
-    uniform = lambda k, shape, bound: jax.random.uniform(k, shape, dtype, -bound, bound)  # noqa: E731
+    uniform = lambda k, shape, bound: jax.random.uniform(k, shape, DRAW_DTYPE, -bound, bound).astype(dtype)  # noqa: E731
     return {
         "w1": uniform(k1, (1, hidden), bound1),
         "b1": uniform(k2, (hidden,), bound1),
@@ -32,12 +47,13 @@ def init_params(key: jax.Array, hidden: int = 20, dtype=jnp.float32) -> dict[str
 
 @jax.jit
 def forward(params, x):
-    """x: (N, 1) -> prediction (N, 1); linear -> sigmoid -> linear, as the notebook's Net.
+    """x: (N, 1) -> prediction (N, 1); linear -> sigmoid -> linear, as the notebook's Net. ValueError for another x.
 
     The hidden layer is computed transposed, (H, N): the N points contiguous, so that the sigmoid and the sums over the
     points run along rows on the CPU (the same product as `sigmoid(x @ w1 + b1) @ w2 + b2`; (N, 1) and (1, N) are the
     same memory, so the transposes of x and of the prediction cost nothing).
     """
+    check_data(x)
     # Biases broadcast explicitly ([:, None]) so that the tests' jax_numpy_rank_promotion="raise" can catch the
     # classic (N, 1) - (N,) -> (N, N) bug anywhere else.
     hidden = jax.nn.sigmoid(params["w1"].T @ x.T + params["b1"][:, None])  # (H, 1) @ (1, N) -> (H, N)
@@ -46,13 +62,15 @@ def forward(params, x):
 
 @jax.jit
 def mse_loss(params, x, y):
-    """torch.nn.MSELoss(): the mean over all N elements (the training loss)."""
+    """torch.nn.MSELoss(): the mean over all N elements (the training loss). x, y: (N, 1); ValueError otherwise."""
+    check_data(x, y)
     return jnp.mean((forward(params, x) - y) ** 2)
 
 
 @jax.jit
 def sse_loss(params, x, y):
-    """The validation cell's f = (y - y_pred).pow(2).sum()."""
+    """The validation cell's f = (y - y_pred).pow(2).sum(). x, y: (N, 1); ValueError otherwise."""
+    check_data(x, y)
     return jnp.sum((y - forward(params, x)) ** 2)
 
 

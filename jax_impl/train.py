@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jax_impl import xla_cpu
+from jax_impl import model, xla_cpu
 from jax_impl.cli import OPTIMIZERS
 from jax_impl.model import forward, mse_loss
 from jax_impl.outputs import first_nonfinite_step, snapshot_steps  # noqa: F401  (re-exported: one definition each)
@@ -56,10 +56,12 @@ class Trajectory(NamedTuple):
 def fit(params, x, y, lr, *, optimizer: str = "adam", steps: int = 201, every: int = 20) -> Trajectory:
     """Train for `steps` updates in one compiled program (no host round trip per step); returns the Trajectory.
 
-    params: model.py's dict; x, y: (N, 1); lr: a float or a traced scalar (a sweep over it reuses one compilation).
-    The jitted entry: it compiles `trajectory` with the CPU options for its size (jitted_fit). Inside your own jit,
-    vmap or grad, call `trajectory` instead (a nested jit takes no compiler options of its own).
+    params: model.py's dict; x, y: (N, 1) (ValueError otherwise: model.check_data, the one place inputs are checked);
+    lr: a float or a traced scalar (a sweep over it reuses one compilation). The jitted entry: it compiles `trajectory`
+    with the CPU options for its size (jitted_fit). Inside your own jit, vmap or grad, call `trajectory` instead (a
+    nested jit takes no compiler options of its own).
     """
+    model.check_data(x, y)
     return jitted_fit(params, x)(params, x, y, lr, optimizer=optimizer, steps=steps, every=every)
 
 

@@ -4,6 +4,7 @@
     python scripts/compare.py --x64             # both in float64: agreement near 1e-15
     python scripts/compare.py --attribute       # also: what causes the float32 gap (a table, one row per cause)
     python scripts/compare.py --seed 3 --hidden 64 --optimizer sgd --lr 0.5 --json
+    python scripts/compare.py --torch-seed 7    # data and weights as torch.manual_seed(7) gives them
 
 Reports the largest relative difference of the per-step losses, the largest absolute difference of the final
 parameters, and the largest relative difference of the gradients at the initial weights, each against a named
@@ -34,7 +35,8 @@ def parse_args(argv=None):
                    help="initial weights from jax.random.key(SEED) (as train_jax.py) instead of the notebook's")
     p.add_argument("--points", type=cli.positive_int, default=None, help="fresh data with this many points")
     p.add_argument("--noise", type=cli.non_negative_float, default=None, help="fresh data with this noise level")
-    p.add_argument("--data-seed", type=cli.non_negative_int, default=0, help="key for fresh data (default 0)")
+    p.add_argument("--data-seed", type=cli.non_negative_int, default=None, help="key for fresh data (default 0)")
+    p.add_argument("--torch-seed", type=cli.torch_seed, default=None, metavar="K", help=cli.TORCH_SEED_HELP)
     p.add_argument("--x64", action="store_true", help="both sides in float64")
     p.add_argument("--attribute", action="store_true",
                    help="also run the float32 gap experiment (Adam, float32 only) and print its table")
@@ -43,6 +45,7 @@ def parse_args(argv=None):
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout instead")
     p.add_argument("--no-cache", action="store_true", help="do not use JAX's persistent compilation cache")
     args = p.parse_args(argv)
+    cli.check_torch_seed(p, args)
     if args.attribute and (args.x64 or args.optimizer != "adam"):
         p.error("--attribute studies Adam's float32 gap: it takes neither --x64 nor --optimizer sgd")
     return args
@@ -53,7 +56,7 @@ def inputs(args, dtype):
     from jax_impl import data
 
     return data.run_inputs(seed=args.seed, hidden=args.hidden, points=args.points, noise=args.noise,
-                           data_seed=args.data_seed, dtype=dtype)
+                           data_seed=args.data_seed, torch_seed=args.torch_seed, dtype=dtype)
 
 
 def plot(result, path):

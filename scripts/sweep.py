@@ -8,7 +8,9 @@
 
 --seeds N means seeds 0..N-1; A:B means A..B-1; a comma list names them. Every (seed, lr, hidden, optimizer) is one
 model. Seed S gives the initial weights `train_jax.py --seed S` draws,
-so each model's result equals that single run to float32 rounding. Models that share a hidden width and an optimizer
+so each model's result equals that single run to float32 rounding. With --torch-seed K the data are torch's after
+torch.manual_seed(K) (K = 1: the notebook's) and seed S's weights are those of `train_jax.py --torch-seed S`, so the
+model with seed K is the single run `train_jax.py --torch-seed K`. Models that share a hidden width and an optimizer
 form one group, trained in one compiled call (ensemble.fit_ensemble: the learning rate is data, so new rates do not
 recompile); widths differ in shape, so each width is its own call. The model axis is sharded over every device of
 every process (jax_impl.sharding); process 0 writes the results.
@@ -56,13 +58,13 @@ def seed_list(text: str) -> list[int] | range:
     if ":" in text and "," not in text:
         start, _, stop = text.partition(":")
         start, stop = cli.non_negative_int(start.strip() or "x"), cli.positive_int(stop.strip() or "x")
-        if stop <= start or stop - 1 > MAX_SEED:
-            raise argparse.ArgumentTypeError(f"{text!r}: need START < STOP <= {MAX_SEED + 1}")
+        if stop <= start or stop - 1 > cli.TORCH_MAX_SEED:
+            raise argparse.ArgumentTypeError(f"{text!r}: need START < STOP <= 2**64")
         return range(start, stop)
     seeds = [cli.non_negative_int(item) for item in _items(text, "seeds")]
-    if max(seeds) > MAX_SEED:
-        raise argparse.ArgumentTypeError(f"seed {max(seeds)} is above {MAX_SEED}")
-    return seeds
+    if max(seeds) > cli.TORCH_MAX_SEED:
+        raise argparse.ArgumentTypeError(f"seed {max(seeds)} is above 2**64 - 1")
+    return seeds  # above MAX_SEED only with --torch-seed: parse_args checks
 
 
 def lr_list(text: str) -> list[float]:
@@ -93,7 +95,10 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=cli.positive_int, default=201, help="training steps (notebook: 201)")
     p.add_argument("--points", type=cli.positive_int, default=None, help="fresh data with this many points")
     p.add_argument("--noise", type=cli.non_negative_float, default=None, help="fresh data with this noise level")
-    p.add_argument("--data-seed", type=cli.non_negative_int, default=0, help="key for fresh data (default 0)")
+    p.add_argument("--data-seed", type=cli.non_negative_int, default=None, help="key for fresh data (default 0)")
+    p.add_argument("--torch-seed", type=cli.torch_seed, default=None, metavar="K",
+                   help="the data as torch.manual_seed(K) and the notebook's data cell give them, and seed S's initial "
+                        "weights as torch.manual_seed(S) gives them (train_jax.py --torch-seed S's), without torch")
     p.add_argument("--x64", action="store_true", help="train in float64")
     p.add_argument("--out", default="out/sweep", help="output folder (default out/sweep)")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout instead of the table")
@@ -106,6 +111,9 @@ def parse_args(argv=None):
     p.add_argument("--timeout", type=cli.positive_int, default=60,
                    help="seconds to wait for the other processes (then one line naming who is missing, exit 2)")
     args = p.parse_args(argv)
+    cli.check_torch_seed(p, args)
+    if args.torch_seed is None and max(args.seeds) > MAX_SEED:
+        p.error(f"seed {max(args.seeds)} is above {MAX_SEED} (with --torch-seed, seeds go up to 2**64 - 1)")
     if args.num_processes > 1 and args.coordinator is None:
         p.error("--num-processes above 1 needs --coordinator HOST:PORT")
     if args.process_id >= args.num_processes:
@@ -133,14 +141,20 @@ def check_memory(args, points: int) -> None:
 
 def train_groups(args, x, y, dtype):
     """Each (hidden, optimizer) group in one sharded call. Returns (records, final params per group, groups)."""
-    from jax_impl import ensemble, sharding
+    import jax.numpy as jnp
+
+    from jax_impl import ensemble, sharding, torch_rng
 
     records, finals, groups = [], [], []
     for hidden in args.hidden:
         for optimizer in args.optimizer:
             seeds = [s for _ in args.lrs for s in args.seeds]  # lr-major: model = (lr index, seed index)
             lrs = np.repeat(np.asarray(args.lrs, dtype), len(args.seeds))
-            params = ensemble.init_ensemble(seeds, hidden, dtype)
+            if args.torch_seed is None:
+                params = ensemble.init_ensemble(seeds, hidden, dtype)
+            else:  # drawn in float32, then cast
+                params = {k: jnp.asarray(v, dtype) for k, v in
+                          torch_rng.notebook_params_for_seeds(seeds, hidden, args.points or 100).items()}
             start = time.perf_counter()
             trajectory, devices = sharding.fit_sharded(params, x, y, lrs, optimizer=optimizer, steps=args.steps,
                                                        every=None)
@@ -207,7 +221,8 @@ def train(args):
     from jax_impl import data
 
     dtype = jnp.float64 if args.x64 else jnp.float32
-    x, y = data.run_data(points=args.points, noise=args.noise, data_seed=args.data_seed, dtype=dtype)
+    x, y = data.run_data(points=args.points, noise=args.noise, data_seed=args.data_seed, torch_seed=args.torch_seed,
+                         dtype=dtype)
     x, y = np.asarray(x), np.asarray(y)
     records, group_params, groups = train_groups(args, x, y, dtype)
     if args.process_id != 0:

@@ -3,6 +3,7 @@
     python scripts/train_jax.py                 # reproduces the notebook: data, weights, Adam lr 0.2, 201 steps
     python scripts/train_jax.py --seed 3 --lr 0.05 --optimizer sgd --out out/sgd
     python scripts/train_jax.py --points 10000 --noise 0.1 --no-plots --json
+    python scripts/train_jax.py --torch-seed 7   # data and weights as torch.manual_seed(7) gives them, without torch
 
 Writes into --out (default out/): data.png, snapshots.png (the eleven snapshots), learning.gif, loss.png,
 params.npz (w1 (1,H), b1 (H,), w2 (H,1), b2 (1,)) and losses.json. Exit codes: 2 bad input, 3 the loss diverged.
@@ -15,8 +16,13 @@ from jax_impl import cli
 from jax_impl.outputs import snapshot_lines, write_outputs
 
 
+def parse_args(argv=None):
+    """The run flags (cli.parse_run_args: the same for train_jax.py and train_torch.py)."""
+    return cli.parse_run_args(__doc__, argv)
+
+
 def main(argv=None):
-    args = cli.run_parser(__doc__).parse_args(argv)
+    args = parse_args(argv)
     out = cli.prepare_out_dir(args.out)
     cli.setup_jax(x64=args.x64, cache_dir=None if args.no_cache else cli.default_cache_dir())
 
@@ -28,7 +34,7 @@ def main(argv=None):
 
     dtype = jnp.float64 if args.x64 else jnp.float32
     params, x, y = data.run_inputs(seed=args.seed, hidden=args.hidden, points=args.points, noise=args.noise,
-                                   data_seed=args.data_seed, dtype=dtype)
+                                   data_seed=args.data_seed, torch_seed=args.torch_seed, dtype=dtype)
     lr = jnp.asarray(args.lr, dtype)
     say = (lambda *a: None) if args.json else print
 

@@ -3,9 +3,12 @@
     python scripts/train_torch.py               # the notebook: its data and weights, Adam lr 0.2, 201 steps
     python scripts/train_torch.py --seed 3 --lr 0.05 --optimizer sgd --out out/torch-sgd
     python scripts/train_torch.py --no-plots --json
+    python scripts/train_torch.py --torch-seed 7 # torch.manual_seed(7), then the notebook's cells
 
 Without --seed the data and the initial weights are torch's own draw after torch.manual_seed(1), as in the notebook
-(equal, bit for bit, to what train_jax.py loads from jax_impl/notebook_data.npz). --seed K, --hidden other than 20,
+(equal, bit for bit, to what train_jax.py loads from jax_impl/notebook_data.npz); --torch-seed K: torch's own draw
+after torch.manual_seed(K), with --hidden, --points and --noise in the notebook's cells (train_jax.py --torch-seed K
+reproduces it without torch). Otherwise --seed K, --hidden other than 20,
 --points and --noise use the JAX draws of train_jax.py (jax.random.key(K) through to_state_dict), so both scripts start
 from the same weights on the same data; only then is jax imported (--no-cache: without JAX's persistent compilation
 cache for those draws; torch compiles nothing). Writes into --out (default out/): data.png, snapshots.png,
@@ -33,8 +36,13 @@ def jax_draws(args):
     return data.as_numpy({"x": x, "y": y}).values(), data.as_numpy(params)
 
 
+def parse_args(argv=None):
+    """The run flags (cli.parse_run_args: the same for train_jax.py and train_torch.py)."""
+    return cli.parse_run_args(__doc__, argv)
+
+
 def main(argv=None):
-    args = cli.run_parser(__doc__).parse_args(argv)
+    args = parse_args(argv)
     out = cli.prepare_out_dir(args.out)
 
     import numpy as np
@@ -47,8 +55,10 @@ def main(argv=None):
 
     dtype = torch.float64 if args.x64 else torch.float32
     notebook_run = args.seed is None and args.hidden == 20 and args.points is None and args.noise is None
-    if notebook_run:
-        x, y, net, _ = notebook_draws()  # torch.manual_seed(1), the data, then Net(1, 20, 1): the notebook's order
+    if notebook_run or args.torch_seed is not None:
+        # torch.manual_seed(K), the data, then Net(1, H, 1): the notebook's cells (K = 1 unless --torch-seed)
+        x, y, net, _ = notebook_draws(args.hidden, seed=1 if args.torch_seed is None else args.torch_seed,
+                                      points=args.points or 100, noise=0.2 if args.noise is None else args.noise)
     else:
         (x, y), params = jax_draws(args)
         net = Net(1, args.hidden, 1).to(dtype)  # before loading: load_state_dict casts to the module's dtype

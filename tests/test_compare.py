@@ -88,6 +88,40 @@ def test_differences_name_the_worst_tensor():
     assert C.max_rel_grad_diff(other, ref) == (pytest.approx(5.0), "b1")  # relative: 0.5 / 0.1 beats 1.0 / 4.0
 
 
+def test_zero_against_zero_agrees_and_nan_never_does():
+    zero = {"w1": np.zeros((1, 2)), "b1": np.zeros(2), "w2": np.ones((2, 1)), "b2": np.ones(1)}
+    assert C.max_rel_grad_diff(zero, zero) == (0.0, "w1")
+    assert C.rel_tensor_diff(np.array([1e-30, 0.0]), np.zeros(2)) == np.inf
+    nan = {**zero, "b1": np.array([np.nan, 0.0])}
+    value, name = C.max_rel_grad_diff(nan, zero)
+    assert np.isnan(value) and name == "b1"
+    assert C.rel_loss_diff(np.array([0.0, 1.0]), np.array([0.0, 2.0])).tolist() == [0.0, 0.5]
+
+
+def test_an_output_layer_of_zeros_agrees(notebook):
+    """w2 = 0 makes the initial w1 and b1 gradients exactly 0 in both frameworks: agreement, not a 0/0 NaN."""
+    params, x, y = notebook
+    params = {**params, "w2": jnp.zeros_like(params["w2"])}
+    result = C.compare(params, x, y, lr=0.2, optimizer="adam", steps=5)
+    assert result["ok"] is True and np.isfinite(result["max_rel_grad_diff"]), result["max_rel_grad_diff"]
+    assert result["max_rel_grad_diff"] < F32.rel_grad
+
+
+def test_the_cross_check_runs_at_full_float32_precision(notebook, monkeypatch):
+    """On a GPU JAX's default matmul precision and torch's cuDNN may use TF32; compare() runs both sides at full
+    float32 (precision.full_float32): here (CPU), that the setting is in force while the gradients are taken."""
+    from torch_impl import precision
+
+    seen = []
+    for name in ("jax_grads", "torch_grads"):
+        original = getattr(C, name)
+        monkeypatch.setattr(C, name, lambda *a, _f=original, **k: (seen.append(precision.in_force()), _f(*a, **k))[1])
+    params, x, y = notebook
+    assert not precision.in_force()
+    C.compare(params, x, y, lr=0.2, optimizer="adam", steps=3)
+    assert seen == [True, True] and not precision.in_force()
+
+
 # ---- the attribution: its building blocks are faithful, then the measured result -------------------------------
 
 def test_reimplemented_optax_adam_is_optax_adam(notebook):

@@ -10,13 +10,12 @@ import pytest
 from conftest import import_script, run_main
 from jax.test_util import check_grads
 
-from jax_impl import data, grads, model
+from jax_impl import data, grad_error, grads, model
 from jax_impl.params_io import PARAM_NAMES, load_params
+from torch_impl import precision
 
 validate_grads = import_script("validate_grads")
 
-F32 = validate_grads.TOLERANCES["float32"]
-F64 = validate_grads.TOLERANCES["float64"]
 NOTEBOOK_PARAMS = data.NOTEBOOK_VALIDATION_PARAMS
 
 # The notebook's printed table (seed/notebook.md, the validation cell's output): the oracle. Autograd's row as
@@ -49,17 +48,6 @@ def notebook_weights(dtype=jnp.float32):
     return {k: jnp.asarray(v, dtype) for k, v in load_params(NOTEBOOK_PARAMS).items()}
 
 
-def all_four(params, x, y, loss):
-    methods = {"manual": grads.manual_grads(params, x, y, loss), "jax": grads.jax_grads(params, x, y, loss),
-               "torch": validate_grads.torch_grads(params, x, y, loss),
-               "finite_diff": grads.finite_difference_grads(params, x, y, loss)}
-    return {m: {k: np.asarray(v) for k, v in g.items()} for m, g in methods.items()}
-
-
-def printed_format(name, value):
-    return f"{value:.4e}" if name == "w1" else f"{value:.4f}"
-
-
 def printed_unit(text):
     return 1e-4 * 10 ** int(text.split("e")[1]) if "e" in text else 1e-4
 
@@ -72,17 +60,16 @@ def test_four_methods_agree(source, loss):
     x, y = data.notebook_data()
     params = (notebook_weights() if source == "notebook"
               else validate_grads.random_params(jax.random.key(source), 20, jnp.float32))
-    results = all_four(params, x, y, loss)
+    results = validate_grads.all_methods(params, x, y, loss)
     for name in PARAM_NAMES:
         shapes = {m: results[m][name].shape for m in results}
         assert set(shapes.values()) == {params[name].shape}, (name, shapes)
         assert results["manual"][name].dtype == results["jax"][name].dtype == np.float32
         assert results["finite_diff"][name].dtype == np.float64
-    diffs = validate_grads.differences(results)
-    assert validate_grads.mismatches(diffs, F32) == []
-    for method, by_name in diffs.items():
-        for name, d in by_name.items():
-            assert d["max_rel"] <= F32[method], (method, name, d)
+    _, report = validate_grads.check(results, params, x, y, loss, "float32")
+    assert grad_error.mismatches(report) == []
+    assert {m: set(by_name) for m, by_name in report.items()} == {m: set(PARAM_NAMES) for m in
+                                                                  ("manual", "torch", "finite_diff")}
     assert float(np.max(np.abs(results["jax"]["w2"]))) > (1.0 if loss == "sse" else 0.01)  # not a zero gradient
 
 
@@ -91,12 +78,28 @@ def test_mse_gradient_is_the_sse_gradient_over_n():
     params = notebook_weights()
     sse, mse = grads.jax_grads(params, x, y, "sse"), grads.jax_grads(params, x, y, "mse")
     manual_mse = grads.manual_grads(params, x, y, "mse")
-    for name in PARAM_NAMES:  # scale-relative, as the script compares (W1[19] is a near-cancelling sum)
-        scale = float(np.max(np.abs(sse[name])))
-        np.testing.assert_allclose(np.asarray(mse[name]) * 100, sse[name], rtol=0, atol=F32["manual"] * scale,
-                                   err_msg=name)
-        np.testing.assert_allclose(np.asarray(manual_mse[name]) * 100, sse[name], rtol=0, atol=F32["manual"] * scale,
-                                   err_msg=name)
+    allowance = grad_error.rounding_allowance(params, x, y, "sse", "float32")
+    for name in PARAM_NAMES:  # two float32 computations of the same sum: twice one's rounding allowance
+        np.testing.assert_array_less(np.abs(np.asarray(mse[name]) * 100 - sse[name]), 2 * allowance[name] + 1e-30,
+                                     err_msg=name)
+        np.testing.assert_array_less(np.abs(np.asarray(manual_mse[name]) * 100 - sse[name]),
+                                     2 * allowance[name] + 1e-30, err_msg=name)
+
+
+def test_the_checks_run_at_full_float32_precision(monkeypatch):
+    """On a GPU, JAX's default matmul precision and torch's cuDNN may use TF32: the check runs JAX at "highest" and
+    torch with TF32 off; here (CPU) that the setting is in force while each method runs, and restored after."""
+    seen = []
+
+    def recording(fn):
+        return lambda *a, **k: (seen.append(precision.in_force()), fn(*a, **k))[1]
+
+    monkeypatch.setattr(grads, "jax_grads", recording(grads.jax_grads))
+    monkeypatch.setattr(grads, "manual_grads", recording(grads.manual_grads))
+    x, y = data.notebook_data()
+    assert not precision.in_force()
+    validate_grads.all_methods(notebook_weights(), x, y, "sse")
+    assert seen == [True, True] and not precision.in_force()
 
 
 def test_finite_differences_are_float64_in_a_float32_process():
@@ -157,16 +160,14 @@ def test_jax_grad_reproduces_the_printed_table_float32():
     assert_near_printed(grads.manual_grads(notebook_weights(), x, y, "sse"), PRINTED_UNITS_FLOAT32)
 
 
-def test_torch_twin_prints_the_notebooks_digits():
-    """torch autograd in float32 at the shipped weights prints the notebook's table digit for digit; at the two
-    entries where the notebook's own two rows differ it prints the hand-formula row's digits (measured, torch 2.13
-    CPU), so there either of the notebook's values is accepted."""
+def test_torch_twin_reproduces_the_printed_table_float32():
+    """torch autograd in float32 at the shipped weights, judged as jax.grad is: its last printed digit depends on the
+    CPU's summation kernels (W2[1] prints -159.0730 on an Intel Xeon and -159.0731 on an AMD EPYC, -159.07306 there),
+    so it is held to the same units of the last digit, not to the digits."""
+    from torch_impl.grads import torch_grads
+
     x, y = data.notebook_data()
-    got = validate_grads.torch_grads(notebook_weights(), x, y, "sse")
-    for name, printed in PRINTED.items():
-        for i, text in enumerate(printed):
-            allowed = {text, PRINTED_MANUAL_ROW_DIFFERS.get((name, i), text)}
-            assert printed_format(name, float(np.ravel(got[name])[i])) in allowed, (name, i)
+    assert_near_printed(torch_grads(notebook_weights(), x, y, "sse"), PRINTED_UNITS_FLOAT32)
 
 
 def test_the_table_reference_is_the_notebooks():
@@ -186,8 +187,8 @@ def test_script_prints_the_table_and_the_notebook_style_grads(monkeypatch, capsy
     assert "b1.grad [torch]:tensor([  -6.6521,  -34.3221,   21.0922,  -98.0738,  105.3418,   92.1889," in out
     rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["w1"], ["b1"], ["w2"], ["b2"])]
     assert len(rows) == 12 and {r[1] for r in rows} == {"manual", "torch", "finite_diff"}
-    assert all(r[-1] == "yes" and float(r[3]) <= float(r[4]) for r in rows)
-    assert out.splitlines()[-1] == "all four agree within tolerance"
+    assert all(r[-1] == "yes" and 0 <= float(r[-2]) <= 1 for r in rows)
+    assert out.splitlines()[-1] == "all four agree within their allowances"
 
 
 def test_script_json_float64_at_the_notebook_weights(script):
@@ -197,39 +198,54 @@ def test_script_json_float64_at_the_notebook_weights(script):
     assert report["ok"] is True and report["mismatches"] == []
     assert (report["dtype"], report["loss"], report["hidden"], report["points"]) == ("float64", "sse", 20, 100)
     assert set(report["grads"]) == {"manual", "jax", "torch", "finite_diff"}
-    assert report["tolerances"] == F64 and report["fd_eps"] == grads.FD_EPS
+    assert report["rounding_factor"] == grad_error.ROUNDING_FACTOR and report["fd_eps"] == grads.FD_EPS
     g = {m: {k: np.array(v) for k, v in by_name.items()} for m, by_name in report["grads"].items()}
     for method in g:
         assert {k: v.shape for k, v in g[method].items()} == model.param_shapes(20), method
-    for method, by_name in report["diffs"].items():
+    for method, by_name in report["report"].items():
         for name, d in by_name.items():
-            assert d["max_rel"] <= F64[method] and d["max_abs"] >= 0, (method, name)
+            assert 0 <= d["units"] <= 1 and d["max_abs"] >= 0, (method, name)
     # The weights travel in the report; the float64 gradients are checked here against this process's own float64
-    # finite differences and against the printed table.
+    # finite differences, with the allowances the report gives.
     weights = {k: np.array(v) for k, v in report["weights"].items()}
     np.testing.assert_array_equal(weights["w1"], load_params(NOTEBOOK_PARAMS)["w1"])
     x, y = data.notebook_data()
     fd = grads.finite_difference_grads(weights, x, y)
+    allowances = {m: {k: np.array(v) for k, v in a.items()} for m, a in report["allowances"].items()}
     for name in PARAM_NAMES:
-        scale = np.max(np.abs(fd[name]))
-        assert np.max(np.abs(g["jax"][name] - fd[name])) <= F64["finite_diff"] * scale, name
-        assert np.max(np.abs(g["manual"][name] - g["jax"][name])) <= F64["manual"] * scale, name
-    assert g["jax"]["b2"][0] == pytest.approx(-406.8892705373472, rel=1e-13)
+        assert np.all(np.abs(g["jax"][name] - fd[name]) <= allowances["finite_diff"][name]), name
+        assert np.all(np.abs(g["manual"][name] - g["jax"][name]) <= allowances["manual"][name]), name
+    # The exact b2 gradient (float64 on the Intel Xeon this was measured on) within the float64 allowance: the last
+    # bits are the CPU's summation order.
+    assert abs(g["jax"]["b2"][0] - -406.8892705373472) <= allowances["manual"]["b2"][0]
     assert_near_printed(g["jax"], PRINTED_UNITS_FLOAT64)
 
 
-def test_script_exits_1_when_a_method_breaks_down(tmp_path, monkeypatch, capsys):
-    """An honest disagreement: at |w2| = 1e12 the prediction is ~1e13, where float64's spacing (~2e-3) swallows the
-    finite-difference step of 1e-5, so finite differences give 0 for w2 and b2 while the other three agree.
-    """
+def test_script_exits_1_when_a_method_is_wrong(monkeypatch, capsys):
+    """A planted error: the hand formula's b1 gradient off by 1e-3 of itself is named, and only it."""
+    manual = grads.manual_grads
+
+    def wrong(params, x, y, loss="sse"):
+        g = dict(manual(params, x, y, loss))
+        return {**g, "b1": g["b1"] * 1.001}
+
+    monkeypatch.setattr(grads, "manual_grads", wrong)
+    code, out = run_main(validate_grads, monkeypatch, capsys, "--params", NOTEBOOK_PARAMS)
+    assert code == 1
+    last = out.splitlines()[-1]
+    assert last.startswith("MISMATCH: manual b1[") and "torch" not in last and "finite_diff" not in last
+
+
+def test_script_says_what_finite_differences_cannot_judge(tmp_path, monkeypatch, capsys):
+    """|w2| = 1e12: the prediction is ~1e13, where float64's spacing swallows the step of 1e-5, so finite differences
+    measure nothing for w2 and b2. The allowance says so (it exceeds the gradient) instead of a false disagreement,
+    and the report names what could not be judged; the other three agree."""
     params = load_params(NOTEBOOK_PARAMS)
     params["w2"] = np.full((20, 1), 1e12, np.float32)
     np.savez(tmp_path / "huge.npz", **params)
     code, out = run_main(validate_grads, monkeypatch, capsys, "--params", tmp_path / "huge.npz")
-    assert code == 1
-    last = out.splitlines()[-1]
-    assert last.startswith("MISMATCH: finite_diff w2: relative difference 1.00e+00")
-    assert "manual" not in last and "torch" not in last
+    assert code == 0
+    assert "finite_diff cannot judge w2, b2 here" in out
 
 
 def write_bad_file(tmp_path, kind):

@@ -42,3 +42,38 @@ def test_forward_and_losses_by_hand():
     residual = want - np.asarray(y)
     np.testing.assert_allclose(model.mse_loss(params, x, y), np.mean(residual**2), rtol=1e-6)
     np.testing.assert_allclose(model.sse_loss(params, x, y), np.sum(residual**2), rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad", ["y flat", "x flat", "y short", "y (1, N)"])
+def test_a_target_of_another_shape_is_refused(bad):
+    """The classic bug: y of shape (N,) against the (N, 1) prediction broadcasts to (N, N) and averages the wrong
+    thing (0.6146531 instead of 0.6135554 on the notebook's data). Every public loss and training entry refuses it,
+    naming both shapes."""
+    from jax_impl import data, ensemble, train
+
+    x, y = data.notebook_data()
+    params = data.notebook_init_params()
+    x_bad, y_bad, shown = {"y flat": (x, y.ravel(), "(100,)"), "x flat": (x.ravel(), y, "(100,)"),
+                           "y short": (x, y[:99], "(99, 1)"), "y (1, N)": (x, y.T, "(1, 100)")}[bad]
+    calls = [lambda: model.mse_loss(params, x_bad, y_bad), lambda: model.sse_loss(params, x_bad, y_bad),
+             lambda: train.fit(params, x_bad, y_bad, 0.2, steps=2, every=1),
+             lambda: ensemble.fit_ensemble(jax.tree.map(lambda a: a[None], params), x_bad, y_bad, jnp.array([0.2]),
+                                           steps=2, every=1)]
+    for call in calls:
+        with pytest.raises(ValueError, match=r"shape") as error:
+            call()
+        assert shown in str(error.value)
+    assert float(model.mse_loss(params, x, y)) == pytest.approx(0.6135554, rel=1e-6)  # the right shapes still work
+
+
+def test_draws_are_float32_then_cast():
+    """One rule for every random draw (model.DRAW_DTYPE): made in float32, then cast, so that a float64 run starts
+    from the float32 run's numbers (jax.random draws other numbers when asked for float64)."""
+    from jax_impl import data
+
+    assert model.DRAW_DTYPE == jnp.float32
+    key = jax.random.key(3)
+    params = model.init_params(key, 20)
+    assert all(v.dtype == jnp.float32 for v in params.values())
+    x, y = data.make_data(jax.random.key(0), 50, 0.2)
+    assert x.dtype == y.dtype == jnp.float32 and x.shape == y.shape == (50, 1)

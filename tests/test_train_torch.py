@@ -7,16 +7,14 @@ import sys
 import jax
 import numpy as np
 import pytest
-from conftest import ROOT, assert_notebook_pictures
+from conftest import NOTEBOOK_LOG, ROOT, assert_loss_log, assert_notebook_pictures
 
 from jax_impl import data, model, train
 from jax_impl.params_io import load_params
 
-# The notebook's run as torch prints it: Net(1, 20, 1), and the loss before the update at t = 0, 20, ..., 200.
-# train_jax.py prints the same eleven lines (tests/test_train_jax.py).
-NOTEBOOK_LOG = ["t = 0, Loss=0.6136", "t = 20, Loss=0.1541", "t = 40, Loss=0.0334", "t = 60, Loss=0.0099",
-                "t = 80, Loss=0.0050", "t = 100, Loss=0.0039", "t = 120, Loss=0.0034", "t = 140, Loss=0.0032",
-                "t = 160, Loss=0.0031", "t = 180, Loss=0.0030", "t = 200, Loss=0.0030"]
+# torch float32 on another CPU than the notebook's: float32 rounding along the trajectory (torch float32 against
+# torch float64 on the notebook's run: 1.3e-6 relative at worst); 1e-5 leaves 7x.
+TORCH_CPU_REL = 1e-5
 NET_REPR = ["Net(", "  (linear1): Linear(in_features=1, out_features=20, bias=True)", "  (sigmoid): Sigmoid()",
             "  (linear2): Linear(in_features=20, out_features=1, bias=True)", ")"]
 
@@ -41,8 +39,11 @@ def test_default_run_prints_the_notebooks_log(notebook_run):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[:5] == NET_REPR
-    assert lines[5:16] == NOTEBOOK_LOG
-    assert lines[16].startswith("final loss 0.002970 after 201 steps; optimizer setup ") and "ms on cpu" in lines[16]
+    assert_loss_log(lines[5:16], NOTEBOOK_LOG, rel=TORCH_CPU_REL, reference_printed=True)
+    assert lines[16].startswith("final loss 0.0029") and " after 201 steps; optimizer setup " in lines[16]
+    # printed to 6 decimals: half a unit of that, plus the CPU allowance, around the notebook's final loss 0.00297008
+    final = float(lines[16].split()[2])
+    assert abs(final - 0.00297008) <= 0.5e-6 + TORCH_CPU_REL * 0.00297008 and "ms on cpu" in lines[16]
     assert len(lines) == 17
 
 

@@ -18,6 +18,7 @@ accurate bias corrections gives 1.5e-6 (optax's formula) or 2.2e-6 (torch's). Fo
 """
 
 import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -32,17 +33,18 @@ from torch_impl import convert
 from torch_impl import train as torch_train
 from torch_impl.adam_torch import accurate_bias_correction, scale_by_adam_torch
 from torch_impl.model import Net
+from torch_impl.precision import full_float32
 
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def full_precision(fn):
-    """Run fn with JAX's float32 matmuls in full float32: on NVIDIA GPUs they may default to TF32 (NUMERICS.md),
-    which would be a third framework's rounding in a two-framework check. No effect on CPU."""
+    """Run fn under precision.full_float32: JAX's matmuls in full float32 and torch's TF32 off (on NVIDIA GPUs both
+    may default to TF32, NUMERICS.md: a third framework's rounding in a two-framework check). No effect on CPU."""
 
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):
-        with jax.default_matmul_precision("highest"):
+        with full_float32():
             return fn(*args, **kwargs)
 
     return wrapped
@@ -102,8 +104,10 @@ def torch_grads(params, x, y, dtype: str) -> dict:
 # ---- differences ----------------------------------------------------------------------------------------------
 
 def rel_loss_diff(losses, reference) -> np.ndarray:
-    """Per step |a - b| / |b|; (steps,)."""
-    return np.abs(np.asarray(losses) - reference) / np.abs(reference)
+    """Per step |a - b| / |b|; (steps,). Equal losses are 0 (zero against zero agrees); NaN stays NaN."""
+    diff = np.abs(np.asarray(losses, np.float64) - reference)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(diff == 0, 0.0, diff / np.abs(reference))
 
 
 def max_abs_param_diff(params, reference) -> tuple[float, str]:
@@ -112,9 +116,24 @@ def max_abs_param_diff(params, reference) -> tuple[float, str]:
     return diffs[name], name
 
 
+def rel_tensor_diff(values, reference) -> float:
+    """max|values - reference| / max|reference| over one tensor. Equal tensors are 0 (a gradient that is exactly zero
+    on both sides agrees: an output layer of zeros makes w1's and b1's); a difference from an all-zero reference is
+    inf; a NaN on either side is NaN, never a number that could pass."""
+    values, reference = np.asarray(values, np.float64), np.asarray(reference, np.float64)
+    if np.isnan(values).any() or np.isnan(reference).any():
+        return float("nan")
+    diff = float(np.max(np.abs(values - reference)))
+    if diff == 0:
+        return 0.0
+    scale = float(np.max(np.abs(reference)))
+    return diff / scale if scale > 0 else float("inf")
+
+
 def max_rel_grad_diff(grads, reference) -> tuple[float, str]:
-    diffs = {k: float(np.max(np.abs(grads[k] - reference[k])) / np.max(np.abs(reference[k]))) for k in reference}
-    name = max(diffs, key=diffs.get)
+    """The largest rel_tensor_diff over the tensors, and its tensor; a NaN tensor is the worst."""
+    diffs = {k: rel_tensor_diff(grads[k], reference[k]) for k in reference}
+    name = max(diffs, key=lambda k: math.inf if math.isnan(diffs[k]) else diffs[k])
     return diffs[name], name
 
 
@@ -145,6 +164,7 @@ TOLERANCES = {
 }
 
 
+@full_precision
 def compare(params, x, y, *, lr: float, optimizer: str, steps: int) -> dict:
     """Both trajectories from the same weights and data, in x's dtype; the differences against TOLERANCES.
 
@@ -168,6 +188,7 @@ def compare(params, x, y, *, lr: float, optimizer: str, steps: int) -> dict:
     # tolerance relative to its largest weight; for weights of order 1 the tolerance is absolute.
     param_scale = None if diverged else max(1.0, max(float(np.max(np.abs(v))) for v in theirs.params.values()))
     grad_diff, grad_name = max_rel_grad_diff(jax_grads(params, x, y), torch_grads(params, x, y, dtype))
+    # `<=` is False for NaN: a NaN difference is a disagreement, and the report shows it as NaN with its tensor.
     ok = (max_rel_loss <= tol.rel_loss and grad_diff <= tol.rel_grad and bad["jax"] == bad["torch"]
           and (param_diff is None or param_diff <= tol.abs_param * param_scale))
     return {"dtype": dtype, "steps": steps, "optimizer": optimizer, "lr": lr, "hidden": int(np.shape(params["b1"])[0]),
