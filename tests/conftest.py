@@ -27,20 +27,28 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/backend_compile_duration")
 
 
+_COMPILE_LOG: list[list[str]] = []  # the open compilations() blocks' event lists
+
+
+def _on_compile_event(event, duration_secs, **kwargs):
+    if event in COMPILE_EVENTS:
+        for seen in _COMPILE_LOG:
+            seen.append(event)
+
+
+# Registered once: jax 0.7 (the declared minimum) has no public way to unregister a listener.
+jax.monitoring.register_event_duration_secs_listener(_on_compile_event)
+
+
 @contextlib.contextmanager
 def compilations():
     """Collect the trace and compile events (jax.monitoring) of the calls inside the block: the recompile guard."""
-    seen = []
-
-    def listener(event, duration_secs, **kwargs):
-        if event in COMPILE_EVENTS:
-            seen.append(event)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
+    seen: list[str] = []
+    _COMPILE_LOG.append(seen)
     try:
         yield seen
     finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
+        _COMPILE_LOG.remove(seen)
 
 
 def assert_trees_close(actual, expected, *, rtol: float, atol: float = 0.0) -> None:
