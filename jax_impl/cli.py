@@ -23,6 +23,32 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
 
 
+def parse_run_args(description: str, argv=None) -> argparse.Namespace:
+    """The flags of one training run, shared by train_jax.py and train_torch.py (the same run in either framework),
+    parsed from argv (None: sys.argv); a bad value or combination is one line and exit 2."""
+    p = ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=positive_int, default=201, help="training steps (notebook: 201)")
+    p.add_argument("--lr", type=positive_float, default=0.2, help="learning rate (notebook: 0.2)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="adam (notebook) or sgd (its comment)")
+    p.add_argument("--hidden", type=positive_int, default=20, help="hidden width (notebook: 20)")
+    p.add_argument("--seed", type=non_negative_int, default=None,
+                   help="draw initial weights from jax.random.key(SEED) instead of the notebook's "
+                        "(needed for --hidden other than 20; 0 is used then)")
+    p.add_argument("--points", type=positive_int, default=None, help="fresh data with this many points")
+    p.add_argument("--noise", type=non_negative_float, default=None, help="fresh data with this noise level")
+    p.add_argument("--data-seed", type=non_negative_int, default=None, help="key for fresh data (default 0)")
+    p.add_argument("--torch-seed", type=torch_seed, default=None, metavar="K", help=TORCH_SEED_HELP)
+    p.add_argument("--x64", action="store_true", help="train in float64")
+    p.add_argument("--log-every", type=positive_int, default=20, help="snapshot and log every K steps")
+    p.add_argument("--out", default="out", help="output folder (default out/)")
+    p.add_argument("--no-plots", action="store_true", help="write no pictures")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout instead")
+    p.add_argument("--no-cache", action="store_true", help="do not use JAX's persistent compilation cache")
+    args = p.parse_args(argv)
+    check_torch_seed(p, args)
+    return args
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -116,18 +142,22 @@ def default_cache_dir() -> pathlib.Path:
     return pathlib.Path(base) / "jax-notebook-port" / "xla"
 
 
-def setup_jax(*, x64: bool = False, cache_dir=None) -> None:
-    """Call before any array is made: x64 is global to the process, and so is XLA:CPU's small-loop flag
-    (xla_cpu.enable_small_loop_kernels: train.fit's scan at the notebook's size compiles to one kernel).
+def setup_jax(*, x64: bool = False, cache_dir=None, processes: int = 1) -> None:
+    """Call before importing jax: the port's XLA flags (xla_cpu.set_xla_flags: one host device per core, the
+    small-loop threshold) are read when JAX's backend starts; x64 is global to the process.
 
     cache_dir: JAX's persistent compilation cache, so that a second process loads the compiled program instead of
-    compiling it again. None turns it off.
+    compiling it again. None turns it off. processes: how many processes of this run share the machine's cores (a
+    distributed sweep); each gets cores / processes host devices.
     """
-    import jax
-
     from jax_impl import xla_cpu
 
-    xla_cpu.enable_small_loop_kernels()
+    set_now = xla_cpu.set_xla_flags(host_devices=max(1, xla_cpu.cores() // processes))
+    if not set_now and xla_cpu.SMALL_LOOP_OPTION not in os.environ.get("XLA_FLAGS", ""):
+        print("warning: jax was imported before cli.setup_jax; XLA runs without the port's flags (slower)",
+              file=sys.stderr)
+    import jax
+
     jax.config.update("jax_enable_x64", bool(x64))
     if cache_dir is not None:
         try:

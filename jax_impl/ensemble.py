@@ -3,17 +3,14 @@
 The public layout is the single model's with a leading model axis E, as `jax.vmap(model.init_params)` makes it:
     w1 (E, 1, H)   b1 (E, H)   w2 (E, H, 1)   b2 (E, 1)      lrs (E,)
 
-Inside the scan the model axis is last ("columns": w1, b1, w2 (H, E), b2 (1, E)), so every per-point array is
-(N, H, E) with the models contiguous and the arithmetic vectorises across models. The loss gradient is written out
-by hand (x*w1 + b1 -> sigmoid -> .w2 + b2 and back), which makes one (N, H, E) sigmoid and no matmul of width 1.
-`fit_vmapped` is the literal vmap of train.fit, kept as the reference and the baseline.
+Inside the scan the model axis is last ("columns", to_columns), and the loss is the single model's own
+model.mse_loss, vmapped over that axis: one jax.value_and_grad of the summed loss gives every model's gradient.
+With the models contiguous the arithmetic vectorises across them. `fit_vmapped` is the literal vmap of
+train.trajectory, kept as the reference.
 
-What XLA:CPU (jax 0.10.2) makes of it, measured on the 2-core CPU (see the README's "Sweeps"): its YNNPACK
-reduction fusions take materialised, broadcast inputs and reduce over an outer axis very slowly (a sum over the
-first axis of a (100, 20, 1024) array ran 32x slower than over the middle one), so the CPU compile turns them off
-for these programs and asks for 512-bit vectors (`xla_cpu.CPU_COMPILER_OPTIONS`, per program). What is left
-per step: four (N, H, E) arrays written (the sigmoid, g h, dz, x dz), their sums over N, and the (H, E) updates.
-Above BLOCK_FROM models the models go through in blocks that fit the L2 cache (fit_program).
+XLA:CPU's YNNPACK reduction fusions reduce over an outer axis very slowly, so these programs compile with
+xla_cpu.CPU_COMPILER_OPTIONS. Above BLOCK_FROM models the models go through in blocks that fit the L2 cache
+(fit_program). The measurements: bench/README.md.
 """
 
 import functools
@@ -26,6 +23,7 @@ import numpy as np
 import optax
 
 from jax_impl import model, train, xla_cpu
+from jax_impl.outputs import first_nonfinite_steps  # noqa: F401  (re-exported: one definition)
 
 
 def init_ensemble(seeds, hidden: int = 20, dtype=jnp.float32) -> dict[str, jax.Array]:
@@ -42,35 +40,25 @@ def _init(seeds, hidden, dtype):
 
 
 def to_columns(params):
-    """(E, ...) public layout -> model axis last: w1, b1, w2 (H, E), b2 (1, E)."""
-    return {"w1": params["w1"][:, 0, :].T, "b1": params["b1"].T, "w2": params["w2"][:, :, 0].T, "b2": params["b2"].T}
+    """(E, ...) public layout -> the model axis last: w1 (1, H, E), b1 (H, E), w2 (H, 1, E), b2 (1, E)."""
+    return jax.tree.map(lambda a: jnp.moveaxis(a, 0, -1), params)
 
 
 def from_columns(columns):
     """Inverse of to_columns."""
-    return {"w1": columns["w1"].T[:, None, :], "b1": columns["b1"].T, "w2": columns["w2"].T[:, :, None],
-            "b2": columns["b2"].T}
+    return jax.tree.map(lambda a: jnp.moveaxis(a, -1, 0), columns)
 
 
-def loss_and_grads(columns, x, y):
-    """Per-model MSE, prediction and gradient for all models at once, by hand.
+def losses_and_predictions(columns, x, y):
+    """Every model's model.mse_loss and model.forward at once, the model axis last: vmap of the single model's own
+    functions, nothing rewritten. Returns (sum of the losses, (losses (E,), predictions (N, E))).
 
-    x, y: (N, 1). With z = x w1 + b1, h = sigmoid(z) (N, H, E), p = sum_H h w2 + b2 (N, E), r = p - y:
-        loss = mean_N r^2,  g = dloss/dp = 2 r / N,
-        db2 = sum_N g,  dw2 = sum_N g h,  dz = g w2 h (1 - h),  db1 = sum_N dz,  dw1 = sum_N x dz.
-    The products autodiff forms for a single model; only the order of the sums over N and H may differ.
-    Returns (losses (E,), prediction (N, E), grads as columns).
+    The models are independent, so the gradient of the summed loss with respect to model e's parameters is model e's
+    own gradient: one jax.value_and_grad gives every model's.
     """
-    n = x.shape[0]
-    x3 = x[:, :, None]  # (N, 1, 1)
-    h = jax.nn.sigmoid(x3 * columns["w1"][None] + columns["b1"][None])  # (N, H, E)
-    prediction = jnp.sum(h * columns["w2"][None], axis=1) + columns["b2"]  # (N, E)
-    r = prediction - y
-    g = r * (2.0 / n)  # (N, E)
-    dz = (g[:, None, :] * columns["w2"][None]) * (h * (1 - h))  # (N, H, E)
-    grads = {"w1": jnp.sum(x3 * dz, axis=0), "b1": jnp.sum(dz, axis=0), "w2": jnp.sum(g[:, None, :] * h, axis=0),
-             "b2": jnp.sum(g, axis=0, keepdims=True)}
-    return jnp.mean(r * r, axis=0), prediction, grads
+    losses = jax.vmap(model.mse_loss, in_axes=(-1, None, None))(columns, x, y)  # (E,)
+    predictions = jax.vmap(model.forward, in_axes=(-1, None), out_axes=-1)(columns, x)[:, 0]  # (N, 1, E) -> (N, E)
+    return jnp.sum(losses), (losses, predictions)
 
 
 def make_direction(optimizer: str) -> optax.GradientTransformation:
@@ -89,14 +77,15 @@ def num_snapshots(steps: int, every: int | None) -> int:
 def _fit_columns(params, x, y, lrs, *, optimizer, steps, every):
     direction = make_direction(optimizer)
     columns = to_columns(params)
-    neg_lr = -jnp.asarray(lrs, x.dtype)[None, :]  # (1, E): optax's scale(-lr), one per model
+    neg_lr = -jnp.asarray(lrs, x.dtype)  # (E,): optax's scale(-lr), one per model
+    per_leaf = lambda lr, leaf: lr.reshape((1,) * (leaf.ndim - 1) + lr.shape)  # noqa: E731  (E,) -> (1, ..., E)
     s = num_snapshots(steps, every)
 
     def body(carry, t):
         columns, state, snapshots = carry
-        losses, prediction, grads = loss_and_grads(columns, x, y)
+        (_, (losses, prediction)), grads = jax.value_and_grad(losses_and_predictions, has_aux=True)(columns, x, y)
         updates, state = direction.update(grads, state)
-        columns = jax.tree.map(lambda p, u: p + neg_lr * u, columns, updates)
+        columns = jax.tree.map(lambda p, u: p + per_leaf(neg_lr, p) * u, columns, updates)
         if s:
             slot = t // every
             snapshots = snapshots.at[slot].set(jnp.where(t % every == 0, prediction, snapshots[slot]))
@@ -108,10 +97,8 @@ def _fit_columns(params, x, y, lrs, *, optimizer, steps, every):
     return train.Trajectory(from_columns(columns), losses.T, jnp.transpose(snapshots, (2, 0, 1))[..., None])
 
 
-# Above BLOCK_FROM models, the scan runs on blocks of BLOCK models, one after another (lax.map): a block's (N, H, E)
-# arrays (100 x 20 x 64 floats, 0.5 MB) stay in this CPU's 1 MB L2 cache. Measured on the 2-core CPU, 201 steps,
-# medians: E = 64 ran 0.33 M model-steps/s and E = 256 0.30 M, but E = 1024 in one piece 0.19 M (8 MB arrays); in
-# blocks of 64, interleaved with one piece on a loaded machine, 1.07-1.12 s against 1.81-1.88 s.
+# Above BLOCK_FROM models, the scan runs on blocks of BLOCK models, one after another (lax.map), so that a block's
+# (N, H, E) arrays stay in the L2 cache (1.7x faster at E = 1024: bench/README.md).
 BLOCK = 64
 BLOCK_FROM = 256
 
@@ -157,14 +144,8 @@ def fit_ensemble(params, x, y, lrs, *, optimizer: str = "adam", steps: int = 201
 @partial(jax.jit, static_argnames=("optimizer", "steps", "every"))
 def fit_vmapped(params, x, y, lrs, *, optimizer: str = "adam", steps: int = 201, every: int = 20):
     """The literal vmap of train.fit over (params, lr): the reference for fit_ensemble, and the slow baseline."""
-    fit = partial(train.fit, optimizer=optimizer, steps=steps, every=every)
+    fit = partial(train.trajectory, optimizer=optimizer, steps=steps, every=every)
     return jax.vmap(lambda p, lr: fit(p, x, y, lr))(params, lrs)
-
-
-def first_nonfinite_steps(losses) -> np.ndarray:
-    """losses (E, steps) -> (E,) the first step whose loss is NaN or inf, -1 where every loss is finite."""
-    bad = ~np.isfinite(np.asarray(losses))
-    return np.where(bad.any(axis=1), bad.argmax(axis=1), -1)
 
 
 def estimate_bytes(models: int, *, hidden: int, points: int, steps: int, snapshots: int, itemsize: int) -> int:
@@ -173,7 +154,7 @@ def estimate_bytes(models: int, *, hidden: int, points: int, steps: int, snapsho
     Kept for every model: parameters, gradients, two Adam moments, updates and in/out copies (8 x (3H + 1)), the
     snapshot buffer and its transposed copy (2 x S x N), the losses and their copy (2 x steps). Live only for the
     models being stepped (all of them, or a block of BLOCK above BLOCK_FROM): the (N, H, E) arrays of the step (the
-    compiled step materialises four: sigmoid, g h, dz, x dz; counted as 5) and the (N, E) prediction and residual (4).
+    step materialises the sigmoid and a few backward products: counted as 5) and the (N, E) prediction and residual (4).
     """
     kept = 8 * (3 * hidden + 1) + 2 * snapshots * points + 2 * steps
     stepped = min(models, BLOCK) if models > BLOCK_FROM else models
@@ -186,19 +167,6 @@ def available_bytes() -> int | None:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return None
-
-
-def step_arithmetic(points: int, hidden: int, optimizer: str = "adam") -> tuple[int, int]:
-    """(FLOPs other than the sigmoid, sigmoids) of one model's step as loss_and_grads and the update do it.
-
-    Forward: z = x w1 + b1 (2NH), h w2 summed over H plus b2 (2NH + N), r, r^2 and its mean (3N); backward: g (N),
-    db2 (N), dw2 (2NH), h (1 - h) (2NH), dz (2NH), db1 (NH), dw1 (2NH); the update per parameter (3H + 1 of them):
-    Adam 14 (two moments 7, bias corrections 2, sqrt, + eps, divide, * lr, + p), SGD 2. Sigmoids: N H.
-    The floor counts them as scripts/bench.py does: FLOPs at the FMA-chain rate, sigmoids at the sigmoid rate.
-    """
-    n, h = points, hidden
-    per_param = {"adam": 14, "sgd": 2}[optimizer]
-    return 13 * n * h + 6 * n + per_param * (3 * h + 1), n * h
 
 
 def mib(nbytes: float) -> str:

@@ -47,12 +47,17 @@ def init_params(key: jax.Array, hidden: int = 20, dtype=jnp.float32) -> dict[str
 
 @jax.jit
 def forward(params, x):
-    """x: (N, 1) -> prediction (N, 1); linear -> sigmoid -> linear, as the notebook's Net. ValueError for another x."""
+    """x: (N, 1) -> prediction (N, 1); linear -> sigmoid -> linear, as the notebook's Net. ValueError for another x.
+
+    The hidden layer is computed transposed, (H, N): the N points contiguous, so that the sigmoid and the sums over the
+    points run along rows on the CPU (the same product as `sigmoid(x @ w1 + b1) @ w2 + b2`; (N, 1) and (1, N) are the
+    same memory, so the transposes of x and of the prediction cost nothing).
+    """
     check_data(x)
-    # Biases broadcast explicitly ([None]) so that the tests' jax_numpy_rank_promotion="raise" can catch the
+    # Biases broadcast explicitly ([:, None]) so that the tests' jax_numpy_rank_promotion="raise" can catch the
     # classic (N, 1) - (N,) -> (N, N) bug anywhere else.
-    hidden = jax.nn.sigmoid(x @ params["w1"] + params["b1"][None, :])  # (N, H)
-    return hidden @ params["w2"] + params["b2"][None, :]  # (N, 1)
+    hidden = jax.nn.sigmoid(params["w1"].T @ x.T + params["b1"][:, None])  # (H, 1) @ (1, N) -> (H, N)
+    return (params["w2"].T @ hidden + params["b2"][:, None]).T  # (1, H) @ (H, N) -> (1, N) -> (N, 1)
 
 
 @jax.jit

@@ -8,6 +8,23 @@ import numpy as np
 from jax_impl.params_io import save_npz, save_text
 
 
+def snapshot_steps(steps: int, every: int) -> list[int]:
+    """The steps t whose prediction a run keeps (t = 0, every, 2 every, ... < steps): the notebook's plots."""
+    return list(range(0, steps, every))
+
+
+def first_nonfinite_steps(losses) -> np.ndarray:
+    """losses (..., steps) -> (...) the first step whose loss is NaN or inf, -1 where every loss is finite."""
+    bad = ~np.isfinite(np.asarray(losses))
+    return np.where(bad.any(axis=-1), bad.argmax(axis=-1), -1)
+
+
+def first_nonfinite_step(losses) -> int | None:
+    """losses (steps,) -> the first t whose loss is NaN or inf, or None: the step a diverging run is reported at."""
+    bad = int(first_nonfinite_steps(losses))
+    return None if bad < 0 else bad
+
+
 def snapshot_lines(steps, losses) -> list[str]:
     """The notebook's log format, one line per snapshot: 't = 20, Loss=0.1541'."""
     return ["t = %d, Loss=%.4f" % (t, float(losses[t])) for t in steps]

@@ -10,13 +10,10 @@ script's output and a fresh torch draw against each other bit for bit. Exit code
 """
 
 import argparse
-import pathlib
-import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from jax_impl import cli, torch_rng  # noqa: E402
-from jax_impl.data import NOTEBOOK_DATA, NOTEBOOK_VALIDATION_PARAMS  # noqa: E402
-from jax_impl.params_io import save_npz  # noqa: E402
+from jax_impl import cli, torch_rng
+from jax_impl.data import NOTEBOOK_DATA, NOTEBOOK_VALIDATION_PARAMS
+from jax_impl.params_io import save_npz
 
 
 def main(argv=None):

@@ -26,7 +26,6 @@ holds (estimated before anything runs), is one line on stderr and exit 2.
 import argparse
 import contextlib
 import json
-import math
 import os
 import pathlib
 import sys
@@ -34,14 +33,13 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from jax_impl import cli  # noqa: E402
-from jax_impl.params_io import InputError, save_text  # noqa: E402
-from jax_impl.train import OPTIMIZERS  # noqa: E402
+from jax_impl import cli
+from jax_impl.cli import OPTIMIZERS
+from jax_impl.params_io import InputError, save_text
+from jax_impl.sweep_report import best_row, divergence_lines, model_record, summarise, table_text
 
 MAX_SEED = 2**31 - 1  # jax.random.key takes a 32-bit seed without x64
 MEMORY_FRACTION = 0.8  # refuse a sweep whose estimate exceeds this share of the free memory
-MAX_CURVES = 2000  # curves.png draws at most this many loss curves (an even subsample beyond)
 
 
 def _items(text: str, what: str) -> list[str]:
@@ -174,140 +172,6 @@ def train_groups(args, x, y, dtype):
     return records, finals, groups
 
 
-def summarise(records, seeds) -> list[dict]:
-    """One row per (hidden, optimizer, lr): mean, spread (std), min and max of the final loss over the seeds."""
-    rows = []
-    per_config = len(seeds)
-    for start in range(0, len(records), per_config):
-        block = records[start:start + per_config]
-        finite = np.array([r["final_loss"] for r in block if r["final_loss"] is not None], dtype=float)
-        rows.append({"hidden": block[0]["hidden"], "optimizer": block[0]["optimizer"], "lr": block[0]["lr"],
-                     "seeds": len(block), "diverged": len(block) - finite.size,
-                     "mean": float(finite.mean()) if finite.size else None,
-                     "std": float(finite.std()) if finite.size else None,
-                     "min": float(finite.min()) if finite.size else None,
-                     "max": float(finite.max()) if finite.size else None, "first": start})
-    return rows
-
-
-def best_row(rows):
-    """The configuration with the lowest mean final loss among those where no seed diverged (or None)."""
-    complete = [r for r in rows if r["diverged"] == 0]
-    return min(complete, key=lambda r: r["mean"]) if complete else None
-
-
-def table_text(rows, best) -> str:
-    fmt = lambda v: "-" if v is None else f"{v:.6f}"  # noqa: E731
-    lines = [f"{'hidden':>6} {'optimizer':>9} {'lr':>10} {'seeds':>5} {'mean loss':>10} {'std':>10} {'min':>10} "
-             f"{'max':>10} {'diverged':>8}"]
-    for r in rows:
-        mark = "  <- best" if r is best else ""
-        lines.append(f"{r['hidden']:>6} {r['optimizer']:>9} {r['lr']:>10.4g} {r['seeds']:>5} {fmt(r['mean']):>10} "
-                     f"{fmt(r['std']):>10} {fmt(r['min']):>10} {fmt(r['max']):>10} {r['diverged']:>8}{mark}")
-    return "\n".join(lines) + "\n"
-
-
-def divergence_lines(rows, records) -> list[str]:
-    """One line per configuration with a diverged seed: how many, at which steps, which seeds."""
-    bad = [r for r in records if r["diverged_at"] is not None]
-    if not bad:
-        return []
-    lines = [f"{len(bad)} of {len(records)} models diverged (non-finite loss); they are marked in sweep.json "
-             "(diverged_at, final_loss null) and the others kept:"]
-    for row in rows:
-        block = [r for r in records[row["first"]:row["first"] + row["seeds"]] if r["diverged_at"] is not None]
-        if block:
-            steps = sorted(r["diverged_at"] for r in block)
-            seeds = ", ".join(str(r["seed"]) for r in block[:8]) + (", ..." if len(block) > 8 else "")
-            lines.append(f"  hidden {row['hidden']}, {row['optimizer']}, lr {row['lr']:g}: {len(block)} of "
-                         f"{row['seeds']} seeds, non-finite from step {steps[0]}"
-                         + (f" to {steps[-1]}" if steps[-1] != steps[0] else "") + f" (seeds {seeds})")
-    return lines
-
-
-def model_record(record, curves: bool) -> dict:
-    """The JSON record of one model; non-finite losses in a curve become null (JSON has no NaN)."""
-    out = {k: v for k, v in record.items() if k != "losses"}
-    if curves:
-        out["losses"] = [float(v) if math.isfinite(v) else None for v in record["losses"]]
-    return out
-
-
-# --- pictures --------------------------------------------------------------------------------------------------------
-
-def plot_heatmap(records, rows, seeds, lrs, path):
-    """Final loss (log10) over seed x lr, one panel per (hidden, optimizer); diverged cells crossed out."""
-    from jax_impl.plots import plt, save_png  # pyplot on the headless Agg backend
-
-    groups = list(dict.fromkeys((r["hidden"], r["optimizer"]) for r in records))  # in training order
-    width, height = max(3.5, 1.6 + 0.55 * len(lrs)), 2.4 + min(0.22 * len(seeds), 9)
-    fig, axes = plt.subplots(1, len(groups), figsize=(width * len(groups) + 1.2, height), squeeze=False,
-                             layout="constrained")
-    per_group = len(seeds) * len(lrs)
-    finite = np.log10([r["final_loss"] for r in records if r["final_loss"] is not None] or [1.0])
-    # colours span the lowest loss to the 90th percentile, so that a few blown-up models do not wash out the rest
-    vmin, vmax = finite.min(), max(np.percentile(finite, 90), finite.min() + 1e-3)
-    for ax, (g, (hidden, optimizer)) in zip(axes.flat, enumerate(groups)):
-        block = records[g * per_group:(g + 1) * per_group]
-        grid = np.array([[np.nan if r["final_loss"] is None else np.log10(r["final_loss"]) for r in
-                          block[j * len(seeds):(j + 1) * len(seeds)]] for j in range(len(lrs))]).T  # (seeds, lrs)
-        image = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax, interpolation="nearest")
-        for (i, j) in zip(*np.nonzero(np.isnan(grid))):
-            ax.text(j, i, "x", ha="center", va="center", color="red", fontsize=9)
-        ax.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs], rotation=45)
-        step = max(1, len(seeds) // 16)
-        ax.set_yticks(range(0, len(seeds), step), [str(s) for s in list(seeds)[::step]])
-        ax.set(xlabel="learning rate", ylabel="seed", title=f"hidden {hidden}, {optimizer}")
-    fig.colorbar(image, ax=axes.ravel().tolist(), label="log10 final loss (x: diverged)",
-                 extend="max" if finite.max() > vmax else "neither")
-    save_png(fig, path, dpi=100)
-
-
-def plot_curves(records, lrs, path):
-    """Every model's loss curve on one log-scale plot, coloured by learning rate."""
-    from jax_impl.plots import plt, save_png  # pyplot on the headless Agg backend
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
-    colours = plt.cm.plasma(np.linspace(0, 0.9, len(lrs)))
-    alpha = max(0.08, min(0.8, 8 / max(1, len(records) / len(lrs))))
-    styles = {name: style for name, style in zip(dict.fromkeys(r["optimizer"] for r in records), ("-", "--"))}
-    shown = records[::-(-len(records) // MAX_CURVES)]  # every k-th model: matplotlib slows to minutes past ~10^4 lines
-    for r in shown:
-        ax.plot(r["losses"], styles[r["optimizer"]], color=colours[list(lrs).index(r["lr"])], lw=0.8, alpha=alpha)
-    for lr, colour in zip(lrs, colours):
-        ax.plot([], [], color=colour, label=f"lr {lr:g}")
-    if len(styles) > 1:
-        for name, style in styles.items():
-            ax.plot([], [], style, color="grey", label=name)
-    finite = np.concatenate([r["losses"][np.isfinite(r["losses"])] for r in records])
-    if finite.size:  # diverging curves leave the top of the plot rather than stretch it to 1e38
-        ax.set_ylim(0.5 * finite.min(), 10 * np.percentile(finite, 99))
-    ax.set(yscale="log", xlabel="step t", ylabel="loss before update t",
-           title=f"{len(records)} models: every seed, learning rate, width and optimizer"
-                 + (f" ({len(shown)} drawn)" if len(shown) < len(records) else ""))
-    ax.legend(fontsize=8)
-    save_png(fig, path, dpi=100)
-
-
-def plot_best_fit(x, y, best, records, finals, path):
-    """The data and the final fit of every seed of the best configuration (the best seed drawn thick)."""
-    from jax_impl.plots import plt, save_png  # pyplot on the headless Agg backend
-
-    x, y = np.ravel(np.asarray(x, dtype=float)), np.ravel(np.asarray(y, dtype=float))
-    block = range(best["first"], best["first"] + best["seeds"])
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    ax.scatter(x, y, s=8, label="data")
-    best_index = min(block, key=lambda i: records[i]["final_loss"])
-    for i in block:
-        p = finals[i]
-        hidden = 1 / (1 + np.exp(-(x[:, None] * p["w1"][0] + p["b1"])))
-        prediction = hidden @ p["w2"][:, 0] + p["b2"][0]
-        ax.plot(x, prediction, "r-", lw=3 if i == best_index else 0.8, alpha=1 if i == best_index else 0.5)
-    ax.set(xlabel="x", ylabel="y", title=f"best: lr {best['lr']:g}, hidden {best['hidden']}, {best['optimizer']} "
-                                         f"(mean loss {best['mean']:.4f} over {best['seeds']} seeds)")
-    save_png(fig, path, dpi=100)
-
-
 @contextlib.contextmanager
 def stdout_to_stderr(active: bool):
     """Point file descriptor 1 at stderr inside the block (C++ libraries write to it directly)."""
@@ -327,13 +191,15 @@ def stdout_to_stderr(active: bool):
 
 # --- main ------------------------------------------------------------------------------------------------------------
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     points = args.points or 100
+    # First: the XLA flags must be set before anything imports jax (check_memory does).
+    cli.setup_jax(x64=args.x64, cache_dir=None if args.no_cache else cli.default_cache_dir(),
+                  processes=args.num_processes)
     check_memory(args, points)
     if args.process_id == 0:
         cli.prepare_out_dir(args.out)
-    cli.setup_jax(x64=args.x64, cache_dir=None if args.no_cache else cli.default_cache_dir())
     with stdout_to_stderr(args.num_processes > 1):  # gloo writes its connection log to stdout; keep --json clean
         if args.num_processes > 1:
             from jax_impl import sharding
@@ -382,12 +248,17 @@ def report(args, points, x, y, dtype, records, group_params, groups):
     save_text(out / "table.txt", table)
     written = ["sweep.json", "table.txt"]
     if not args.no_plots:
+        from jax_impl.plots import plot_best_fit, plot_curves, plot_heatmap  # matplotlib: only when drawing
+
         plot_heatmap(records, rows, args.seeds, args.lrs, out / "heatmap.png")
         plot_curves(records, args.lrs, out / "curves.png")
         written += ["heatmap.png", "curves.png"]
         if best is not None:  # each model's final weights, in records' order: only this picture needs them
+            from jax_impl import model
+
             finals = [{k: v[i] for k, v in params.items()} for params in group_params for i in range(len(params["b2"]))]
-            plot_best_fit(x, y, best, records, finals, out / "best_fit.png")
+            predictions = {i: model.forward(finals[i], x) for i in range(best["first"], best["first"] + best["seeds"])}
+            plot_best_fit(x, y, best, records, predictions, out / "best_fit.png")
             written.append("best_fit.png")
     warn = divergence_lines(rows, records)
     if args.json:

@@ -10,41 +10,19 @@ params.npz (w1 (1,H), b1 (H,), w2 (H,1), b2 (1,)) and losses.json. Exit codes: 2
 """
 
 import json
-import pathlib
-import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from jax_impl import cli  # noqa: E402
-from jax_impl.outputs import snapshot_lines, write_outputs  # noqa: E402
+from jax_impl import cli
+from jax_impl.outputs import snapshot_lines, write_outputs
 
 
-def parse_args(argv=None, description=__doc__):
-    p = cli.ArgumentParser(description=description, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=cli.positive_int, default=201, help="training steps (notebook: 201)")
-    p.add_argument("--lr", type=cli.positive_float, default=0.2, help="learning rate (notebook: 0.2)")
-    p.add_argument("--optimizer", choices=cli.OPTIMIZERS, default="adam", help="adam (notebook) or sgd (its comment)")
-    p.add_argument("--hidden", type=cli.positive_int, default=20, help="hidden width (notebook: 20)")
-    p.add_argument("--seed", type=cli.non_negative_int, default=None,
-                   help="draw initial weights from jax.random.key(SEED) instead of the notebook's "
-                        "(needed for --hidden other than 20; 0 is used then)")
-    p.add_argument("--points", type=cli.positive_int, default=None, help="fresh data with this many points")
-    p.add_argument("--noise", type=cli.non_negative_float, default=None, help="fresh data with this noise level")
-    p.add_argument("--data-seed", type=cli.non_negative_int, default=None, help="key for fresh data (default 0)")
-    p.add_argument("--torch-seed", type=cli.torch_seed, default=None, metavar="K", help=cli.TORCH_SEED_HELP)
-    p.add_argument("--x64", action="store_true", help="train in float64")
-    p.add_argument("--log-every", type=cli.positive_int, default=20, help="snapshot and log every K steps")
-    p.add_argument("--out", default="out", help="output folder (default out/)")
-    p.add_argument("--no-plots", action="store_true", help="write no pictures")
-    p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout instead")
-    p.add_argument("--no-cache", action="store_true", help="do not use JAX's persistent compilation cache")
-    args = p.parse_args(argv)
-    cli.check_torch_seed(p, args)
-    return args
+def parse_args(argv=None):
+    """The run flags (cli.parse_run_args: the same for train_jax.py and train_torch.py)."""
+    return cli.parse_run_args(__doc__, argv)
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     out = cli.prepare_out_dir(args.out)
     cli.setup_jax(x64=args.x64, cache_dir=None if args.no_cache else cli.default_cache_dir())
 

@@ -17,14 +17,10 @@ Exit codes: 2 bad input, 3 the loss diverged.
 """
 
 import json
-import pathlib
-import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from jax_impl import cli  # noqa: E402
-from jax_impl.outputs import snapshot_lines, write_outputs  # noqa: E402
-from scripts.train_jax import parse_args  # noqa: E402  (importing it imports no jax)
+from jax_impl import cli
+from jax_impl.outputs import snapshot_lines, snapshot_steps, write_outputs
 
 
 def jax_draws(args):
@@ -40,8 +36,13 @@ def jax_draws(args):
     return data.as_numpy({"x": x, "y": y}).values(), data.as_numpy(params)
 
 
-def main():
-    args = parse_args(description=__doc__)
+def parse_args(argv=None):
+    """The run flags (cli.parse_run_args: the same for train_jax.py and train_torch.py)."""
+    return cli.parse_run_args(__doc__, argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     out = cli.prepare_out_dir(args.out)
 
     import numpy as np
@@ -81,7 +82,7 @@ def main():
     if bad is not None:
         cli.fail(f"the loss became non-finite at step {bad} ({args.optimizer}, lr {args.lr}); "
                  "no outputs written", cli.DIVERGED)
-    steps = list(range(0, args.steps, args.log_every))
+    steps = snapshot_steps(args.steps, args.log_every)
     for line in snapshot_lines(steps, losses):
         say(line)
     written = write_outputs(out, x=x.numpy(), y=y.numpy(), steps=steps,

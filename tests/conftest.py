@@ -1,23 +1,67 @@
 """Strict JAX for every test (equinox's habit): an (N, 1) - (N,) broadcast to (N, N) raises instead of
 silently training on the wrong loss. Float64 runs go to subprocesses (x64 is global): see run_script.
-The tests run the programs the scripts run: XLA:CPU's small-loop flag is set before the backend starts, as
-cli.setup_jax sets it."""
+The tests run the programs the scripts run: the port's XLA flags are set before jax is imported, as cli.setup_jax
+sets them."""
 
+import contextlib
 import importlib.util
 import os
 import pathlib
 import subprocess
 import sys
 
-import jax
 import pytest
 
-from jax_impl import xla_cpu  # noqa: E402
+from jax_impl import xla_cpu
 
-xla_cpu.enable_small_loop_kernels()
+xla_cpu.set_xla_flags(host_devices=xla_cpu.cores())  # before jax is imported, as cli.setup_jax does
+
+import jax  # noqa: E402
+
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+# JAX's public compile events: one of each per program traced, and per program compiled (jax/_src/dispatch.py names).
+COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/backend_compile_duration")
+
+
+_COMPILE_LOG: list[list[str]] = []  # the open compilations() blocks' event lists
+
+
+def _on_compile_event(event, duration_secs, **kwargs):
+    if event in COMPILE_EVENTS:
+        for seen in _COMPILE_LOG:
+            seen.append(event)
+
+
+# Registered once: jax 0.7 (the declared minimum) has no public way to unregister a listener.
+jax.monitoring.register_event_duration_secs_listener(_on_compile_event)
+
+
+@contextlib.contextmanager
+def compilations():
+    """Collect the trace and compile events (jax.monitoring) of the calls inside the block: the recompile guard."""
+    seen: list[str] = []
+    _COMPILE_LOG.append(seen)
+    try:
+        yield seen
+    finally:
+        _COMPILE_LOG.remove(seen)
+
+
+def assert_trees_close(actual, expected, *, rtol: float, atol: float = 0.0) -> None:
+    """Two pytrees (parameter dicts, trajectories): the same structure first, then leaf by leaf, each leaf's shape and
+    values (numpy's assert_allclose), the failing leaf named by its path (optax's tests' habit)."""
+    import numpy as np
+
+    assert jax.tree.structure(actual) == jax.tree.structure(expected), (jax.tree.structure(actual),
+                                                                       jax.tree.structure(expected))
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(actual), jax.tree.leaves(expected)):
+        name = jax.tree_util.keystr(path)
+        assert np.shape(a) == np.shape(b), (name, np.shape(a), np.shape(b))
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=name)
 
 
 def run_script(name: str, *args, env=None, timeout=300) -> subprocess.CompletedProcess:

@@ -12,8 +12,8 @@ import pytest
 from conftest import import_script, read_image, run_main, run_script
 
 from jax_impl import data, model
-from jax_impl.adam_torch import accurate_bias_correction, adam_torch_formula
 from torch_impl import compare as C
+from torch_impl.adam_torch import accurate_bias_correction, adam_torch_formula
 
 F32, F64 = C.TOLERANCES["float32"], C.TOLERANCES["float64"]
 # The float32 gap is real: JAX (optax.adam) against torch on the notebook's run measured 2.83e-5; it stays above

@@ -8,8 +8,11 @@ import socket
 import subprocess
 import sys
 
+import jax
 import pytest
 from conftest import ROOT, run_script
+
+from jax_impl import xla_cpu
 
 SWEEP = ["--seeds", "0,1", "--lrs", "0.05,0.2,30", "--optimizer", "sgd", "--json", "--curves", "--no-plots",
          "--no-cache"]
@@ -27,7 +30,8 @@ def free_port() -> int:
 
 def run_two_processes(out) -> list[subprocess.CompletedProcess]:
     coordinator = f"127.0.0.1:{free_port()}"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # Without this process's XLA_FLAGS (conftest's device count): each of the two takes its share of the cores.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "XLA_FLAGS": ""}
     procs = [subprocess.Popen([sys.executable, str(ROOT / "scripts" / "sweep.py"), *SWEEP, "--out", str(out),
                                "--num-processes", "2", "--process-id", str(i), "--coordinator", coordinator,
                                "--timeout", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -54,11 +58,11 @@ def test_two_processes_share_one_sweep(tmp_path):
     assert results[1].stdout == ""  # process 1 trains its half and writes nothing
     combined = json.loads(results[0].stdout)
     assert combined == json.loads((tmp_path / "two" / "sweep.json").read_text())
-    assert combined["processes"] == 2 and combined["devices"] == 2
+    assert combined["processes"] == 2 and combined["devices"] == 2 * max(1, xla_cpu.cores() // 2)
     single = run_script("sweep.py", *SWEEP, "--out", tmp_path / "one")
     assert single.returncode == 0, single.stderr
     alone = json.loads(single.stdout)
-    assert alone["processes"] == 1 and alone["devices"] == 1
+    assert alone["processes"] == 1 and alone["devices"] == jax.device_count()  # this process's flags: one per core
     assert combined["models"] == alone["models"]  # every seed, lr, final loss, divergence step and curve
     assert sum(r["diverged_at"] is not None for r in combined["models"]) == 2  # SGD at lr 30: marked, kept
 

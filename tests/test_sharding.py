@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 from conftest import ROOT
@@ -20,9 +21,10 @@ COUNTS = (12, 10, 3, 1, 300)
 CHILD = """
 import json, sys
 import numpy as np
+from jax_impl import xla_cpu
+xla_cpu.set_xla_flags()  # before jax, as this process (conftest) and the scripts do: the same compilation
 import jax
-from jax_impl import data, ensemble, sharding, xla_cpu
-xla_cpu.enable_small_loop_kernels()  # as this process (conftest) and the scripts do: the same compilation
+from jax_impl import data, ensemble, sharding
 x, y = data.notebook_data()
 out = {"devices": jax.device_count()}
 for models in %r:
@@ -59,8 +61,9 @@ def test_sharded_equals_one_device_bit_for_bit(four_device_run, models):
     _, out = four_device_run
     x, y = data.notebook_data()
     lrs = np.linspace(0.01, 0.4, models).astype(np.float32)
-    # This process has one device: fit_sharded on it is what the sweep runs without forced devices.
-    want, used = sharding.fit_sharded(ensemble.init_ensemble(range(models)), x, y, lrs, optimizer="adam")
+    # fit_sharded on one device (this process has one per core: conftest, as cli.setup_jax) is the unsharded sweep.
+    want, used = sharding.fit_sharded(ensemble.init_ensemble(range(models)), x, y, lrs, optimizer="adam",
+                                      mesh=sharding.model_mesh(jax.devices()[:1]))
     assert used == 1
     with np.load(out / f"sharded{models}.npz") as got:
         for name, value in [("losses", want.losses), ("snapshots", want.snapshots), *want.params.items()]:
@@ -78,8 +81,10 @@ def test_padding_repeats_the_last_model():
     assert np.array_equal(sharding.pad_models({"lrs": lrs}, 3)["lrs"], lrs)  # already a multiple: unchanged
 
 
-def test_one_device_in_this_process_reports_one(tmp_path):
+def test_every_device_of_this_process_takes_part(tmp_path):
+    """One host device per core (conftest, as cli.setup_jax): the sweep uses them all, and says so."""
     x, y = data.notebook_data()
     trajectory, used = sharding.fit_sharded(ensemble.init_ensemble(range(3)), x, y, np.float32([0.1, 0.2, 0.3]),
                                             steps=5, every=None)
-    assert used == 1 and trajectory.losses.shape == (3, 5) and isinstance(trajectory.losses, np.ndarray)
+    assert used == jax.device_count()
+    assert trajectory.losses.shape == (3, 5) and isinstance(trajectory.losses, np.ndarray)

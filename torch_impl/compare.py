@@ -29,9 +29,9 @@ import torch
 from torch.func import functional_call
 
 from jax_impl import model, train
-from jax_impl.adam_torch import accurate_bias_correction, scale_by_adam_torch
 from torch_impl import convert
 from torch_impl import train as torch_train
+from torch_impl.adam_torch import accurate_bias_correction, scale_by_adam_torch
 from torch_impl.model import Net
 from torch_impl.precision import full_float32
 

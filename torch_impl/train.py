@@ -1,8 +1,8 @@
 """The notebook's training loop, with the same before-update logging as the JAX port."""
 
-import numpy as np
 import torch
 
+from jax_impl.outputs import first_nonfinite_step  # noqa: F401  (re-exported: one definition, no jax)
 from torch_impl.model import Net
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
@@ -25,9 +25,3 @@ def fit(net: Net, x: torch.Tensor, y: torch.Tensor, *, lr: float = 0.2, optimize
         if t % every == 0:
             snapshots.append(prediction.detach().clone())
     return losses, snapshots
-
-
-def first_nonfinite_step(losses) -> int | None:
-    """The first t whose loss is NaN or inf, or None: jax_impl.train's, in numpy (no jax here), for any losses."""
-    bad = np.flatnonzero(~np.isfinite(np.asarray(losses)))
-    return int(bad[0]) if bad.size else None

@@ -1,4 +1,5 @@
-"""Adam with torch.optim.Adam's arithmetic, as an optax GradientTransformation (no torch import).
+"""Adam with torch.optim.Adam's arithmetic, as an optax GradientTransformation: the cross-check's tool (compare.py
+--attribute), kept beside it; it imports no torch, and the product (jax_impl) keeps optax.adam.
 
 optax.adam and torch.optim.Adam are the same algorithm and round differently. The difference that matters in float32
 (measured by `scripts/compare.py --attribute`): optax computes the bias corrections `1 - b**t` in the parameters'

@@ -1,0 +1,102 @@
+"""The arithmetic floor of a training run on this CPU, for scripts/bench.py: what the step's FLOPs and sigmoids cost at
+the rates this core reaches, and the paired ratio of a run to that floor. Kept beside the cross-checks (jax_impl holds
+the product only); imports jax, not torch.
+"""
+
+import statistics
+import time
+
+
+def timed(fn) -> float:
+    """Seconds fn() takes (fn returns only when its work is done)."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def step_arithmetic(points: int, hidden: int, optimizer: str = "adam") -> tuple[int, int]:
+    """(FLOPs other than the sigmoid, sigmoids) of one model's step, as its autodiff gradient and the update do it.
+
+    Forward: z = w1 x + b1 (2NH), w2 . h plus b2 (2NH + N), r, r^2 and its mean (3N); backward: g (N), db2 (N),
+    dw2 (2NH), h (1 - h) (2NH), dz (2NH), db1 (NH), dw1 (2NH); the update per parameter (3H + 1 of them):
+    Adam 14 (two moments 7, bias corrections 2, sqrt, + eps, divide, * lr, + p), SGD 2. Sigmoids: N H.
+    The floor counts them as scripts/bench.py does: FLOPs at the FMA-chain rate, sigmoids at the sigmoid rate.
+    """
+    n, h = points, hidden
+    per_param = {"adam": 14, "sgd": 2}[optimizer]
+    return 13 * n * h + 6 * n + per_param * (3 * h + 1), n * h
+
+
+def flops_per_step(points: int, hidden: int) -> int:
+    """The FLOPs of one Adam step other than the sigmoid (step_arithmetic's first count)."""
+    return step_arithmetic(points, hidden)[0]
+
+
+FMA_OPS = 8 + 128 + 8  # FLOPs per element of one fma_pass: 8 chain starts, 8 x 8 multiply-adds, 7 adds + 1 scale
+
+
+def fma_pass(_, v):
+    """One pass of 8 independent chains of 8 multiply-adds (independent, so that the FMA units' latency does not hide
+    their throughput)."""
+    chains = [v + 0.01 * k for k in range(8)]
+    for _ in range(8):
+        chains = [c * 0.9999 + 1e-4 for c in chains]
+    return sum(chains[1:], chains[0]) * 0.125
+
+
+def floor_programs(device) -> list:
+    """The floor's arithmetic as one jitted program per option set (XLA's defaults, and the port's
+    xla_cpu.compiler_options: 512-bit vectors run the sigmoid faster here; the floor takes the faster): called as
+    run(sigmoid_passes, fma_passes), it runs that many passes of the sigmoid 1 / (1 + exp(-a)) (the transcendental, as
+    the port computes it), then of fma_pass, over a cache-resident vector of 4096 floats. Each is compiled and warm."""
+    import jax
+    import jax.numpy as jnp
+
+    from jax_impl import xla_cpu
+
+    def floor_program(v, sigmoid_passes, fma_passes):
+        v = jax.lax.fori_loop(0, sigmoid_passes, lambda _, a: 1 / (1 + jnp.exp(-a)), v)
+        return jax.lax.fori_loop(0, fma_passes, fma_pass, v)
+
+    vector = jax.device_put(jnp.linspace(-1.0, 1.0, 4096, dtype=jnp.float32), device)
+    programs = []
+    for options in ({}, xla_cpu.compiler_options()):
+        program = jax.jit(floor_program, compiler_options=options)
+        jax.block_until_ready(program(vector, 10, 10))
+        programs.append(lambda sigmoid_passes, fma_passes, program=program: jax.block_until_ready(
+            program(vector, sigmoid_passes, fma_passes)))
+    return programs
+
+
+def measure_rates(device, seconds: float = 0.2) -> dict:
+    """This core's rates for the floor (FLOPs and sigmoids a second), from floor_programs running one kind of pass at
+    a time: the fastest of five timings of each kind and option set: the floor is what the core can do."""
+    rates = {"flop_rate": 0.0, "sigmoid_rate": 0.0}
+    for run in floor_programs(device):
+        for rate, ops, passes in (("flop_rate", FMA_OPS, lambda n: (0, n)), ("sigmoid_rate", 1, lambda n: (n, 0))):
+            n = 100
+            while timed(lambda: run(*passes(n))) <= seconds / 5:  # grow n until one call takes `seconds` / 5
+                n *= 4
+            best = min(timed(lambda: run(*passes(n))) for _ in range(5))
+            rates[rate] = max(rates[rate], ops * 4096 * n / best)
+    return rates
+
+
+def paired_ratio(run_fused, points, hidden, steps, device, rounds: int) -> dict:
+    """The fused run against one call of floor_programs doing the run's arithmetic (its sigmoids, then its other
+    FLOPs, in passes over 4096 floats; of the two option sets, the faster counted), alternated `rounds` times; each
+    round gives the ratio of the two times. This VM's speed drifts by up to 1.5x within a minute (a fixed numpy loop
+    timed 34-65 ms), so the median of a run's repeats over a best-of-five floor mixes moments; a ratio of times taken
+    side by side does not."""
+    sigmoid_passes = max(1, round(points * hidden * steps / 4096))
+    fma_passes = max(1, round(flops_per_step(points, hidden) * steps / (FMA_OPS * 4096)))
+    programs = floor_programs(device)
+    run_fused()
+    ratios = []
+    for _ in range(rounds):
+        fused = timed(run_fused)
+        floor = min(timed(lambda run=run: run(sigmoid_passes, fma_passes)) for run in programs)
+        ratios.append(fused / floor)
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+    return {"paired_ratio_median": statistics.median(ratios), "paired_ratio_p25": quartiles[0],
+            "paired_ratio_p75": quartiles[2], "paired_rounds": rounds}
