@@ -16,20 +16,15 @@ non-finite (the finite steps before it are compared and reported, no plot is wri
 import argparse
 import json
 import math
-import pathlib
-import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from jax_impl import cli  # noqa: E402
-
-OPTIMIZERS = ("adam", "sgd")  # jax_impl.train.OPTIMIZERS; not imported here so that a bad flag costs no jax import
+from jax_impl import cli
 
 
 def parse_args(argv=None):
     p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=cli.positive_int, default=201, help="training steps (notebook: 201)")
     p.add_argument("--lr", type=cli.positive_float, default=0.2, help="learning rate (notebook: 0.2)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="adam (notebook) or sgd (its comment)")
+    p.add_argument("--optimizer", choices=cli.OPTIMIZERS, default="adam", help="adam (notebook) or sgd (its comment)")
     p.add_argument("--hidden", type=cli.positive_int, default=20, help="hidden width (notebook: 20)")
     p.add_argument("--seed", type=cli.non_negative_int, default=None,
                    help="initial weights from jax.random.key(SEED) (as train_jax.py) instead of the notebook's")
@@ -124,8 +119,8 @@ def attribution_lines(reference_losses, variants, gradients) -> tuple[list[str],
     return lines, rows
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     out = None if args.no_plots else cli.prepare_out_dir(args.out)
     cli.setup_jax(x64=args.x64, cache_dir=None if args.no_cache else cli.default_cache_dir())
 
