@@ -1,5 +1,5 @@
 """The model axis over 4 forced CPU devices (in a subprocess: the device count is fixed when jax starts) gives the
-results of one device bit for bit, for counts that divide evenly and counts that do not, with no cross-device traffic.
+results of one device, for counts that divide evenly and counts that do not, with no cross-device traffic.
 """
 
 import json
@@ -15,6 +15,13 @@ from conftest import ROOT
 from jax_impl import data, ensemble, sharding
 
 FOUR_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+# Not bit for bit: each device compiles the program for its own model count (3 of 12, not 12), the same arithmetic in
+# another program, which may round differently in the last bits (equal on jax 0.10.2; at jax 0.8.1 a loss differed by
+# 9.5e-7). 201 Adam steps at lr <= 0.2 carry such a difference no further than a vmapped sweep's against single runs:
+# tests/test_sweep.py's measured bounds (losses 2.0e-6 relative, parameters 7.3e-5, snapshots 5.4e-7), with its
+# tolerances.
+LOSS_RTOL, PARAM_RTOL, SNAPSHOT_ATOL = 1e-5, 2e-4, 5e-6
+MAX_LR = 0.2  # above it Adam is chaotic and a last-bit difference grows without bound (test_sweep.COMPARED)
 # even; uneven (padded to 12); fewer models than devices (padded to 8: two per device); one device runs 300 in blocks
 # of ensemble.BLOCK, each of 4 devices 75 in one piece
 COUNTS = (12, 10, 3, 1, 300)
@@ -28,7 +35,7 @@ from jax_impl import data, ensemble, sharding
 x, y = data.notebook_data()
 out = {"devices": jax.device_count()}
 for models in %r:
-    lrs = np.linspace(0.01, 0.4, models).astype(np.float32)
+    lrs = np.linspace(0.01, %r, models).astype(np.float32)
     trajectory, used = sharding.fit_sharded(ensemble.init_ensemble(range(models)), x, y, lrs, optimizer="adam")
     np.savez(sys.argv[1] + f"/sharded{models}.npz", losses=trajectory.losses, snapshots=trajectory.snapshots,
              **trajectory.params)
@@ -37,7 +44,7 @@ text = sharding.compiled_text(ensemble.init_ensemble(range(10)), x, y, np.full(1
 out["collectives"] = [op for op in ("all-gather", "all-reduce", "all-to-all", "collective-permute", "reduce-scatter")
                       if op in text]
 print(json.dumps(out))
-""" % (COUNTS,)
+""" % (COUNTS, MAX_LR)
 
 
 @pytest.fixture(scope="module")
@@ -57,18 +64,21 @@ def test_four_devices_took_part_without_communication(four_device_run):
 
 
 @pytest.mark.parametrize("models", COUNTS)
-def test_sharded_equals_one_device_bit_for_bit(four_device_run, models):
+def test_sharded_equals_one_device(four_device_run, models):
     _, out = four_device_run
     x, y = data.notebook_data()
-    lrs = np.linspace(0.01, 0.4, models).astype(np.float32)
+    lrs = np.linspace(0.01, MAX_LR, models).astype(np.float32)
     # fit_sharded on one device (this process has one per core: conftest, as cli.setup_jax) is the unsharded sweep.
     want, used = sharding.fit_sharded(ensemble.init_ensemble(range(models)), x, y, lrs, optimizer="adam",
                                       mesh=sharding.model_mesh(jax.devices()[:1]))
     assert used == 1
     with np.load(out / f"sharded{models}.npz") as got:
-        for name, value in [("losses", want.losses), ("snapshots", want.snapshots), *want.params.items()]:
-            assert got[name].shape == value.shape, name
-            assert np.array_equal(got[name], np.asarray(value)), (name, np.max(np.abs(got[name] - value)))
+        assert got["losses"].shape == want.losses.shape and got["snapshots"].shape == want.snapshots.shape
+        np.testing.assert_allclose(got["losses"], want.losses, rtol=LOSS_RTOL, err_msg="losses")
+        np.testing.assert_allclose(got["snapshots"], want.snapshots, rtol=0, atol=SNAPSHOT_ATOL, err_msg="snapshots")
+        for name, value in want.params.items():  # relative to max(1, |p|), as test_sweep
+            scale = np.maximum(1.0, np.abs(np.asarray(value)))
+            assert np.max(np.abs(got[name] - value) / scale) <= PARAM_RTOL, name
 
 
 def test_padding_repeats_the_last_model():
