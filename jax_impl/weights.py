@@ -91,8 +91,9 @@ def key_problem(found, layout: str) -> str | None:
         unexpected = []  # all of them: the missing keys and what was found say it once
         hint = (": the port's names, which an .npz holds" if other == "port" else
                 ": torch's names, which a .pt or .safetensors file holds") + "; scripts/convert_weights.py converts"
-    elif any(str(k).startswith(DDP_PREFIX) for k in found):
-        hint = f": a DataParallel/DDP {DDP_PREFIX!r} prefix on some names only"
+    elif {str(k).removeprefix(DDP_PREFIX) for k in found} == set(want):  # read() strips it; the in-memory API not
+        unexpected = []
+        hint = f": DataParallel/DDP's {DDP_PREFIX!r} prefix; take model.module.state_dict()"
     parts = []
     if unexpected:
         parts.append(f"unexpected {_plural('key', unexpected)} {_listed(unexpected)} (the notebook's Net has "
@@ -214,6 +215,7 @@ def _read_torch(path, notes: list, where: str) -> dict:
 
 def _read_safetensors(path, notes: list, where: str) -> dict:
     import ml_dtypes  # noqa: F401  registers numpy's 'bfloat16', which safetensors' numpy API looks up by name
+    import safetensors
     from safetensors import safe_open
 
     try:
@@ -226,7 +228,8 @@ def _read_safetensors(path, notes: list, where: str) -> dict:
                     arrays[name] = f.get_slice(name).get_dtype()
             return arrays
     except Exception as e:  # safetensors' own SafetensorError, or an OSError: not its header and layout
-        raise InputError(f"{where}not a safetensors file ({str(e).strip().splitlines()[0]})") from None
+        raise InputError(f"{where}not a safetensors file that safetensors {safetensors.__version__} reads "
+                         f"({str(e).strip().splitlines()[0]})") from None
 
 
 def _read_npz(path, notes: list, where: str) -> dict:
