@@ -38,6 +38,7 @@ def parse_run_args(description: str, argv=None) -> argparse.Namespace:
     p.add_argument("--noise", type=non_negative_float, default=None, help="fresh data with this noise level")
     p.add_argument("--data-seed", type=non_negative_int, default=None, help="key for fresh data (default 0)")
     p.add_argument("--torch-seed", type=torch_seed, default=None, metavar="K", help=TORCH_SEED_HELP)
+    add_init(p)
     p.add_argument("--x64", action="store_true", help="train in float64")
     p.add_argument("--log-every", type=positive_int, default=20, help="snapshot and log every K steps")
     p.add_argument("--out", default="out", help="output folder (default out/)")
@@ -46,6 +47,7 @@ def parse_run_args(description: str, argv=None) -> argparse.Namespace:
     p.add_argument("--no-cache", action="store_true", help="do not use JAX's persistent compilation cache")
     args = p.parse_args(argv)
     check_torch_seed(p, args)
+    check_init(p, args)
     return args
 
 
@@ -109,11 +111,53 @@ def check_torch_seed(parser, args) -> None:
         args.data_seed = 0
 
 
+INIT_HELP = ("start from the weights in FILE (.pt/.pth: a torch state_dict; .safetensors; .npz: the port's params.npz) "
+             "instead of drawing them; the width is the file's")
+
+
+def add_init(parser) -> None:
+    """--init FILE on a script that also has --hidden, --seed and --x64 (and maybe --torch-seed). Call check_init
+    after parsing: --hidden's default becomes the file's width, or 20 without --init."""
+    parser.add_argument("--init", metavar="FILE", default=None, help=INIT_HELP)
+    parser.set_defaults(hidden=None)  # so that an explicit --hidden shows, and can be checked against the file
+
+
+def check_init(parser, args) -> None:
+    """Read --init's weights (jax_impl.weights.read: every format, strictly; a note on stderr for what it accepted)
+    into args.init_params (numpy, the port's layout, float64 with --x64 else float32), or None without --init; set
+    args.hidden to the file's width (20 without --init). --seed and --torch-seed draw initial weights, so either with
+    --init is a usage error, as is a --hidden other than the file's width. InputError for a bad file."""
+    args.init_params = None
+    if args.init is None:
+        args.hidden = 20 if args.hidden is None else args.hidden
+        return
+    for flag in ("seed", "torch_seed"):
+        if getattr(args, flag, None) is not None:
+            parser.error(f"--init takes the initial weights from {args.init}; --{flag.replace('_', '-')} would draw "
+                         "them: give one of them")
+    import numpy as np
+
+    from jax_impl import weights
+
+    params, remark = weights.read(args.init, dtype=np.float64 if args.x64 else np.float32)
+    width = int(params["b1"].shape[0])
+    if args.hidden is not None and args.hidden != width:
+        parser.error(f"--hidden {args.hidden} contradicts {args.init}, a network of width {width}: leave --hidden out")
+    if remark:
+        note(f"{args.init}: {remark}")
+    args.hidden, args.init_params = width, params
+
+
 def fail(message: str, code: int = USAGE_ERROR) -> None:
     """One line on stderr, then exit; the scripts use this for every input error."""
     prog = pathlib.Path(sys.argv[0]).name
     print(f"{prog}: error: {message}", file=sys.stderr)
     raise SystemExit(code)
+
+
+def note(message: str) -> None:
+    """One line on stderr for something accepted on the way (a weight file's checkpoint dict, its bfloat16, ...)."""
+    print(f"{pathlib.Path(sys.argv[0]).name}: note: {message}", file=sys.stderr)
 
 
 def run_main(main) -> None:

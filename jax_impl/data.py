@@ -55,16 +55,20 @@ def run_data(*, points=None, noise=None, data_seed: int = 0, torch_seed=None, dt
 
 
 def run_inputs(*, seed=None, hidden: int = 20, points=None, noise=None, data_seed: int = 0, torch_seed=None,
-               dtype=jnp.float32):
+               init=None, dtype=jnp.float32):
     """(params, x, y) for the scripts' flags, one rule for all of them (train_jax, train_torch, compare, bench):
     with torch_seed, torch's data and Net(1, hidden, 1) after torch.manual_seed(torch_seed); else run_data's data and
-    the notebook's initial weights unless --seed is given or the width is not 20 (then init_params with key `seed`,
-    0 if none)."""
+    the initial weights `init` if given (--init's, the port's layout), else the notebook's unless --seed is given or
+    the width is not 20 (then init_params with key `seed`, 0 if none)."""
     if torch_seed is not None:
-        if seed is not None:
-            raise ValueError("torch_seed and seed both choose the initial weights: give one")
+        if seed is not None or init is not None:
+            raise ValueError("torch_seed chooses the initial weights, and so does seed or init: give one")
         return torch_seed_inputs(torch_seed, hidden=hidden, points=points, noise=noise, dtype=dtype)
     x, y = run_data(points=points, noise=noise, data_seed=data_seed, dtype=dtype)
+    if init is not None:
+        if seed is not None:
+            raise ValueError("init and seed both choose the initial weights: give one")
+        return {k: jnp.asarray(init[k], dtype) for k in PARAM_NAMES}, x, y
     if seed is None and hidden == 20:
         return notebook_init_params(dtype), x, y
     return init_params(jax.random.key(seed or 0), hidden, dtype), x, y

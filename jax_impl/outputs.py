@@ -5,7 +5,8 @@ import pathlib
 
 import numpy as np
 
-from jax_impl.params_io import save_npz, save_text
+from jax_impl import weights
+from jax_impl.params_io import save_text
 
 
 def snapshot_steps(steps: int, every: int) -> list[int]:
@@ -31,11 +32,13 @@ def snapshot_lines(steps, losses) -> list[str]:
 
 
 def write_outputs(out: pathlib.Path, *, x, y, steps, snapshots, losses, params, title: str, plots: bool) -> list[str]:
-    """params.npz (validation-cell layout), losses.json, and unless plots=False: data.png, snapshots.png,
-    learning.gif, loss.png. Each file is written atomically. Returns the names written."""
-    save_npz(out / "params.npz", params)
+    """params.npz (validation-cell layout), model.safetensors (the same weights as Net(1, H, 1)'s state_dict, for
+    torch), losses.json, and unless plots=False: data.png, snapshots.png, learning.gif, loss.png. Each file is
+    written atomically. Returns the names written."""
+    weights.write(out / "params.npz", params)
+    weights.write(out / "model.safetensors", params)
     save_text(out / "losses.json", json.dumps([float(v) for v in np.asarray(losses)]))
-    written = ["params.npz", "losses.json"]
+    written = ["params.npz", "model.safetensors", "losses.json"]
     if plots:
         from jax_impl import plots as P  # matplotlib costs ~0.7 s to import: only when plotting
 

@@ -1,6 +1,7 @@
 """Reading and writing parameter files (.npz), strictly: never unpickle, name what is wrong."""
 
 import contextlib
+import math
 import os
 import pathlib
 import tempfile
@@ -9,6 +10,11 @@ import zipfile
 import numpy as np
 
 PARAM_NAMES = ("w1", "b1", "w2", "b2")  # the validation cell's names and layout; see model.py
+
+
+def param_shapes(hidden: int) -> dict[str, tuple[int, ...]]:
+    """The port's layout for x @ w1 + b1: w1 (1, H), b1 (H,), w2 (H, 1), b2 (1,)."""
+    return {"w1": (1, hidden), "b1": (hidden,), "w2": (hidden, 1), "b2": (1,)}
 
 
 class InputError(ValueError):
@@ -45,8 +51,9 @@ def save_text(path, text: str) -> None:
         pathlib.Path(tmp).write_text(text)
 
 
-def load_npz(path, names) -> dict[str, np.ndarray]:
-    """The named numeric arrays of an .npz file; InputError for a missing file, a non-npz, a missing key."""
+def load_npz(path, names=None) -> dict[str, np.ndarray]:
+    """The named numeric arrays of an .npz file (every array if names is None); InputError for a missing file, a
+    non-npz (a torch.save zip is named as one), a missing key, an object array, a non-numeric or non-finite array."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -54,6 +61,9 @@ def load_npz(path, names) -> dict[str, np.ndarray]:
         raise InputError(f"{path}: not an .npz file")
     try:
         with np.load(path, allow_pickle=False) as data:
+            if any(name.endswith("data.pkl") for name in data.files):  # torch.save's zip: <archive>/data.pkl
+                raise InputError(f"{path}: a torch checkpoint (torch.save's zip), not an .npz: name it .pt")
+            names = data.files if names is None else names
             missing = [n for n in names if n not in data.files]
             if missing:
                 raise InputError(f"{path}: missing key {missing[0]!r} (has {', '.join(data.files) or 'none'})")
@@ -67,17 +77,39 @@ def load_npz(path, names) -> dict[str, np.ndarray]:
     for name, value in arrays.items():
         if value.dtype.kind not in "fiu":
             raise InputError(f"{path}: {name!r} has dtype {value.dtype}, expected a real number array")
-        if not np.all(np.isfinite(value)):
-            raise InputError(f"{path}: {name!r} has non-finite values")
+        if problem := nonfinite_problem(name, value):
+            raise InputError(f"{path}: {problem}")
     return arrays
 
 
+def nonfinite_problem(name: str, value: np.ndarray) -> str | None:
+    """None if every entry is finite; else how many are not, and the first one with its index."""
+    bad = np.argwhere(~np.isfinite(value))
+    if not len(bad):
+        return None
+    first = tuple(int(i) for i in bad[0])
+    return f"{name!r} has non-finite values ({len(bad)} of {value.size}; first {value[first]} at {list(first)})"
+
+
 def infer_hidden(shapes: dict) -> int:
-    """The hidden width H that most of w1 (1, H), b1 (H,), w2 (H, 1) agree on, so that a shape check names the one
-    tensor that is off rather than the ones that are right. shapes: JAX name -> shape tuple."""
-    where_h = {"w1": -1, "b1": 0, "w2": 0}  # the axis of each tensor that holds H
-    votes = [shapes[name][axis] for name, axis in where_h.items() if name in shapes and len(shapes[name]) > 0]
+    """The hidden width H that most of w1, b1, w2 agree on, so that a shape check names the one tensor that is off
+    rather than the ones that are right. shapes: JAX name -> shape tuple. Each votes with its size (H for (1, H),
+    (H,) and (H, 1) alike), so a weight saved transposed, in torch's (out, in) layout, still votes for the right H
+    and is the one named."""
+    votes = [math.prod(shapes[name]) for name in ("w1", "b1", "w2") if name in shapes and len(shapes[name]) > 0]
     return max(votes, key=votes.count) if votes else -1
+
+
+def shape_problem(name: str, got: tuple, want: tuple) -> str | None:
+    """None if got == want; else what is wrong, saying so when the tensor looks transposed (a 2-D weight whose
+    reversed shape is the expected one: torch's nn.Linear keeps (out, in), the port (in, out))."""
+    got, want = tuple(got), tuple(want)
+    if got == want:
+        return None
+    transposed = len(want) == 2 and got == want[::-1]
+    return (f"tensor {name!r} has shape {got}, expected {want}"
+            + ("; it looks transposed: torch stores Linear weights as (out, in), the port's .npz as (in, out)"
+               if transposed else ""))
 
 
 def load_params(path, hidden: int | None = None) -> dict[str, np.ndarray]:
@@ -87,8 +119,8 @@ def load_params(path, hidden: int | None = None) -> dict[str, np.ndarray]:
     params = load_npz(path, PARAM_NAMES)
     if hidden is None:
         hidden = infer_hidden({k: v.shape for k, v in params.items()})
-    want = {"w1": (1, hidden), "b1": (hidden,), "w2": (hidden, 1), "b2": (1,)}
+    want = param_shapes(hidden)
     for name in PARAM_NAMES:
-        if params[name].shape != want[name]:
-            raise InputError(f"{path}: {name!r} has shape {params[name].shape}, expected {want[name]}")
+        if problem := shape_problem(name, params[name].shape, want[name]):
+            raise InputError(f"{path}: {problem}")
     return params

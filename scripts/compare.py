@@ -5,6 +5,7 @@
     python scripts/compare.py --attribute       # also: what causes the float32 gap (a table, one row per cause)
     python scripts/compare.py --seed 3 --hidden 64 --optimizer sgd --lr 0.5 --json
     python scripts/compare.py --torch-seed 7    # data and weights as torch.manual_seed(7) gives them
+    python scripts/compare.py --init net.pt     # both sides start from these weights (.pt, .safetensors, .npz)
 
 Reports the largest relative difference of the per-step losses, the largest absolute difference of the final
 parameters, and the largest relative difference of the gradients at the initial weights, each against a named
@@ -32,6 +33,7 @@ def parse_args(argv=None):
     p.add_argument("--noise", type=cli.non_negative_float, default=None, help="fresh data with this noise level")
     p.add_argument("--data-seed", type=cli.non_negative_int, default=None, help="key for fresh data (default 0)")
     p.add_argument("--torch-seed", type=cli.torch_seed, default=None, metavar="K", help=cli.TORCH_SEED_HELP)
+    cli.add_init(p)
     p.add_argument("--x64", action="store_true", help="both sides in float64")
     p.add_argument("--attribute", action="store_true",
                    help="also run the float32 gap experiment (Adam, float32 only) and print its table")
@@ -41,6 +43,7 @@ def parse_args(argv=None):
     p.add_argument("--no-cache", action="store_true", help="do not use JAX's persistent compilation cache")
     args = p.parse_args(argv)
     cli.check_torch_seed(p, args)
+    cli.check_init(p, args)
     if args.attribute and (args.x64 or args.optimizer != "adam"):
         p.error("--attribute studies Adam's float32 gap: it takes neither --x64 nor --optimizer sgd")
     return args
@@ -51,7 +54,7 @@ def inputs(args, dtype):
     from jax_impl import data
 
     return data.run_inputs(seed=args.seed, hidden=args.hidden, points=args.points, noise=args.noise,
-                           data_seed=args.data_seed, torch_seed=args.torch_seed, dtype=dtype)
+                           data_seed=args.data_seed, torch_seed=args.torch_seed, init=args.init_params, dtype=dtype)
 
 
 def plot(result, path):

@@ -4,9 +4,11 @@
     python scripts/train_jax.py --seed 3 --lr 0.05 --optimizer sgd --out out/sgd
     python scripts/train_jax.py --points 10000 --noise 0.1 --no-plots --json
     python scripts/train_jax.py --torch-seed 7   # data and weights as torch.manual_seed(7) gives them, without torch
+    python scripts/train_jax.py --init net.pt    # start from a torch state_dict (or a .safetensors, or a params.npz)
 
 Writes into --out (default out/): data.png, snapshots.png (the eleven snapshots), learning.gif, loss.png,
-params.npz (w1 (1,H), b1 (H,), w2 (H,1), b2 (1,)) and losses.json. Exit codes: 2 bad input, 3 the loss diverged.
+params.npz (w1 (1,H), b1 (H,), w2 (H,1), b2 (1,)), model.safetensors (the same weights for torch: Net(1, H, 1)'s
+state_dict) and losses.json. Exit codes: 2 bad input, 3 the loss diverged.
 """
 
 import json
@@ -34,7 +36,8 @@ def main(argv=None):
 
     dtype = jnp.float64 if args.x64 else jnp.float32
     params, x, y = data.run_inputs(seed=args.seed, hidden=args.hidden, points=args.points, noise=args.noise,
-                                   data_seed=args.data_seed, torch_seed=args.torch_seed, dtype=dtype)
+                                   data_seed=args.data_seed, torch_seed=args.torch_seed, init=args.init_params,
+                                   dtype=dtype)
     lr = jnp.asarray(args.lr, dtype)
     say = (lambda *a: None) if args.json else print
 

@@ -4,6 +4,7 @@
     python scripts/train_torch.py --seed 3 --lr 0.05 --optimizer sgd --out out/torch-sgd
     python scripts/train_torch.py --no-plots --json
     python scripts/train_torch.py --torch-seed 7 # torch.manual_seed(7), then the notebook's cells
+    python scripts/train_torch.py --init out/model.safetensors   # start from these weights (.pt, .safetensors, .npz)
 
 Without --seed the data and the initial weights are torch's own draw after torch.manual_seed(1), as in the notebook
 (equal, bit for bit, to what train_jax.py loads from jax_impl/notebook_data.npz); --torch-seed K: torch's own draw
@@ -12,7 +13,8 @@ reproduces it without torch). Otherwise --seed K, --hidden other than 20,
 --points and --noise use the JAX draws of train_jax.py (jax.random.key(K) through to_state_dict), so both scripts start
 from the same weights on the same data; only then is jax imported (--no-cache: without JAX's persistent compilation
 cache for those draws; torch compiles nothing). Writes into --out (default out/): data.png, snapshots.png,
-learning.gif, loss.png, params.npz (the JAX layout: w1 (1,H), b1 (H,), w2 (H,1), b2 (1,)) and losses.json.
+learning.gif, loss.png, params.npz (the JAX layout: w1 (1,H), b1 (H,), w2 (H,1), b2 (1,)), model.safetensors (the
+net's state_dict) and losses.json. --init FILE: those initial weights, on the data the other flags choose.
 Exit codes: 2 bad input, 3 the loss diverged.
 """
 
@@ -65,6 +67,8 @@ def main(argv=None):
         net.load_state_dict(to_state_dict(params, args.hidden))
         x, y = torch.tensor(x), torch.tensor(y)  # copies: jax hands out read-only buffers
     net, x, y = net.to(dtype), x.to(dtype), y.to(dtype)
+    if args.init_params is not None:  # --init: those weights, on the data above (already in the run's dtype)
+        net.load_state_dict(to_state_dict(args.init_params), strict=True)
     say = (lambda *a: None) if args.json else print
 
     say(net)

@@ -2,6 +2,7 @@
 
     python scripts/validate_grads.py --params jax_impl/notebook_validation_params.npz --print-grads
     python scripts/validate_grads.py --seed 3 --loss mse --x64 --json
+    python scripts/validate_grads.py --params net.pt      # a torch state_dict (or .safetensors, or the port's .npz)
 
 At the given weights and the notebook's data, the gradient of f = sum (y - y_pred)^2 (--loss sse, the validation
 cell's loss) or of the mean (--loss mse, the training loss) is computed by
@@ -22,8 +23,8 @@ allowance, 2 bad input.
 import argparse
 import json
 
-from jax_impl import cli
-from jax_impl.params_io import PARAM_NAMES, load_params
+from jax_impl import cli, weights
+from jax_impl.params_io import PARAM_NAMES
 
 METHODS = ("manual", "jax", "torch", "finite_diff")
 REFERENCE = "jax"
@@ -33,9 +34,10 @@ NOTEBOOK_NAMES = {"w2": "W2", "b2": "b2", "w1": "W1", "b1": "b1"}  # the cell pr
 def parse_args(argv=None):
     p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--params", metavar="FILE.npz",
-                        help="weights w1 (1,H), b1 (H,), w2 (H,1), b2 (1,); jax_impl/notebook_validation_params.npz "
-                             "holds the ones behind the notebook's printed table")
+    source.add_argument("--params", metavar="FILE",
+                        help="the weights: .npz (w1 (1,H), b1 (H,), w2 (H,1), b2 (1,)), .pt/.pth (a torch state_dict) "
+                             "or .safetensors; jax_impl/notebook_validation_params.npz holds the ones behind the "
+                             "notebook's printed table")
     source.add_argument("--seed", type=cli.non_negative_int, default=None,
                         help="without --params: draw every weight N(0, 1) (as the validation cell's torch.randn "
                              "does) with jax.random.normal from key SEED (default 0), in float32 (then cast)")
@@ -126,7 +128,9 @@ def notebook_style(grads: dict) -> str:
 def main(argv=None):
     args = parse_args(argv)
     if args.params is not None:
-        params_np = load_params(args.params, args.hidden)  # InputError (exit 2) names a bad file or tensor
+        params_np, note = weights.read(args.params, dtype="float64" if args.x64 else "float32", hidden=args.hidden)
+        if note:  # what the reader accepted on the way (a checkpoint dict, bfloat16, ...); InputError: exit 2
+            cli.note(f"{args.params}: {note}")
         source = str(args.params)
     cli.setup_jax(x64=args.x64)
 

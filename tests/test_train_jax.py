@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from conftest import NOTEBOOK_LOG, assert_loss_log, assert_notebook_pictures
 
+from jax_impl import weights
 from jax_impl.params_io import load_params
 from torch_impl.notebook import notebook_draws
 from torch_impl.train import fit as torch_fit
@@ -43,6 +44,10 @@ def test_default_run_writes_its_files(notebook_run):
     assert_notebook_pictures(out)
     params = load_params(out / "params.npz")
     assert params["w1"].shape == (1, 20) and params["w1"].dtype == np.float32
+    # the same weights for torch: Net(1, 20, 1)'s state_dict (tests/test_weights.py loads it into the Net)
+    for_torch, _ = weights.read(out / "model.safetensors")
+    for name in params:
+        np.testing.assert_array_equal(for_torch[name], params[name], strict=True)
     losses = json.loads((out / "losses.json").read_text())
     assert len(losses) == 201 and losses[0] == pytest.approx(0.6136, abs=5e-5)
     assert losses[-1] < 0.0031
@@ -57,7 +62,8 @@ def test_json_summary_and_fresh_data(tmp_path, script):
     assert len(summary["losses"]) == 50 and summary["final_loss"] == summary["losses"][-1]
     assert summary["losses"][-1] < summary["losses"][0]
     assert summary["compile_s"] > 0 and summary["run_s"] > 0 and summary["dtype"] == "float32"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["losses.json", "params.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["losses.json", "model.safetensors", "params.npz"]
+    assert summary["files"] == ["params.npz", "model.safetensors", "losses.json"]
     assert load_params(tmp_path / "params.npz")["w2"].shape == (8, 1)
 
 

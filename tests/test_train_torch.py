@@ -72,8 +72,8 @@ def test_json_summary_imports_neither_jax_nor_matplotlib(tmp_path, script):
     assert summary["framework"] == "torch" and summary["dtype"] == "float32" and summary["compile_s"] == 0.0
     assert summary["steps"] == 21 and len(summary["losses"]) == 21 and summary["run_s"] > 0 < summary["setup_s"]
     assert summary["final_loss"] == summary["losses"][-1] and "%.4f" % summary["losses"][20] == "0.1541"
-    assert summary["files"] == ["params.npz", "losses.json"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["losses.json", "params.npz"]
+    assert summary["files"] == ["params.npz", "model.safetensors", "losses.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["losses.json", "model.safetensors", "params.npz"]
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
     assert {"torch", "jax_impl.outputs", "torch_impl.train"} <= imported  # the listing is real
     assert not {m for m in imported if m.split(".")[0] in ("jax", "jaxlib", "matplotlib", "optax")}

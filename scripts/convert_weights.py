@@ -1,0 +1,41 @@
+"""Convert weights between a torch checkpoint, safetensors and the port's .npz, strictly.
+
+    python scripts/convert_weights.py net.pt net.npz                # torch.save(net.state_dict()) -> the port's layout
+    python scripts/convert_weights.py out/params.npz net.safetensors # the port's -> torch's names and layout
+    python scripts/convert_weights.py out/model.safetensors net.pt   # -> a file torch.load(weights_only=True) reads
+
+Formats by suffix (jax_impl/weights.py): .pt/.pth, a torch state_dict (needs torch; read with
+torch.load(..., weights_only=True), which runs nothing but tensors); .safetensors, torch's names and layout with
+metadata {"format": "pt"} (no torch needed); .npz, the port's w1 (1,H), b1 (H,), w2 (H,1), b2 (1,). Every direction;
+float32 and float64 are kept bit for bit, float16 and bfloat16 become float32 (exactly), so a round trip changes
+nothing, and a file written for torch loads into the notebook's Net(1, H, 1) with load_state_dict(..., strict=True).
+What the reader accepted on the way (a checkpoint dict, a DataParallel prefix, half precision) is one note on stderr.
+Exit codes: 2 bad input (one line naming the problem; OUT is left as it was).
+"""
+
+import argparse
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from jax_impl import cli, weights  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", metavar="IN", help="the weights to read: .pt/.pth, .safetensors or .npz")
+    p.add_argument("target", metavar="OUT", help="the file to write, in the format its suffix names")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    weights.format_of(args.target)  # an unknown OUT suffix is refused before anything is read
+    params, note = weights.read(args.source)
+    if note:
+        cli.note(f"{args.source}: {note}")
+    print(f"wrote {args.target} ({weights.write(args.target, params)})")
+
+
+if __name__ == "__main__":
+    cli.run_main(main)

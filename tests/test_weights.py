@@ -1,0 +1,484 @@
+"""Weight files (jax_impl/weights.py, scripts/convert_weights.py, --init, --params): every direction between a torch
+checkpoint, safetensors and the port's .npz, bit for bit; a torch net's own file into every flag that takes weights;
+each almost-right file refused with one line naming the problem, or accepted with one note; no pickle ever run."""
+
+import itertools
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT, import_script, run_main
+
+from jax_impl import cli, data, weights
+from jax_impl.params_io import InputError
+from torch_impl.model import Net
+
+convert_weights = import_script("convert_weights")
+train_jax = import_script("train_jax")
+train_torch = import_script("train_torch")
+compare = import_script("compare")
+validate_grads = import_script("validate_grads")
+
+SUFFIX = {"torch": ".pt", "safetensors": ".safetensors", "npz": ".npz"}
+# The t = 0 loss of one float32 net on the notebook's data, XLA against torch: the same numbers summed in other orders
+# (20 hidden units per prediction, then 100 squares). Each sum's rounding is at most (terms) x 2**-24 of the sum of
+# its terms' magnitudes: ~1.2e-6 of ~1 for a prediction, and the residuals at a fresh init are ~0.5, so ~5e-6 relative
+# in the loss at worst; measured at most 2.7e-7 (model.mse_loss against torch, torch seeds 0-49 at widths 6, 12 and
+# 20). 1e-5 leaves 2x over the bound.
+FIRST_LOSS_RTOL = 1e-5
+
+
+def torch_net(seed=0, hidden=20, dtype=torch.float32) -> Net:
+    torch.manual_seed(seed)
+    return Net(1, hidden, 1).to(dtype)
+
+
+def torch_first_loss(net: Net) -> float:
+    """torch's MSE of `net` on the notebook's data (the same bits as torch's own draw: tests/test_data.py)."""
+    x, y = (torch.from_numpy(np.array(a)) for a in data.notebook_data())
+    with torch.no_grad():
+        return torch.nn.MSELoss()(net(x.to(net.linear1.weight.dtype)), y.to(net.linear1.weight.dtype)).item()
+
+
+def assert_same_state(got: dict, want: dict) -> None:
+    """Names (in any order: safetensors sorts them), dtypes, shapes and bits."""
+    assert sorted(got) == sorted(want)
+    for name in want:
+        assert got[name].dtype == want[name].dtype and got[name].shape == want[name].shape, name
+        assert torch.equal(got[name], want[name]), name
+
+
+def write_as(path: pathlib.Path, net: Net) -> pathlib.Path:
+    """net's weights in path's format, each written as its own tooling writes it: torch.save(net.state_dict()) for
+    .pt, safetensors' torch API for .safetensors, the port's params.npz (weights.write) for .npz."""
+    fmt = weights.format_of(path)
+    if fmt == "torch":
+        torch.save(net.state_dict(), path)
+    elif fmt == "safetensors":
+        from safetensors.torch import save_file
+
+        save_file(net.state_dict(), path, metadata={"format": "pt"})
+    else:
+        from torch_impl.convert import from_state_dict
+
+        weights.write(path, from_state_dict(net.state_dict()))
+    return path
+
+
+def run_cli(module, capsys, *argv) -> tuple[int, str, str]:
+    """module.main(argv) as its `python scripts/...` run would end: (exit code, stdout, stderr)."""
+    try:
+        cli.run_main(lambda: module.main([str(a) for a in argv]))
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def read_for_torch(path) -> dict:
+    """A file written for torch, as torch reads it: a state_dict of tensors."""
+    if path.suffix == ".pt":
+        return torch.load(path, weights_only=True)
+    from safetensors.torch import load_file
+
+    return load_file(path)
+
+
+# ---- every direction, bit for bit ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("source,target", list(itertools.permutations(SUFFIX, 2)))
+def test_every_direction_and_back_is_exact(tmp_path, capsys, source, target, dtype):
+    """source -> target -> source through convert_weights.py: all three files hold the torch net's weights."""
+    net = torch_net(1, hidden=7, dtype=dtype)
+    state = net.state_dict()
+    first = write_as(tmp_path / f"net{SUFFIX[source]}", net)
+    there = tmp_path / f"there{SUFFIX[target]}"
+    back = tmp_path / f"back{SUFFIX[source]}"
+    for a, b in [(first, there), (there, back)]:
+        code, out, err = run_cli(convert_weights, capsys, a, b)
+        assert code == 0 and err == "" and out.startswith(f"wrote {b} ("), (out, err)
+    for path in (first, there, back):  # each file: the same params, same dtype, same bits
+        params, note = weights.read(path)
+        assert note is None
+        for jax_name, (torch_name, transposed) in weights.JAX_TO_TORCH.items():
+            want = state[torch_name].numpy()
+            np.testing.assert_array_equal(params[jax_name], want.T if transposed else want, strict=True)
+    for path in (there, back):
+        if weights.format_of(path) != "npz":  # written for torch: torch reads it into the notebook's Net, strictly
+            loaded = read_for_torch(path)
+            assert_same_state(loaded, state)
+            Net(1, 7, 1).to(dtype).load_state_dict(loaded, strict=True)
+
+
+def test_safetensors_files_are_torchs_layout_readable_without_torch(tmp_path):
+    """What the port writes for torch is read by safetensors' numpy API: torch's names, (out, in) weights, format pt."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    net = torch_net(2)
+    path = tmp_path / "net.safetensors"
+    weights.write(path, weights.from_layout({k: v.numpy() for k, v in net.state_dict().items()}, "torch"))
+    arrays = load_file(path)
+    assert {k: v.shape for k, v in arrays.items()} == {"linear1.weight": (20, 1), "linear1.bias": (20,),
+                                                       "linear2.weight": (1, 20), "linear2.bias": (1,)}
+    for name, value in net.state_dict().items():
+        np.testing.assert_array_equal(arrays[name], value.numpy(), strict=True)
+    with safe_open(str(path), framework="numpy") as f:
+        assert f.metadata() == {"format": "pt"}
+
+
+NO_TORCH = """
+import sys
+sys.modules["torch"] = None  # import torch now raises ImportError, as where torch is not installed
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from jax_impl import weights
+from jax_impl.params_io import InputError
+p = {"w1": np.ones((1, 3), np.float32), "b1": np.zeros(3, np.float32), "w2": np.ones((3, 1), np.float32),
+     "b2": np.zeros(1, np.float32)}
+for suffix in (".npz", ".safetensors"):
+    weights.write(sys.argv[2] + suffix, p)
+    got, _ = weights.read(sys.argv[2] + suffix)
+    assert all(np.array_equal(got[k], p[k]) for k in p)
+for doing in ("read", "write"):
+    try:
+        weights.read(sys.argv[2] + ".pt") if doing == "read" else weights.write(sys.argv[2] + ".pt", p)
+    except InputError as e:
+        print(e)
+print(sorted(m for m, module in sys.modules.items() if module and m.split(".")[0] in ("torch", "jax")))
+"""
+
+
+def test_npz_and_safetensors_need_no_torch_and_pt_says_it_does(tmp_path):
+    open(tmp_path / "w.pt", "wb").close()
+    result = subprocess.run([sys.executable, "-c", NO_TORCH, str(ROOT), str(tmp_path / "w")], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    read_line, write_line, imported = result.stdout.splitlines()
+    assert read_line == (f"{tmp_path / 'w.pt'}: reading a torch checkpoint needs torch, which is not installed (pip "
+                         "install torch; or convert the file to .safetensors where torch is: "
+                         "scripts/convert_weights.py)")
+    assert write_line.startswith(f"{tmp_path / 'w.pt'}: writing a torch checkpoint needs torch")
+    assert imported == "[]"  # neither torch nor jax
+    assert not (tmp_path / "w.pt").stat().st_size  # the write refused left the old (empty) file as it was
+
+
+# ---- the same reader behind every flag that takes weights ------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", SUFFIX)
+def test_train_jax_init_starts_from_the_file_and_leaves_weights_for_torch(tmp_path, monkeypatch, capsys, fmt):
+    """torch -> JAX -> torch: a torch net's file into --init (the t = 0 loss is torch's for that net), and the run's
+    model.safetensors loads into torch's Net strictly, holding the port's params.npz bit for bit."""
+    net = torch_net(3)
+    path = write_as(tmp_path / f"net{SUFFIX[fmt]}", net)
+    code, out = run_main(train_jax, monkeypatch, capsys, "--init", path, "--steps", 3, "--json", "--no-plots",
+                         "--no-cache", "--out", tmp_path / "out")
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["hidden"] == 20 and summary["files"] == ["params.npz", "model.safetensors", "losses.json"]
+    assert summary["losses"][0] == pytest.approx(torch_first_loss(net), rel=FIRST_LOSS_RTOL)
+    trained = read_for_torch(tmp_path / "out" / "model.safetensors")
+    Net(1, 20, 1).load_state_dict(trained, strict=True)
+    params = np.load(tmp_path / "out" / "params.npz")
+    np.testing.assert_array_equal(trained["linear1.weight"].numpy(), params["w1"].T, strict=True)
+    np.testing.assert_array_equal(trained["linear2.bias"].numpy(), params["b2"], strict=True)
+    assert not torch.equal(trained["linear1.weight"], net.linear1.weight.detach())  # it trained
+
+
+def test_train_torch_and_compare_init_start_from_the_file(tmp_path, monkeypatch, capsys):
+    net = torch_net(4, hidden=12)
+    path = write_as(tmp_path / "net.safetensors", net)
+    code, out = run_main(train_torch, monkeypatch, capsys, "--init", path, "--steps", 2, "--json", "--no-plots",
+                         "--no-cache", "--out", tmp_path / "t")
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["hidden"] == 12
+    assert summary["losses"][0] == torch_first_loss(net)  # the same torch computation on the same bits
+
+    path = write_as(tmp_path / "net.pt", net)
+    code, out = run_main(compare, monkeypatch, capsys, "--init", path, "--steps", 2, "--json", "--no-plots",
+                         "--no-cache")
+    assert code == 0
+    report = json.loads(out)
+    assert report["hidden"] == 12
+    assert report["losses"]["torch"][0] == torch_first_loss(net)
+    assert report["losses"]["jax"][0] == pytest.approx(torch_first_loss(net), rel=FIRST_LOSS_RTOL)
+
+
+@pytest.mark.parametrize("fmt", ["torch", "safetensors"])
+def test_validate_grads_takes_a_torch_file(tmp_path, monkeypatch, capsys, fmt):
+    net = torch_net(5, hidden=6)
+    path = write_as(tmp_path / f"net{SUFFIX[fmt]}", net)
+    code, out = run_main(validate_grads, monkeypatch, capsys, "--params", path, "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["hidden"] == 6 and result["ok"]
+    np.testing.assert_array_equal(np.float32(result["weights"]["w2"]), net.linear2.weight.detach().numpy().T)
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--hidden", "8"], "--hidden 8 contradicts {path}, a network of width 20: leave --hidden out"),
+    (["--seed", "3"], "--init takes the initial weights from {path}; --seed would draw them: give one of them"),
+    (["--torch-seed", "3"], "--init takes the initial weights from {path}; --torch-seed would draw them"),
+])
+@pytest.mark.parametrize("script", [train_jax, compare])
+def test_init_refuses_a_second_source_of_weights(tmp_path, capsys, script, flags, message):
+    path = write_as(tmp_path / "net.pt", torch_net())
+    with pytest.raises(SystemExit) as e:
+        script.parse_args(["--init", str(path), *flags])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and message.format(path=path) in err and len(err.strip().splitlines()) == 1
+
+
+def test_init_with_its_own_width_and_without_init(tmp_path):
+    path = write_as(tmp_path / "net.npz", torch_net(hidden=5))
+    assert train_jax.parse_args(["--init", str(path), "--hidden", "5"]).hidden == 5
+    args = train_jax.parse_args(["--init", str(path)])
+    assert args.hidden == 5 and args.init_params["w1"].shape == (1, 5) and args.init_params["w1"].dtype == np.float32
+    assert train_jax.parse_args(["--init", str(path), "--x64"]).init_params["b2"].dtype == np.float64
+    args = train_jax.parse_args([])
+    assert args.hidden == 20 and args.init_params is None
+    assert train_jax.parse_args(["--hidden", "7"]).hidden == 7
+
+
+# ---- almost-right files: refused with one line naming the problem, or accepted with one note -------------------
+
+def state_of(seed=0, dtype=torch.float32) -> dict:
+    return {k: v.to(dtype) for k, v in torch_net(seed).state_dict().items()}
+
+
+class WritesAMarker:
+    """Unpickling this would run os.system: a file torch.load must refuse without running it."""
+
+    marker = None
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def bad_torch_file(tmp_path, kind) -> pathlib.Path:
+    state = state_of()
+    path = tmp_path / f"{kind}.pt"
+    if kind == "extra_keys":
+        obj = {**state, "linear3.weight": torch.zeros(1, 20), "linear3.bias": torch.zeros(1)}
+    elif kind == "missing_key":
+        obj = {k: v for k, v in state.items() if k != "linear2.bias"}
+    elif kind == "transposed":
+        obj = {**state, "linear1.weight": state["linear1.weight"].T.contiguous()}
+    elif kind == "non_finite":
+        bias = state["linear1.bias"].clone()
+        bias[3] = float("inf")
+        obj = {**state, "linear1.bias": bias}
+    elif kind == "int_dtype":
+        obj = {**state, "linear2.bias": torch.tensor([1])}
+    elif kind == "pickled_object":
+        WritesAMarker.marker = tmp_path / "marker"
+        obj = {**state, "extra": WritesAMarker()}
+    elif kind == "whole_module":
+        obj = torch_net()
+    elif kind == "port_names":
+        path = tmp_path / "port_names.safetensors"
+        weights.write(tmp_path / "p.npz", weights.from_layout({k: v.numpy() for k, v in state.items()}, "torch"))
+        from safetensors.numpy import save_file
+
+        save_file(dict(np.load(tmp_path / "p.npz")), path)
+        return path
+    elif kind == "torch_zip_as_npz":
+        path = tmp_path / "net.npz"
+        obj = state
+    elif kind == "not_a_checkpoint":
+        path.write_text("linear1.weight,1\n")
+        return path
+    else:
+        raise AssertionError(kind)
+    torch.save(obj, path)
+    return path
+
+
+@pytest.mark.parametrize("kind,message", [
+    ("extra_keys", "unexpected keys 'linear3.weight', 'linear3.bias' (the notebook's Net has 'linear1.weight', "
+                   "'linear1.bias', 'linear2.weight', 'linear2.bias')"),
+    ("missing_key", "missing key 'linear2.bias' (found 'linear1.weight', 'linear1.bias', 'linear2.weight')"),
+    ("transposed", "tensor 'linear1.weight' has shape (1, 20), expected (20, 1); it looks transposed: torch stores "
+                   "Linear weights as (out, in)"),
+    ("non_finite", "'linear1.bias' has non-finite values (1 of 20; first inf at [3])"),
+    ("int_dtype", "'linear2.bias' has dtype int64: weights must be float16, bfloat16, float32 or float64"),
+    ("pickled_object", "refused: it pickles posix.system as well as tensors, and torch.load(weights_only=True) runs "
+                       "no such thing"),
+    ("whole_module", "refused: it pickles torch_impl.model.Net as well as tensors"),
+    ("port_names", "missing keys 'linear1.weight', 'linear1.bias', 'linear2.weight', 'linear2.bias' (found 'b1', "
+                   "'b2', 'w1', 'w2': the port's names, which an .npz holds; scripts/convert_weights.py converts)"),
+    ("torch_zip_as_npz", "a torch checkpoint (torch.save's zip), not an .npz: name it .pt"),
+    ("not_a_checkpoint", "not a torch checkpoint torch.load(weights_only=True) can read (Unsupported operand"),
+])
+def test_an_almost_right_file_gets_one_line_and_exit_2(tmp_path, capsys, kind, message):
+    """Each through convert_weights.py onto an existing OUT, which stays as it was; the marker of the pickled
+    object's __reduce__ is never written (weights_only=True refuses it before running anything)."""
+    path = bad_torch_file(tmp_path, kind)
+    target = tmp_path / "out.npz"
+    target.write_bytes(b"old")
+    code, out, err = run_cli(convert_weights, capsys, path, target)
+    assert code == 2 and out == "", (out, err)
+    assert f": error: {path}: {message}" in err and len(err.strip().splitlines()) == 1, err
+    assert target.read_bytes() == b"old" and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert not (tmp_path / "marker").exists()
+
+
+def test_the_pickled_object_is_a_real_threat(tmp_path):
+    """The control for the test above: full unpickling (weights_only=False, never done by the port) runs it."""
+    path = bad_torch_file(tmp_path, "pickled_object")
+    torch.load(path, weights_only=False)
+    assert (tmp_path / "marker").exists()
+
+
+def test_torchs_layout_under_the_ports_names_is_said_to_look_transposed(tmp_path):
+    state = state_of()
+    path = tmp_path / "torch_layout.npz"
+    np.savez(path, w1=state["linear1.weight"].numpy(), b1=state["linear1.bias"].numpy(),
+             w2=state["linear2.weight"].numpy(), b2=state["linear2.bias"].numpy())
+    with pytest.raises(InputError, match=r"'w1' has shape \(20, 1\), expected \(1, 20\); it looks transposed"):
+        weights.read(path)
+
+
+def checkpoint(kind: str, state: dict):
+    if kind == "ddp":
+        return {f"module.{k}": v for k, v in state.items()}
+    if kind == "ddp_checkpoint":
+        return {"epoch": 3, "model": {f"module.{k}": v for k, v in state.items()}}
+    return {"epoch": 3, kind: state, "optimizer": {"state": {}, "param_groups": []}}
+
+
+@pytest.mark.parametrize("kind,note", [
+    ("state_dict", "read the state_dict under 'state_dict' of a checkpoint dict (left aside: epoch, optimizer)"),
+    ("model_state_dict", "read the state_dict under 'model_state_dict' of a checkpoint dict (left aside: epoch, "
+                         "optimizer)"),
+    ("model", "read the state_dict under 'model' of a checkpoint dict (left aside: epoch, optimizer)"),
+    ("ddp", "stripped the 'module.' prefix of DataParallel/DDP from every name"),
+    ("ddp_checkpoint", "read the state_dict under 'model' of a checkpoint dict (left aside: epoch); stripped the "
+                       "'module.' prefix of DataParallel/DDP from every name"),
+])
+def test_a_checkpoint_dict_or_a_ddp_prefix_is_read_with_a_note(tmp_path, kind, note):
+    state = state_of(6)
+    torch.save(checkpoint(kind, state), tmp_path / "ckpt.pt")
+    params, said = weights.read(tmp_path / "ckpt.pt")
+    assert said == note
+    np.testing.assert_array_equal(params["w1"], state["linear1.weight"].numpy().T, strict=True)
+    np.testing.assert_array_equal(params["b2"], state["linear2.bias"].numpy(), strict=True)
+
+
+@pytest.mark.parametrize("half", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("fmt", ["torch", "safetensors"])
+def test_half_precision_is_widened_exactly_with_a_note(tmp_path, fmt, half):
+    state = state_of(7, half)
+    path = tmp_path / f"half{SUFFIX[fmt]}"
+    if fmt == "torch":
+        torch.save(state, path)
+    else:
+        from safetensors.torch import save_file
+
+        save_file(state, path)
+    for dtype, target in [(None, "float32"), ("float32", "float32"), ("float64", "float64")]:
+        params, note = weights.read(path, dtype=dtype)
+        name = str(half).removeprefix("torch.")
+        assert note == f"{name} read as {target} (exact: every {name} value is a {target})"
+        for jax_name, (torch_name, transposed) in weights.JAX_TO_TORCH.items():
+            want = state[torch_name].to(torch.float64).numpy().astype(target)  # widening is exact: any route agrees
+            np.testing.assert_array_equal(params[jax_name], want.T if transposed else want, strict=True)
+
+
+def test_float64_is_kept_or_rounded_and_the_note_says_which(tmp_path):
+    state = {k: v.double() / 3 for k, v in state_of(8).items()}  # thirds: not float32 numbers
+    torch.save(state, tmp_path / "f64.pt")
+    params, note = weights.read(tmp_path / "f64.pt")  # convert_weights: kept
+    assert note is None and params["w1"].dtype == np.float64
+    np.testing.assert_array_equal(params["w1"], state["linear1.weight"].numpy().T, strict=True)
+    params, note = weights.read(tmp_path / "f64.pt", dtype="float64")  # --x64
+    assert note is None and params["b1"].dtype == np.float64
+    params, note = weights.read(tmp_path / "f64.pt", dtype="float32")  # float32 runs: rounded, said so
+    assert note.startswith("float64 rounded to float32 (largest change ") and note.endswith("; --x64 keeps float64)")
+    np.testing.assert_array_equal(params["b1"], state["linear1.bias"].numpy().astype(np.float32), strict=True)
+    torch.save({k: v.float().double() for k, v in state.items()}, tmp_path / "f32_in_f64.pt")
+    assert weights.read(tmp_path / "f32_in_f64.pt", dtype="float32")[1] == (
+        "float64 read as float32 (exact: every value is a float32; --x64 keeps float64)")
+    torch.save({**state, "linear2.bias": torch.tensor([1e39], dtype=torch.float64)}, tmp_path / "huge.pt")
+    with pytest.raises(InputError, match=r"'linear2.bias' has values beyond float32's range \(largest magnitude "
+                                         r"1e\+39\): read it as float64 \(--x64\)"):
+        weights.read(tmp_path / "huge.pt", dtype="float32")
+
+
+def test_init_says_what_it_accepted_on_stderr(tmp_path, capsys):
+    torch.save(checkpoint("ddp", state_of(dtype=torch.bfloat16)), tmp_path / "ddp.pt")
+    args = train_jax.parse_args(["--init", str(tmp_path / "ddp.pt")])
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"{pathlib.Path(sys.argv[0]).name}: note: {tmp_path / 'ddp.pt'}: stripped the "
+                                "'module.' prefix of DataParallel/DDP from every name; bfloat16 read as float32 "
+                                "(exact: every bfloat16 value is a float32)"]
+    assert args.init_params["w1"].dtype == np.float32
+
+
+def test_convert_from_state_dict_is_as_strict_as_torch(tmp_path):
+    """The in-memory conversion refuses what load_state_dict(strict=True) refuses and reads bfloat16."""
+    from torch_impl.convert import from_state_dict
+
+    state = state_of(9)
+    with pytest.raises(ValueError, match="unexpected key 'linear3.weight'"):
+        from_state_dict({**state, "linear3.weight": torch.zeros(1, 1)})
+    with pytest.raises(ValueError, match=r"missing keys 'linear1.weight', .* \(found 'module.linear1.weight', "):
+        from_state_dict({f"module.{k}": v for k, v in state.items()})
+    params = from_state_dict({k: v.to(torch.bfloat16) for k, v in state.items()})
+    np.testing.assert_array_equal(params["w2"].astype(np.float32),
+                                  state["linear2.weight"].to(torch.bfloat16).float().numpy().T)
+
+
+def test_a_failed_write_leaves_nothing_half_written(tmp_path, monkeypatch):
+    params = weights.from_layout({k: v.numpy() for k, v in state_of().items()}, "torch")
+    target = tmp_path / "net.pt"
+    target.write_bytes(b"old")
+
+    def torch_save_fails_midway(obj, f):
+        f.write(b"half a checkpoint")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", torch_save_fails_midway)
+    with pytest.raises(InputError, match=f"cannot write {target}: No space left on device"):
+        weights.write(target, params)
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["net.pt"]
+    with pytest.raises(InputError, match="unknown weight format '.bin'"):
+        weights.write(tmp_path / "net.bin", params)
+    with pytest.raises(InputError, match="cannot write"):
+        weights.write(tmp_path / "no" / "such" / "net.npz", params)
+
+
+def safetensors_bytes(tensors: dict) -> bytes:
+    """The safetensors format written out (a little-endian u64 header length, the JSON header, the data), so that any
+    dtype can be written: safetensors' own writers take only the arrays their framework has."""
+    header, offset = {}, 0
+    for name, (dtype, shape, size) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + size * int(np.prod(shape))]}
+        offset = header[name]["data_offsets"][1]
+    text = json.dumps(header).encode()
+    return len(text).to_bytes(8, "little") + text + bytes(offset)
+
+
+@pytest.mark.parametrize("dtype,size", [("F8_E4M3", 1), ("I64", 8)])
+def test_a_safetensors_dtype_other_than_a_float_one_is_named(tmp_path, dtype, size):
+    tensors = {"linear1.weight": ("F32", [20, 1], 4), "linear1.bias": (dtype, [20], size),
+               "linear2.weight": ("F32", [1, 20], 4), "linear2.bias": ("F32", [1], 4)}
+    (tmp_path / "w.safetensors").write_bytes(safetensors_bytes(tensors))
+    # numpy has no float8: safetensors hands back its own dtype name, or ml_dtypes' where it knows that (0.8); 0.4.1
+    # knows no float8 and refuses the file's header
+    with pytest.raises(InputError, match=r"w.safetensors: ('linear1.bias' has dtype (F8_E4M3|float8_e4m3fn|int64): "
+                                         "weights must be float16, bfloat16, float32 or float64$|not a safetensors "
+                                         r"file that safetensors 0\.4\.1 reads \(Dtype not understood: F8_E4M3\))"):
+        weights.read(tmp_path / "w.safetensors")
+    tensors["linear1.bias"] = ("F32", [20], 4)  # the same file with a float32 bias reads: the format above is right
+    (tmp_path / "ok.safetensors").write_bytes(safetensors_bytes(tensors))
+    params, note = weights.read(tmp_path / "ok.safetensors")
+    assert note is None and params["b1"].shape == (20,) and not params["b1"].any()
