@@ -5,6 +5,7 @@ here imports it on first use). The snapshot grid and the animation draw what eve
 data) once and, per snapshot, only the fit line and its label.
 """
 
+import math
 import sys
 
 import matplotlib
@@ -99,8 +100,9 @@ def _grid_layout(fig, ax, rows, panels, suptitle, renderer):
     ax, the one axes, is measured where it is (as tight_layout measures the subplots before it moves them: the tick
     locators choose by size, so the ticks may change once it has).
 
-    Returns the frame's size (w, h) and each panel's frame origin (x0, y0), in whole pixels from the bottom left."""
-    cols = min(GRID_COLUMNS, panels)
+    Returns the frame's size (w, h) and each panel's frame origin (x0, y0), in whole pixels from the bottom left,
+    and the overhangs (_overhangs) of each kind of panel, keyed (left tick labels, bottom tick labels)."""
+    cols = GRID_COLUMNS
     over = {}
     for left in (True, False):
         for bottom in (True, False):
@@ -122,7 +124,7 @@ def _grid_layout(fig, ax, rows, panels, suptitle, renderer):
     h = (fig.bbox.height - bottom - top - (rows - 1) * hgap) / rows
     origins = [(round(left + c * (w + wgap)), round(fig.bbox.height - top - h - r * (h + hgap)))
                for r, c in (divmod(k, GRID_COLUMNS) for k in range(panels))]
-    return (round(w), round(h)), origins
+    return (round(w), round(h)), origins, over
 
 
 def _place(fig, ax, x0, y0, w, h) -> None:
@@ -136,8 +138,8 @@ def plot_snapshot_grid(x, y, snapshots, steps, losses, path, title=""):
     subplots with shared axes under tight_layout, GRID_COLUMNS a row.
 
     One axes serves every panel: the panels differ only in the fit line and its label, so the axes' background
-    (frame, ticks, tick labels, data) is drawn once for each kind of panel (with or without the left and the bottom
-    tick labels), copied to the other panels of its kind, and the line and label are drawn on each."""
+    (frame, ticks, both tick labels, data) is drawn once, and each panel gets the part of it that its kind shows
+    (the left column the left tick labels, the bottom row the bottom ones) and its own line and label on it."""
     x, y = np.ravel(x), np.ravel(y)
     predictions = [np.ravel(p) for p in snapshots]
     rows = -(-len(steps) // GRID_COLUMNS)
@@ -150,24 +152,26 @@ def plot_snapshot_grid(x, y, snapshots, steps, losses, path, title=""):
     ax.autoscale_view()
     renderer = fig.canvas.get_renderer()
     label.set_text(max((_label(t, losses) for t in steps), key=len))  # the widest label (digits are equally wide)
-    (w, h), origins = _grid_layout(fig, ax, rows, len(steps), suptitle, renderer)
+    (w, h), origins, over = _grid_layout(fig, ax, rows, len(steps), suptitle, renderer)
 
     ax.set_visible(False)
     fig.canvas.draw()  # the white figure and the title
     ax.set_visible(True)
-    backgrounds = {}
+    # The background at the bottom row's first panel, which shows both tick labels.
+    ref_x0, ref_y0 = origins[(rows - 1) * GRID_COLUMNS]
+    _place(fig, ax, ref_x0, ref_y0, w, h)
+    ax.tick_params(labelleft=True, labelbottom=True)
+    ax.draw(renderer)
+    background = fig.canvas.copy_from_bbox(ax.get_tightbbox(renderer).padded(1))
+    x_min, y_min, x_max, y_max = background.get_extents()  # Agg's pixel rows count from the top
+    height = round(fig.bbox.height)
     for k, (prediction, t, (x0, y0)) in enumerate(zip(predictions, steps, origins)):
         row, column = divmod(k, GRID_COLUMNS)
-        kind = (column == 0, row == rows - 1)
+        left, bottom, right, top = over[column == 0, row == rows - 1] + 1  # + 1: antialiased edges
+        part = (max(x_min, math.floor(ref_x0 - left)), max(y_min, math.floor(height - ref_y0 - h - top)),
+                min(x_max, math.ceil(ref_x0 + w + right)), min(y_max, math.ceil(height - ref_y0 + bottom)))
+        fig.canvas.restore_region(background, bbox=part, xy=(x_min + x0 - ref_x0, y_min - (y0 - ref_y0)))
         _place(fig, ax, x0, y0, w, h)
-        if kind not in backgrounds:
-            ax.tick_params(labelleft=kind[0], labelbottom=kind[1])
-            ax.draw(renderer)
-            backgrounds[kind] = (fig.canvas.copy_from_bbox(ax.get_tightbbox(renderer).padded(1)), x0, y0)
-        else:
-            region, first_x0, first_y0 = backgrounds[kind]
-            left, top, _, _ = region.get_extents()  # Agg's pixel rows count from the top
-            fig.canvas.restore_region(region, xy=(left + x0 - first_x0, top - (y0 - first_y0)))
         _draw_fit(ax, line, label, prediction, t, losses)
     save_canvas_png(fig, path)
 
