@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from jax_impl import cli  # noqa: E402
-from jax_impl.outputs import snapshot_lines, write_outputs  # noqa: E402
+from jax_impl.outputs import snapshot_lines, start_picture_process, write_outputs  # noqa: E402
 
 
 def parse_args(argv=None, description=__doc__):
@@ -42,6 +42,7 @@ def parse_args(argv=None, description=__doc__):
 def main():
     args = parse_args()
     out = cli.prepare_out_dir(args.out)
+    pictures = None if args.no_plots else start_picture_process()  # imports matplotlib meanwhile
     cli.setup_jax(x64=args.x64, cache_dir=None if args.no_cache else cli.default_cache_dir())
 
     import jax
@@ -76,7 +77,7 @@ def main():
         say(line)
     written = write_outputs(out, x=x, y=y, steps=steps, snapshots=np.asarray(trajectory.snapshots), losses=losses,
                             params=data.as_numpy(trajectory.params), title=f"JAX, {args.optimizer} lr {args.lr}",
-                            plots=not args.no_plots)
+                            plots=not args.no_plots, pictures=pictures)
     summary = {"framework": "jax", "device": str(jax.devices()[0].platform), "dtype": str(np.dtype(dtype)),
                "steps": args.steps, "points": int(x.shape[0]), "hidden": args.hidden, "optimizer": args.optimizer,
                "lr": args.lr, "final_loss": float(losses[-1]), "compile_s": compile_s, "run_s": run_s,

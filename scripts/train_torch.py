@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from jax_impl import cli  # noqa: E402
-from jax_impl.outputs import snapshot_lines, write_outputs  # noqa: E402
+from jax_impl.outputs import snapshot_lines, start_picture_process, write_outputs  # noqa: E402
 from scripts.train_jax import parse_args  # noqa: E402  (importing it imports no jax)
 
 
@@ -40,6 +40,7 @@ def jax_draws(args):
 def main():
     args = parse_args(description=__doc__)
     out = cli.prepare_out_dir(args.out)
+    pictures = None if args.no_plots else start_picture_process()  # imports matplotlib meanwhile
 
     import numpy as np
     import torch
@@ -82,7 +83,7 @@ def main():
     written = write_outputs(out, x=x.numpy(), y=y.numpy(), steps=steps,
                             snapshots=np.stack([s.numpy() for s in snapshots]), losses=losses,
                             params=from_state_dict(net.state_dict()), title=f"PyTorch, {args.optimizer} lr {args.lr}",
-                            plots=not args.no_plots)
+                            plots=not args.no_plots, pictures=pictures)
     summary = {"framework": "torch", "device": "cpu", "dtype": str(losses.dtype), "steps": args.steps,
                "points": int(x.shape[0]), "hidden": args.hidden, "optimizer": args.optimizer, "lr": args.lr,
                "final_loss": float(losses[-1]), "compile_s": 0.0, "setup_s": setup_s, "run_s": run_s,

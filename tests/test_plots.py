@@ -1,5 +1,6 @@
-"""The training run's pictures (jax_impl.plots through outputs.draw_pictures): the same bytes for the same inputs,
-written whole or not at all, the grid's panels where tight_layout puts subplots with shared axes, and no pyplot."""
+"""The training run's pictures (jax_impl.plots through outputs.draw_pictures): the same bytes for the same inputs, in
+this process or a picture process, written whole or not at all, the grid's panels where tight_layout puts subplots
+with shared axes, and no pyplot."""
 
 import subprocess
 import sys
@@ -11,7 +12,8 @@ from conftest import ROOT, read_image
 from PIL import Image
 
 from jax_impl import data, plots, train
-from jax_impl.outputs import draw_pictures
+from jax_impl.model import param_shapes
+from jax_impl.outputs import draw_pictures, start_picture_process, write_outputs
 
 PICTURES = ["data.png", "learning.gif", "loss.png", "snapshots.png"]
 STEPS = train.snapshot_steps(201, 20)
@@ -118,3 +120,16 @@ def test_importing_plots_leaves_pyplot_out():
             "plots.plt; print('matplotlib.pyplot' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.stdout.split() == ["False", "True"], done.stderr
+
+
+def test_the_picture_process_draws_the_same_bytes(notebook_run, tmp_path):
+    """write_outputs with a picture process (here a fresh interpreter: this process runs JAX) writes what drawing in
+    this process writes."""
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir(), there.mkdir()
+    draw_pictures(here, **notebook_run)
+    params = {name: np.zeros(shape, np.float32) for name, shape in param_shapes(20).items()}
+    written = write_outputs(there, params=params, plots=True, pictures=start_picture_process(), **notebook_run)
+    assert sorted(written) == sorted(["params.npz", "losses.json", *PICTURES])
+    for name in PICTURES:
+        assert (there / name).read_bytes() == (here / name).read_bytes(), name
