@@ -1,8 +1,8 @@
 """The notebook's pictures, drawn headless: data, the snapshot grid, the animation, the loss curve.
 
 Figures are matplotlib `Figure`s on the Agg canvas, without pyplot (which only sweep, compare and bench need: `plt`
-here imports it on first use). The snapshot grid and the animation draw what every picture shares (frame, ticks,
-data) once and, per snapshot, only the fit line and its label.
+here imports it on first use). The snapshot grid and the animation draw what every panel or frame shares (axes,
+ticks, data) once and, per snapshot, only the fit line, the frame over it and its label.
 """
 
 import math
@@ -89,7 +89,8 @@ def plot_data(x, y, path):
 
 
 def _overhangs(ax, renderer) -> np.ndarray:
-    """How far ax's decorations (tick labels, ticks) reach beyond its frame, in pixels: left, bottom, right, top."""
+    """How far ax's decorations (ticks, tick labels, the fit's label) reach beyond its frame, in pixels: left,
+    bottom, right, top."""
     tight, frame = ax.get_tightbbox(renderer), ax.bbox
     return np.maximum([frame.x0 - tight.x0, frame.y0 - tight.y0, tight.x1 - frame.x1, tight.y1 - frame.y1], 0)
 
@@ -102,7 +103,7 @@ def _grid_layout(fig, ax, rows, panels, suptitle, renderer):
 
     Returns the frame's size (w, h) and each panel's frame origin (x0, y0), in whole pixels from the bottom left,
     and the overhangs (_overhangs) of each kind of panel, keyed (left tick labels, bottom tick labels)."""
-    cols = GRID_COLUMNS
+    cols = GRID_COLUMNS  # always: a short last row leaves its cells empty, as subplots(rows, 4) does
     over = {}
     for left in (True, False):
         for bottom in (True, False):
@@ -178,9 +179,10 @@ def plot_snapshot_grid(x, y, snapshots, steps, losses, path, title=""):
 
 def animate_snapshots(x, y, snapshots, steps, losses, path, fps=2):
     """An animated GIF of the learning process: one frame per snapshot, as the notebook's plt.pause loop.
+    snapshots: (S, N, 1) predictions at `steps` (S,); losses: (T,) all per-step losses; fps: frames a second.
 
     The data, axes and ticks are the same in every frame, so they are drawn once; each frame restores that picture
-    and draws the fit line and its label on it."""
+    and draws the fit line, the frame over it and the label on it."""
     x, y = np.ravel(x), np.ravel(y)
     fig = new_figure((6, 4.5), dpi=70)
     ax = fig.add_subplot()
