@@ -33,13 +33,13 @@ def start_picture_process():
     """A process that imports matplotlib now, to draw the pictures later: write_outputs(pictures=...).
 
     Importing matplotlib takes ~0.4 s, about as long as drawing the four pictures; started before JAX or torch is
-    imported, it runs on another core while this process starts them and trains. The process is a fork of this one
-    while it runs neither JAX's nor torch's threads (forking those is unsafe), else a fresh interpreter (~0.3 s more
-    CPU). A one-process pool, so that a drawing error comes back here as the exception it was."""
+    imported, it runs on another core while this process starts them and trains. On Linux the process is a fork of
+    this one while it runs neither JAX's nor torch's threads (forking those is unsafe), else a fresh interpreter
+    (~0.3 s more CPU). A one-process pool, so that a drawing error comes back here as the exception it was."""
     import concurrent.futures
     import multiprocessing
 
-    small = "fork" in multiprocessing.get_all_start_methods() and not {"jax", "torch"} & sys.modules.keys()
+    small = sys.platform.startswith("linux") and not {"jax", "torch"} & sys.modules.keys()
     pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(
         "fork" if small else "spawn"))
     pool.submit(_import_plots)  # the pool starts its process with its first task
