@@ -1,14 +1,43 @@
-"""The notebook's pictures, drawn headless (Agg): data, the snapshot grid, the animation, the loss curve; and a
-sweep's (sweep.py): the final-loss heatmap, every loss curve, the best configuration's fit."""
+"""The notebook's pictures, drawn headless: data, the snapshot grid, the animation, the loss curve; and a sweep's
+(sweep.py): the final-loss heatmap, every loss curve, the best configuration's fit.
+
+Figures are matplotlib `Figure`s on the Agg canvas, without pyplot (which only sweep, compare and bench need: `plt`
+here imports it on first use). The snapshot grid and the animation draw what every panel or frame shares (axes,
+ticks, data) once and, per snapshot, only the fit line, the frame over it and its label.
+"""
+
+import math
+import sys
 
 import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.image import imsave
+from PIL import Image
 
-matplotlib.use("Agg")  # no display needed; must precede pyplot
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
+from jax_impl.params_io import atomic_path
 
-from jax_impl.params_io import atomic_path  # noqa: E402
+matplotlib.use("Agg")  # pyplot, when imported (sweep, compare, bench), draws headless too
+GRID_COLUMNS = 4
+TIGHT_PAD = 1.08  # tight_layout's default padding, in font sizes: the grid is laid out by its rules
+
+
+def __getattr__(name):
+    """`plots.plt`: pyplot, imported only by the scripts that ask for it (it costs ~0.03 s more)."""
+    if name == "plt":
+        import matplotlib.pyplot
+
+        return matplotlib.pyplot
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def new_figure(figsize, dpi) -> Figure:
+    """A figure on an Agg canvas, drawn at `dpi` (the dpi it is saved at: no re-layout when saved)."""
+    fig = Figure(figsize=figsize, dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def save_png(fig, path, dpi: int) -> None:
@@ -16,59 +45,169 @@ def save_png(fig, path, dpi: int) -> None:
     draws (here, and in sweep.py, compare.py and bench.py) is saved this way."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
-    plt.close(fig)
+    if "matplotlib.pyplot" in sys.modules:  # a pyplot figure stays in pyplot's list until closed
+        sys.modules["matplotlib.pyplot"].close(fig)
 
 
-def _draw_snapshot(ax, x, y, prediction, t, loss, fontsize):
-    """As the notebook draws one step: the data, the fit as a thick red line, red 't = .., Loss=..' text."""
-    ax.cla()
+def save_canvas_png(fig, path) -> None:
+    """What fig's canvas holds now (drawn piece by piece, not redrawn) as a PNG, written as savefig writes it."""
+    with atomic_path(path) as tmp:
+        imsave(tmp, np.asarray(fig.canvas.buffer_rgba()), format="png", dpi=fig.dpi)
+
+
+def _label(t, losses) -> str:
+    return "t = %d, Loss=%.4f" % (t, float(losses[t]))
+
+
+def _draw_snapshot(ax, x, y, prediction, t, losses, fontsize):
+    """As the notebook draws one step: the data, the fit as a thick red line, red 't = .., Loss=..' text.
+    Returns the line and the text. They and the axes' frame (drawn over the line) are marked animated: a full draw
+    leaves them out, and _draw_fit draws them."""
     ax.scatter(x, y, s=8)
-    ax.plot(x, prediction, "r-", lw=5 * fontsize / 20)
+    (line,) = ax.plot(x, prediction, "r-", lw=5 * fontsize / 20, animated=True)
     # The notebook's text at (0.5, 0), centred there so that it stays inside a small panel.
-    ax.text(0.5, 0, "t = %d, Loss=%.4f" % (t, loss), fontdict={"size": fontsize, "color": "red"}, ha="center")
+    label = ax.text(0.5, 0, _label(t, losses), fontdict={"size": fontsize, "color": "red"}, ha="center",
+                    animated=True)
+    for spine in ax.spines.values():
+        spine.set_animated(True)
+    return line, label
+
+
+def _draw_fit(ax, line, label, prediction, t, losses) -> None:
+    """The fit line, the axes' frame and the line's label on what the canvas holds, in a full draw's order."""
+    line.set_ydata(prediction)
+    label.set_text(_label(t, losses))
+    for artist in (line, *ax.spines.values(), label):
+        ax.draw_artist(artist)
 
 
 def plot_data(x, y, path):
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = new_figure((6, 4), dpi=100)
+    ax = fig.add_subplot()
     ax.scatter(np.ravel(x), np.ravel(y))
     ax.set(xlabel="x", ylabel="y", title="y = x² + noise·U[0, 1)")
     save_png(fig, path, dpi=100)
 
 
+def _overhangs(ax, renderer) -> np.ndarray:
+    """How far ax's decorations (ticks, tick labels, the fit's label) reach beyond its frame, in pixels: left,
+    bottom, right, top."""
+    tight, frame = ax.get_tightbbox(renderer), ax.bbox
+    return np.maximum([frame.x0 - tight.x0, frame.y0 - tight.y0, tight.x1 - frame.x1, tight.y1 - frame.y1], 0)
+
+
+def _grid_layout(fig, ax, rows, panels, suptitle, renderer):
+    """Where tight_layout would put `panels` subplots with shared axes, GRID_COLUMNS a row, in fig: tick labels
+    on the left column and the bottom row only, tight_layout's padding (TIGHT_PAD), room for the suptitle (or None).
+    ax, the one axes, is measured where it is (as tight_layout measures the subplots before it moves them: the tick
+    locators choose by size, so the ticks may change once it has).
+
+    Returns the frame's size (w, h) and each panel's frame origin (x0, y0), in whole pixels from the bottom left,
+    and the overhangs (_overhangs) of each kind of panel, keyed (left tick labels, bottom tick labels)."""
+    cols = GRID_COLUMNS  # always: a short last row leaves its cells empty, as subplots(rows, 4) does
+    over = {}
+    for left in (True, False):
+        for bottom in (True, False):
+            ax.tick_params(labelleft=left, labelbottom=bottom)
+            over[left, bottom] = _overhangs(ax, renderer)
+    # Overhangs per cell of the grid (left, bottom, right, top); nothing for the empty cells after the last panel.
+    cell = np.zeros((rows, cols, 4))
+    for k in range(panels):
+        r, c = divmod(k, GRID_COLUMNS)
+        cell[r, c] = over[c == 0, r == rows - 1]
+    pad = TIGHT_PAD * FontProperties(size=matplotlib.rcParams["font.size"]).get_size_in_points() / 72 * fig.dpi
+    left, bottom = pad + cell[:, 0, 0].max(), pad + cell[-1, :, 1].max()
+    right, top = pad + cell[:, -1, 2].max(), pad + cell[0, :, 3].max()
+    if suptitle is not None:
+        top += suptitle.get_window_extent(renderer).height + pad
+    wgap = pad + (cell[:, :-1, 2] + cell[:, 1:, 0]).max(initial=0)  # right of one panel + left of the next
+    hgap = pad + (cell[1:, :, 3] + cell[:-1, :, 1]).max(initial=0)
+    w = (fig.bbox.width - left - right - (cols - 1) * wgap) / cols
+    h = (fig.bbox.height - bottom - top - (rows - 1) * hgap) / rows
+    origins = [(round(left + c * (w + wgap)), round(fig.bbox.height - top - h - r * (h + hgap)))
+               for r, c in (divmod(k, GRID_COLUMNS) for k in range(panels))]
+    return (round(w), round(h)), origins, over
+
+
+def _place(fig, ax, x0, y0, w, h) -> None:
+    """ax's frame at (x0, y0), w x h, in pixels from the figure's bottom left."""
+    width, height = fig.bbox.width, fig.bbox.height
+    ax.set_position((x0 / width, y0 / height, w / width, h / height))
+
+
 def plot_snapshot_grid(x, y, snapshots, steps, losses, path, title=""):
-    """snapshots: (S, N, 1) predictions at `steps` (S,); losses: (T,) all per-step losses."""
+    """snapshots: (S, N, 1) predictions at `steps` (S,); losses: (T,) all per-step losses. The panels look as
+    subplots with shared axes under tight_layout, GRID_COLUMNS a row.
+
+    One axes serves every panel: the panels differ only in the fit line and its label, so the axes' background
+    (frame, ticks, both tick labels, data) is drawn once, and each panel gets the part of it that its kind shows
+    (the left column the left tick labels, the bottom row the bottom ones) and its own line and label on it."""
     x, y = np.ravel(x), np.ravel(y)
-    cols = 4
-    rows = -(-len(steps) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), sharex=True, sharey=True, squeeze=False)
-    for ax, prediction, t in zip(axes.flat, snapshots, steps):
-        _draw_snapshot(ax, x, y, np.ravel(prediction), t, float(losses[t]), fontsize=11)
-    for ax in axes.flat[len(steps):]:
-        ax.axis("off")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    save_png(fig, path, dpi=80)
+    predictions = [np.ravel(p) for p in snapshots]
+    rows = -(-len(steps) // GRID_COLUMNS)
+    fig = new_figure((4 * GRID_COLUMNS, 3 * rows), dpi=80)
+    suptitle = fig.suptitle(title) if title else None
+    ax = fig.add_subplot(rows, GRID_COLUMNS, 1)  # where tight_layout measures: the default subplot's size
+    line, label = _draw_snapshot(ax, x, y, predictions[0], steps[0], losses, fontsize=11)
+    for prediction in predictions[1:]:  # shared y limits: every panel's line in view
+        ax.update_datalim(np.column_stack([x, prediction]))
+    ax.autoscale_view()
+    renderer = fig.canvas.get_renderer()
+    label.set_text(max((_label(t, losses) for t in steps), key=len))  # the widest label (digits are equally wide)
+    (w, h), origins, over = _grid_layout(fig, ax, rows, len(steps), suptitle, renderer)
+
+    ax.set_visible(False)
+    fig.canvas.draw()  # the white figure and the title
+    ax.set_visible(True)
+    # The background at the bottom row's first panel, which shows both tick labels.
+    ref_x0, ref_y0 = origins[(rows - 1) * GRID_COLUMNS]
+    _place(fig, ax, ref_x0, ref_y0, w, h)
+    ax.tick_params(labelleft=True, labelbottom=True)
+    ax.draw(renderer)
+    background = fig.canvas.copy_from_bbox(ax.get_tightbbox(renderer).padded(1))
+    x_min, y_min, x_max, y_max = background.get_extents()  # Agg's pixel rows count from the top
+    height = round(fig.bbox.height)
+    for k, (prediction, t, (x0, y0)) in enumerate(zip(predictions, steps, origins)):
+        row, column = divmod(k, GRID_COLUMNS)
+        left, bottom, right, top = over[column == 0, row == rows - 1] + 1  # + 1: antialiased edges
+        part = (max(x_min, math.floor(ref_x0 - left)), max(y_min, math.floor(height - ref_y0 - h - top)),
+                min(x_max, math.ceil(ref_x0 + w + right)), min(y_max, math.ceil(height - ref_y0 + bottom)))
+        fig.canvas.restore_region(background, bbox=part, xy=(x_min + x0 - ref_x0, y_min - (y0 - ref_y0)))
+        _place(fig, ax, x0, y0, w, h)
+        _draw_fit(ax, line, label, prediction, t, losses)
+    save_canvas_png(fig, path)
 
 
 def animate_snapshots(x, y, snapshots, steps, losses, path, fps=2):
-    """An animated GIF of the learning process: one frame per snapshot, as the notebook's plt.pause loop."""
+    """An animated GIF of the learning process: one frame per snapshot, as the notebook's plt.pause loop.
+    snapshots: (S, N, 1) predictions at `steps` (S,); losses: (T,) all per-step losses; fps: frames a second.
+
+    The data, axes and ticks are the same in every frame, so they are drawn once; each frame restores that picture
+    and draws the fit line, the frame over it and the label on it."""
     x, y = np.ravel(x), np.ravel(y)
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-
-    def frame(i):
-        _draw_snapshot(ax, x, y, np.ravel(snapshots[i]), steps[i], float(losses[steps[i]]), fontsize=16)
-        ax.set_ylim(min(y.min(), 0) - 0.1, y.max() + 0.2)
-
-    anim = FuncAnimation(fig, frame, frames=len(steps))
+    fig = new_figure((6, 4.5), dpi=70)
+    ax = fig.add_subplot()
+    line, label = _draw_snapshot(ax, x, y, np.ravel(snapshots[0]), steps[0], losses, fontsize=16)
+    ax.set_ylim(min(y.min(), 0) - 0.1, y.max() + 0.2)
+    canvas = fig.canvas
+    canvas.draw()
+    background = canvas.copy_from_bbox(fig.bbox)
+    frames = []
+    for prediction, t in zip(snapshots, steps):
+        canvas.restore_region(background)
+        _draw_fit(ax, line, label, np.ravel(prediction), t, losses)
+        # A GIF holds 256 colours a frame; the fast octree picks them in 2 ms where median cut (Pillow's default for
+        # RGB) takes 20 ms, and it moves a colour by at most 15/255, white by 1/255.
+        frames.append(Image.fromarray(np.asarray(canvas.buffer_rgba())).convert("RGB").quantize(
+            method=Image.Quantize.FASTOCTREE))
     with atomic_path(path) as tmp:
-        anim.save(tmp, writer=PillowWriter(fps=fps), dpi=70)
-    plt.close(fig)
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
 
 
 def plot_loss_curve(curves: dict, path, title="training loss (MSE)"):
     """curves: label -> per-step losses; a log-scale y axis."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = new_figure((6, 4), dpi=100)
+    ax = fig.add_subplot()
     for label, losses in curves.items():
         ax.plot(np.arange(len(losses)), np.asarray(losses), label=label)
     ax.set(yscale="log", xlabel="step t", ylabel="loss before update t", title=title)
@@ -83,6 +222,8 @@ MAX_CURVES = 2000  # curves.png draws at most this many loss curves (an even sub
 
 def plot_heatmap(records, rows, seeds, lrs, path):
     """Final loss (log10) over seed x lr, one panel per (hidden, optimizer); diverged cells crossed out."""
+    import matplotlib.pyplot as plt  # only the sweep's pictures use pyplot
+
     groups = list(dict.fromkeys((r["hidden"], r["optimizer"]) for r in records))  # in training order
     width, height = max(3.5, 1.6 + 0.55 * len(lrs)), 2.4 + min(0.22 * len(seeds), 9)
     fig, axes = plt.subplots(1, len(groups), figsize=(width * len(groups) + 1.2, height), squeeze=False,
@@ -109,6 +250,8 @@ def plot_heatmap(records, rows, seeds, lrs, path):
 
 def plot_curves(records, lrs, path):
     """Every model's loss curve on one log-scale plot, coloured by learning rate."""
+    import matplotlib.pyplot as plt  # only the sweep's pictures use pyplot
+
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     colours = plt.cm.plasma(np.linspace(0, 0.9, len(lrs)))
     alpha = max(0.08, min(0.8, 8 / max(1, len(records) / len(lrs))))
@@ -135,6 +278,8 @@ def plot_best_fit(x, y, best, records, predictions, path):
     """The data and the final fit of every seed of the best configuration (the best seed drawn thick).
 
     predictions: {model index: its final prediction at x, (N, 1)} for the models of `best`'s block."""
+    import matplotlib.pyplot as plt  # only the sweep's pictures use pyplot
+
     x, y = np.ravel(np.asarray(x, dtype=float)), np.ravel(np.asarray(y, dtype=float))
     block = range(best["first"], best["first"] + best["seeds"])
     fig, ax = plt.subplots(figsize=(6, 4.5))

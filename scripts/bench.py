@@ -19,7 +19,8 @@ than --budget-s / repeats, never fewer than 3), reported as median, min and max.
     torch  ensemble            torch_impl.ensemble.fit_ensemble_torch, E models batched (where that module exists)
     jax    arithmetic floor    (CPU) FLOPs and sigmoids per step over this core's rates, measured by jitted kernels
     jax/torch process          the whole `python scripts/train_jax.py --no-plots` (JAX's persistent compilation cache
-                               warm, cold, off) and `python scripts/train_torch.py --no-plots`: imports included
+                               warm, cold, off) and `python scripts/train_torch.py --no-plots`: imports included;
+                               "pictures": the default run (pictures drawn), each run paired with a --no-plots run
 Writes a Markdown table (stdout), --json FILE (the records: framework, variant, device, points, hidden, steps, models,
 compile_s, median_s, min_s, max_s, repeats, error, versions, machine) and --out FILE.png (log-log, time against points).
 Progress goes to stderr. No compilation cache is warm at the start: JAX's persistent cache is off and torch.compile's
@@ -363,27 +364,36 @@ def floor_record(points, hidden, steps, rates, device, paired=None) -> dict:
 # --- Whole processes --------------------------------------------------------------------------------------------------
 
 def process_records(runs: int, device: str) -> list[dict]:
-    """train_jax.py --no-plots (cache warm, cold, off) and train_torch.py --no-plots, each `runs` times, wall clock."""
+    """train_jax.py --no-plots (cache warm, cold, off) and train_torch.py --no-plots, each `runs` times, wall clock;
+    and each script's default run (pictures drawn), every run paired with a --no-plots run just before it: the
+    paired ratio's median and quartiles (the machine drifts between runs more than within a pair)."""
     records = []
     with tempfile.TemporaryDirectory() as tmp:
         warm_cache = pathlib.Path(tmp, "warm")
         script_env = {**os.environ, "JAX_PLATFORMS": "cuda" if device == "gpu" else "cpu"}
+        warm, cold, plain = (lambda i: {"XDG_CACHE_HOME": str(warm_cache)},
+                             lambda i: {"XDG_CACHE_HOME": f"{tmp}/cold{i}"}, lambda i: {})
         cases = [
-            ("jax", "process, cache warm", "train_jax.py", [], lambda i: {"XDG_CACHE_HOME": str(warm_cache)}),
-            ("jax", "process, cache cold", "train_jax.py", [], lambda i: {"XDG_CACHE_HOME": f"{tmp}/cold{i}"}),
-            ("jax", "process, no cache", "train_jax.py", ["--no-cache"], lambda i: {}),
-            ("torch", "process", "train_torch.py", [], lambda i: {}),
+            ("jax", "process, cache warm", "train_jax.py", ["--no-plots"], warm),
+            ("jax", "process, cache warm, pictures", "train_jax.py", [], warm),
+            ("jax", "process, cache cold", "train_jax.py", ["--no-plots"], cold),
+            ("jax", "process, no cache", "train_jax.py", ["--no-plots", "--no-cache"], plain),
+            ("torch", "process", "train_torch.py", ["--no-plots"], plain),
+            ("torch", "process, pictures", "train_torch.py", [], plain),
         ]
         for framework, variant, script, flags, env_for in cases:
             if not (ROOT / "scripts" / script).exists():
                 print(f"bench: {script} not found: its process timing is skipped", file=sys.stderr)
                 continue
-            command = [sys.executable, str(ROOT / "scripts" / script), "--no-plots", "--json", "--out", f"{tmp}/out",
-                       *flags]
+            command = [sys.executable, str(ROOT / "scripts" / script), "--json", "--out", f"{tmp}/out", *flags]
             if variant == "process, cache warm":  # fill the cache once, untimed
                 subprocess.run(command, env={**script_env, **env_for(0)}, capture_output=True, check=False)
-            walls, compiles, error = [], [], None
+            walls, compiles, error, bases = [], [], None, []
             for i in range(runs):
+                if "pictures" in variant:  # its pair: the same run without pictures, just before
+                    start = time.perf_counter()
+                    subprocess.run([*command, "--no-plots"], env={**script_env, **env_for(i)}, capture_output=True)
+                    bases.append(time.perf_counter() - start)
                 start = time.perf_counter()
                 done = subprocess.run(command, env={**script_env, **env_for(i)}, capture_output=True, text=True)
                 walls.append(time.perf_counter() - start)
@@ -395,8 +405,15 @@ def process_records(runs: int, device: str) -> list[dict]:
             timing = None if error else {
                 "compile_s": statistics.median(compiles) if compiles else None, "median_s": statistics.median(walls),
                 "min_s": min(walls), "max_s": max(walls), "repeats": len(walls)}
-            records.append(make_record(framework, variant, device, *NOTEBOOK, 201, 1, timing, error))
-            print(f"bench: {framework} {variant:22s} median {statistics.median(walls):.2f} s over {len(walls)} runs",
+            paired = {}
+            if bases and not error:
+                ratios = [wall / base for wall, base in zip(walls, bases)]
+                quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+                paired = {"paired_ratio_median": statistics.median(ratios), "paired_ratio_p25": quartiles[0],
+                          "paired_ratio_p75": quartiles[2], "paired_rounds": len(ratios)}
+            records.append(make_record(framework, variant, device, *NOTEBOOK, 201, 1, timing, error, **paired))
+            print(f"bench: {framework} {variant:30s} median {statistics.median(walls):.2f} s over {len(walls)} runs"
+                  + (f"; {paired['paired_ratio_median']:.2f}x its --no-plots run (paired)" if paired else ""),
                   file=sys.stderr, flush=True)
     return records
 
@@ -521,6 +538,12 @@ def target_lines(records) -> list[str]:
     if jax_process and torch_process:
         lines.append(f"- whole process: train_jax.py at {jax_process / torch_process:.2f} of train_torch.py's wall "
                      "time (cache warm)")
+    for r in records:
+        if "pictures" in r["variant"] and "paired_ratio_median" in r:
+            lines.append(f"- whole process: {r['framework']}'s default run (pictures) at "
+                         f"{r['paired_ratio_median']:.2f}x its --no-plots run, median of {r['paired_rounds']} paired "
+                         f"runs (quartiles {r['paired_ratio_p25']:.2f}-{r['paired_ratio_p75']:.2f}; target for "
+                         "train_jax.py <= 1.4x)")
     sizes = sorted({(r["points"], r["hidden"]) for r in records if r["variant"] == "eager"})
     for points, hidden in sizes:
         fit, eager = find(records, "jax", "train.fit", points, hidden), find(records, "torch", "eager", points, hidden)

@@ -15,7 +15,7 @@ import json
 import time
 
 from jax_impl import cli
-from jax_impl.outputs import snapshot_lines, write_outputs
+from jax_impl.outputs import snapshot_lines, start_picture_process, write_outputs
 
 
 def parse_args(argv=None):
@@ -26,6 +26,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     out = cli.prepare_out_dir(args.out)
+    pictures = None if args.no_plots else start_picture_process()  # imports matplotlib meanwhile
     cli.setup_jax(x64=args.x64, cache_dir=None if args.no_cache else cli.default_cache_dir())
 
     import jax
@@ -61,7 +62,7 @@ def main(argv=None):
         say(line)
     written = write_outputs(out, x=x, y=y, steps=steps, snapshots=np.asarray(trajectory.snapshots), losses=losses,
                             params=data.as_numpy(trajectory.params), title=f"JAX, {args.optimizer} lr {args.lr}",
-                            plots=not args.no_plots)
+                            plots=not args.no_plots, pictures=pictures)
     summary = {"framework": "jax", "device": str(jax.devices()[0].platform), "dtype": str(np.dtype(dtype)),
                "steps": args.steps, "points": int(x.shape[0]), "hidden": args.hidden, "optimizer": args.optimizer,
                "lr": args.lr, "final_loss": float(losses[-1]), "compile_s": compile_s, "run_s": run_s,

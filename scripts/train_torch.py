@@ -22,7 +22,7 @@ import json
 import time
 
 from jax_impl import cli
-from jax_impl.outputs import snapshot_lines, snapshot_steps, write_outputs
+from jax_impl.outputs import snapshot_lines, snapshot_steps, start_picture_process, write_outputs
 
 
 def jax_draws(args):
@@ -46,6 +46,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     out = cli.prepare_out_dir(args.out)
+    pictures = None if args.no_plots else start_picture_process()  # imports matplotlib meanwhile
 
     import numpy as np
     import torch
@@ -92,7 +93,7 @@ def main(argv=None):
     written = write_outputs(out, x=x.numpy(), y=y.numpy(), steps=steps,
                             snapshots=np.stack([s.numpy() for s in snapshots]), losses=losses,
                             params=from_state_dict(net.state_dict()), title=f"PyTorch, {args.optimizer} lr {args.lr}",
-                            plots=not args.no_plots)
+                            plots=not args.no_plots, pictures=pictures)
     summary = {"framework": "torch", "device": "cpu", "dtype": str(losses.dtype), "steps": args.steps,
                "points": int(x.shape[0]), "hidden": args.hidden, "optimizer": args.optimizer, "lr": args.lr,
                "final_loss": float(losses[-1]), "compile_s": 0.0, "setup_s": setup_s, "run_s": run_s,

@@ -1,0 +1,135 @@
+"""The training run's pictures (jax_impl.plots through outputs.draw_pictures): the same bytes for the same inputs, in
+this process or a picture process, written whole or not at all, the grid's panels where tight_layout puts subplots
+with shared axes, and no pyplot."""
+
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import ROOT, read_image
+from PIL import Image
+
+from jax_impl import data, plots, train
+from jax_impl.model import param_shapes
+from jax_impl.outputs import draw_pictures, start_picture_process, write_outputs
+
+PICTURES = ["data.png", "learning.gif", "loss.png", "snapshots.png"]
+STEPS = train.snapshot_steps(201, 20)
+
+
+@pytest.fixture(scope="module")
+def notebook_run():
+    """The arrays write_outputs gets from the notebook's run: x, y, steps, snapshots (11, 100, 1), losses (201,)."""
+    params, x, y = data.run_inputs()
+    trajectory = train.fit(params, x, y, jnp.asarray(0.2, jnp.float32))
+    return {"x": np.asarray(x), "y": np.asarray(y), "steps": STEPS, "snapshots": np.asarray(trajectory.snapshots),
+            "losses": np.asarray(trajectory.losses), "title": "JAX, adam lr 0.2"}
+
+
+def test_same_inputs_same_bytes(notebook_run, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    assert draw_pictures(first, **notebook_run) == draw_pictures(second, **notebook_run)
+    assert sorted(p.name for p in first.iterdir()) == PICTURES  # and no temporary file left behind
+    for name in PICTURES:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_a_failed_write_keeps_the_old_picture(notebook_run, tmp_path, monkeypatch):
+    """Every picture goes through PIL's save (matplotlib's PNGs too); one that fails half-way leaves what was there."""
+    for name in PICTURES:
+        (tmp_path / name).write_bytes(b"the previous run's picture")
+
+    def half_a_save(self, fp, *args, **kwargs):
+        with open(fp, "wb") as f:
+            f.write(b"half a picture")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", half_a_save)
+    x, y, steps, snapshots, losses = (notebook_run[k] for k in ("x", "y", "steps", "snapshots", "losses"))
+    draws = {"data.png": lambda path: plots.plot_data(x, y, path),
+             "snapshots.png": lambda path: plots.plot_snapshot_grid(x, y, snapshots, steps, losses, path),
+             "learning.gif": lambda path: plots.animate_snapshots(x, y, snapshots, steps, losses, path),
+             "loss.png": lambda path: plots.plot_loss_curve({"run": losses}, path)}
+    for name, draw in draws.items():
+        with pytest.raises(OSError, match="No space left"):
+            draw(tmp_path / name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == PICTURES
+    assert all((tmp_path / name).read_bytes() == b"the previous run's picture" for name in PICTURES)
+
+
+def longest_runs(dark: np.ndarray) -> np.ndarray:
+    """Per column of a boolean image, the most consecutive True pixels."""
+    runs = np.zeros(dark.shape[1], int)
+    current = np.zeros(dark.shape[1], int)
+    for row in dark:
+        current = np.where(row, current + 1, 0)
+        runs = np.maximum(runs, current)
+    return runs
+
+
+def frame_lines(image: np.ndarray, min_run: int) -> list[list[int]]:
+    """Columns and rows of an RGB image where the panels' dark frames run: min_run dark pixels in a row, which the
+    tick labels' strokes never have."""
+    dark = image.max(axis=-1) < 90
+    return [np.flatnonzero(longest_runs(pixels) >= min_run).tolist() for pixels in (dark, dark.T)]
+
+
+def tight_layout_grid(x, y, snapshots, steps, losses, title, path):
+    """The grid as subplots with shared axes under tight_layout draw it: one axes a panel."""
+    import matplotlib.pyplot as plt
+
+    rows = -(-len(steps) // plots.GRID_COLUMNS)
+    fig, axes = plt.subplots(rows, plots.GRID_COLUMNS, figsize=(4 * plots.GRID_COLUMNS, 3 * rows), dpi=80,
+                             sharex=True, sharey=True, squeeze=False)
+    for ax, prediction, t in zip(axes.flat, snapshots, steps):
+        ax.scatter(np.ravel(x), np.ravel(y), s=8)
+        ax.plot(np.ravel(x), np.ravel(prediction), "r-", lw=5 * 11 / 20)
+        ax.text(0.5, 0, "t = %d, Loss=%.4f" % (t, losses[t]), fontdict={"size": 11, "color": "red"}, ha="center")
+    for ax in axes.flat[len(steps):]:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    plots.save_png(fig, path, dpi=80)
+
+
+@pytest.mark.parametrize("every", [20, 50, 10])
+def test_grid_panels_sit_where_tight_layout_puts_them(notebook_run, tmp_path, every):
+    """11, 5 and 21 panels: every panel's frame within a pixel of tight_layout's (it places them at fractions of a
+    pixel; the grid rounds each to whole pixels so that one background serves all)."""
+    run = {**notebook_run, "steps": train.snapshot_steps(201, every)}
+    run["snapshots"] = np.stack([notebook_run["snapshots"][0]] * len(run["steps"]))
+    run["snapshots"][1:] = notebook_run["snapshots"][-1]  # the first and the last fit: wide and narrow y ranges
+    tight_layout_grid(**run, path=tmp_path / "reference.png")
+    plots.plot_snapshot_grid(**run, path=tmp_path / "grid.png")
+    reference, grid = (np.asarray(Image.open(tmp_path / name).convert("RGB")) for name in ("reference.png", "grid.png"))
+    assert grid.shape == reference.shape
+    columns, rows = frame_lines(reference, min_run=150)
+    assert len(columns) == 2 * plots.GRID_COLUMNS and len(rows) == 2 * -(-len(run["steps"]) // plots.GRID_COLUMNS)
+    grid_columns, grid_rows = frame_lines(grid, min_run=150)
+    assert len(grid_columns) == len(columns) and len(grid_rows) == len(rows)
+    assert np.abs(np.subtract(grid_columns, columns)).max() <= 1 and np.abs(np.subtract(grid_rows, rows)).max() <= 1
+    assert read_image(tmp_path / "grid.png")["grey_levels"] > 10
+
+
+def test_importing_plots_leaves_pyplot_out():
+    """Only sweep.py, compare.py and bench.py draw with pyplot (plots.plt imports it on first use)."""
+    code = ("import sys; from jax_impl import plots; print('matplotlib.pyplot' in sys.modules); "
+            "plots.plt; print('matplotlib.pyplot' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.stdout.split() == ["False", "True"], done.stderr
+
+
+def test_the_picture_process_draws_the_same_bytes(notebook_run, tmp_path):
+    """write_outputs with a picture process (here a fresh interpreter: this process runs JAX) writes what drawing in
+    this process writes."""
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir(), there.mkdir()
+    draw_pictures(here, **notebook_run)
+    params = {name: np.zeros(shape, np.float32) for name, shape in param_shapes(20).items()}
+    written = write_outputs(there, params=params, plots=True, pictures=start_picture_process(), **notebook_run)
+    assert sorted(written) == sorted(["params.npz", "model.safetensors", "losses.json", *PICTURES])
+    for name in PICTURES:
+        assert (there / name).read_bytes() == (here / name).read_bytes(), name
