@@ -1,5 +1,5 @@
-"""Weight files in and out, strictly: torch checkpoints, safetensors and the port's .npz. No jax here, and torch
-only for .pt/.pth files.
+"""Weight files in and out, strictly: torch checkpoints, safetensors and the port's .npz. No jax and no torch here:
+torch's own load and save for .pt/.pth files are torch_impl/checkpoint.py's.
 
 Formats, by suffix:
     .pt, .pth     torch.save of a state_dict: torch's names and layout, linear1.weight (H, 1), linear1.bias (H,),
@@ -16,14 +16,12 @@ state_dict under 'state_dict', 'model_state_dict' or 'model'; the 'module.' pref
 bfloat16 (every value is a float32: widened exactly); float64 asked for as float32 (rounded, and the note says by
 how much).
 
-Why torch is imported here, lazily, and not behind torch_impl: every format ends in the same checks, which are numpy
-and belong with the port; torch's part is one torch.load (and one torch.save), and a torch_impl module would still
-have to be imported lazily from here, with the same one-line error when torch is missing.
+torch_impl.checkpoint is imported only for a .pt/.pth file: every format ends in the same checks, which are numpy
+and belong here; torch's part is one torch.load (and one torch.save). Without torch the other formats work and a .pt
+file is one line naming what is missing.
 """
 
 import pathlib
-import pickle
-import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -144,28 +142,16 @@ def to_layout(params: Mapping, layout: str, hidden: int | None = None, where: st
 # Each reader returns {name: array} as stored; a tensor numpy cannot hold (a float8, a quantized tensor) comes back as
 # its dtype's name, a str, so that the key check still speaks first and the dtype check then names it.
 
-def _import_torch(path, doing: str):
+def _torch_checkpoint(path, doing: str):
+    """torch_impl.checkpoint, where torch's own load and save live (this package never imports torch); InputError
+    when torch is not installed."""
+    import importlib
+
     try:
-        import torch
+        return importlib.import_module("torch_impl.checkpoint")
     except ImportError:
         raise InputError(f"{path}: {doing} a torch checkpoint needs torch, which is not installed (pip install torch; "
                          "or convert the file to .safetensors where torch is: scripts/convert_weights.py)") from None
-    return torch
-
-
-def tensor_to_numpy(tensor):
-    """A torch tensor's values as a numpy array of its dtype, a copy (bfloat16 as ml_dtypes.bfloat16, which numpy
-    lacks: the same bits); the dtype's name (a str) for a tensor numpy cannot hold."""
-    tensor = tensor.detach().cpu()
-    if str(tensor.dtype) == "torch.bfloat16":
-        import ml_dtypes  # jax's own dependency: numpy's bfloat16
-        import torch
-
-        return tensor.view(torch.int16).numpy().view(ml_dtypes.bfloat16).copy()
-    try:
-        return tensor.numpy().copy()
-    except (TypeError, RuntimeError):  # float8, complex32, quantized: no numpy dtype
-        return str(tensor.dtype).removeprefix("torch.")
 
 
 def _state_dict_of(obj, is_tensor, notes: list, where: str) -> Mapping:
@@ -195,22 +181,10 @@ def _state_dict_of(obj, is_tensor, notes: list, where: str) -> Mapping:
 
 
 def _read_torch(path, notes: list, where: str) -> dict:
-    torch = _import_torch(path, "reading")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:  # weights_only's refusal: a global it does not allow, or an opcode
-        if culprit := re.search(r"GLOBAL ([\w.]+)", str(e)):
-            raise InputError(f"{where}refused: it pickles {culprit[1]} as well as tensors, and torch.load("
-                             "weights_only=True) runs no such thing; save model.state_dict() instead") from None
-        detail = re.search(r"Unsupported [^\n]*|invalid load key[^\n]*", str(e))
-        raise InputError(f"{where}not a torch checkpoint torch.load(weights_only=True) can read"
-                         + (f" ({detail[0].strip()})" if detail else "")) from None
-    except Exception as e:  # torch.load raises RuntimeError, EOFError, KeyError ... for what is not its format
-        first = (str(e).strip().splitlines() or [""])[0]
-        raise InputError(f"{where}not a torch checkpoint torch.load(weights_only=True) can read ({type(e).__name__}"
-                         + (f": {first})" if first else ")")) from None
-    state = _state_dict_of(obj, torch.is_tensor, notes, where)
-    return {name: tensor_to_numpy(value) for name, value in state.items()}
+    checkpoint = _torch_checkpoint(path, "reading")
+    obj, is_tensor, to_numpy = checkpoint.load(path, where)
+    state = _state_dict_of(obj, is_tensor, notes, where)
+    return {name: to_numpy(value) for name, value in state.items()}
 
 
 def _read_safetensors(path, notes: list, where: str) -> dict:
@@ -323,10 +297,9 @@ def write(path, params: Mapping) -> str:
             with atomic_path(path) as tmp:
                 save_file(arrays, tmp, metadata=SAFETENSORS_METADATA)
         else:
-            torch = _import_torch(path, "writing")
-            # to a file object: torch.save names the archive's folder after a path (here the temporary one)
+            checkpoint = _torch_checkpoint(path, "writing")
             with atomic_path(path) as tmp, open(tmp, "wb") as f:
-                torch.save({k: torch.from_numpy(v) for k, v in arrays.items()}, f)
+                checkpoint.save(arrays, f)
     except OSError as e:
         raise InputError(f"cannot write {path}: {e.strerror or e}") from None
     dtypes = sorted({a.dtype.name for a in arrays.values()})

@@ -11,7 +11,8 @@ reports them); jax_impl.weights.read is the reader that also judges the values.
 import numpy as np
 import torch
 
-from jax_impl.weights import JAX_TO_TORCH, from_layout, tensor_to_numpy, to_layout  # noqa: F401  (JAX_TO_TORCH)
+from jax_impl.weights import JAX_TO_TORCH, from_layout, to_layout  # noqa: F401  (JAX_TO_TORCH)
+from torch_impl.checkpoint import tensor_to_numpy
 
 
 def to_state_dict(params, hidden: int | None = None) -> dict[str, torch.Tensor]:
