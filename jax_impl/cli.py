@@ -52,6 +52,7 @@ def parse_run_args(description: str, argv=None) -> argparse.Namespace:
 
 
 def positive_int(text: str) -> int:
+    """An argparse type: a whole number > 0, else one line naming the value."""
     try:
         value = int(text)
     except ValueError:
@@ -62,6 +63,7 @@ def positive_int(text: str) -> int:
 
 
 def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number >= 0, else one line naming the value."""
     try:
         value = int(text)
     except ValueError:
@@ -72,6 +74,7 @@ def non_negative_int(text: str) -> int:
 
 
 def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0, else one line naming the value."""
     try:
         value = float(text)
     except ValueError:
@@ -82,6 +85,7 @@ def positive_float(text: str) -> float:
 
 
 def non_negative_float(text: str) -> float:
+    """An argparse type: 0, or a finite number > 0 (positive_float's rule)."""
     value = positive_float(text) if text.strip() not in ("0", "0.0") else 0.0
     return value
 
@@ -182,6 +186,7 @@ def prepare_out_dir(path) -> pathlib.Path:
 
 
 def default_cache_dir() -> pathlib.Path:
+    """Where JAX's persistent compilation cache lives: $XDG_CACHE_HOME (or ~/.cache)/jax-notebook-port/xla."""
     base = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
     return pathlib.Path(base) / "jax-notebook-port" / "xla"
 

@@ -75,4 +75,5 @@ def run_inputs(*, seed=None, hidden: int = 20, points=None, noise=None, data_see
 
 
 def as_numpy(params) -> dict[str, np.ndarray]:
+    """A parameter dict's arrays as numpy arrays (same shapes and dtypes)."""
     return {k: np.asarray(v) for k, v in params.items()}

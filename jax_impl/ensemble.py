@@ -71,6 +71,7 @@ def make_direction(optimizer: str) -> optax.GradientTransformation:
 
 
 def num_snapshots(steps: int, every: int | None) -> int:
+    """How many snapshots a run of `steps` keeps when it keeps one every `every` steps (0 for every=None)."""
     return 0 if every is None else len(train.snapshot_steps(steps, every))
 
 
@@ -170,5 +171,6 @@ def available_bytes() -> int | None:
 
 
 def mib(nbytes: float) -> str:
+    """A byte count in words: "123 MiB" below 1 GiB, else "1.5 GiB"."""
     return f"{nbytes / 2**20:,.0f} MiB" if nbytes < 2**30 else f"{nbytes / 2**30:,.1f} GiB"
 

@@ -42,11 +42,13 @@ def atomic_path(path):
 
 
 def save_npz(path, arrays: dict) -> None:
+    """The named arrays as an .npz at `path`, written whole or not at all (atomic_path); no pickle needed to read."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
 
 
 def save_text(path, text: str) -> None:
+    """`text` at `path`, written whole or not at all (atomic_path)."""
     with atomic_path(path) as tmp:
         pathlib.Path(tmp).write_text(text)
 

@@ -82,6 +82,7 @@ def _draw_fit(ax, line, label, prediction, t, losses) -> None:
 
 
 def plot_data(x, y, path):
+    """The notebook's first picture: the data, x and y (N, 1), as a scatter, saved as a PNG at `path`."""
     fig = new_figure((6, 4), dpi=100)
     ax = fig.add_subplot()
     ax.scatter(np.ravel(x), np.ravel(y))

@@ -30,6 +30,8 @@ def best_row(rows):
 
 
 def table_text(rows, best) -> str:
+    """The sweep's summary rows (one per hidden x optimizer x lr: mean, std, min, max of the final losses over the
+    seeds, and how many diverged) as a text table, the best configuration marked."""
     fmt = lambda v: "-" if v is None else f"{v:.6f}"  # noqa: E731
     lines = [f"{'hidden':>6} {'optimizer':>9} {'lr':>10} {'seeds':>5} {'mean loss':>10} {'std':>10} {'min':>10} "
              f"{'max':>10} {'diverged':>8}"]

@@ -48,6 +48,8 @@ def make_step(optimizer: optax.GradientTransformation):
 
 
 class Trajectory(NamedTuple):
+    """What a training run returns: the final parameters, the loss before each update, the kept predictions."""
+
     params: dict  # the parameters after all `steps` updates
     losses: jax.Array  # (steps,), losses[t] before update t
     snapshots: jax.Array  # (S, N, 1), the prediction before update t for t = 0, every, 2*every, ...
