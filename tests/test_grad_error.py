@@ -13,10 +13,9 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
-from jax_impl import data, grad_error, model
+from jax_impl import data, grad_error, model, train
 from jax_impl.params_io import PARAM_NAMES, load_params
 
 try:
@@ -50,21 +49,15 @@ def zero_output_layer(seed: int, dtype):
 
 
 def trained(params, x, y, optimizer: str, at_steps) -> list:
-    """The weights after each of at_steps updates of optax's `optimizer` at lr 0.2 on the MSE (jax.grad), as the port
-    trains them; one compiled update per width and optimizer."""
-    tx = optax.adam(0.2) if optimizer == "adam" else optax.sgd(0.2)
-    update = jax.jit(lambda p, state: _update(tx, p, state, x, y))
-    state, out = tx.init(params), []
+    """The weights after each of at_steps updates of the port's step (train.make_step: jax.value_and_grad of the MSE,
+    then optax's `optimizer` at lr 0.2); one compiled step per width and optimizer."""
+    tx = train.make_optimizer(optimizer, 0.2)
+    step, state, out = jax.jit(train.make_step(tx)), tx.init(params), []
     for t in range(1, max(at_steps) + 1):
-        params, state = update(params, state)
+        params, state, _, _ = step(params, state, x, y)
         if t in at_steps:
             out.append(params)
     return out
-
-
-def _update(tx, params, state, x, y):
-    updates, state = tx.update(jax.grad(model.mse_loss)(params, x, y), state, params)
-    return optax.apply_updates(params, updates), state
 
 
 @functools.cache
