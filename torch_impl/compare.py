@@ -32,6 +32,7 @@ from jax_impl import model, train
 from torch_impl import convert
 from torch_impl import train as torch_train
 from torch_impl.adam_torch import accurate_bias_correction, scale_by_adam_torch
+from torch_impl.grads import torch_grads as twin_grads
 from torch_impl.model import Net
 from torch_impl.precision import full_float32
 
@@ -93,11 +94,10 @@ def jax_grads(params, x, y) -> dict:
 
 
 def torch_grads(params, x, y, dtype: str) -> dict:
-    """torch autograd of MSELoss through the twin at `params`, returned in the JAX layout."""
-    tdtype = TORCH_DTYPES[dtype]
-    net = make_net(params, tdtype)
-    torch.nn.MSELoss()(net(to_torch(x, tdtype)), to_torch(y, tdtype)).backward()
-    grads = convert.from_state_dict({name: p.grad for name, p in net.named_parameters()})
+    """torch autograd of MSELoss through the twin at `params`, in `dtype` (params, x and y cast to it first), returned
+    in the JAX layout as float64: the gradient check's torch_impl.grads.torch_grads with the training loss."""
+    cast = lambda a: np.asarray(a, np.dtype(dtype))  # noqa: E731
+    grads = twin_grads({k: cast(v) for k, v in params.items()}, cast(x), cast(y), "mse")
     return {k: v.astype(np.float64) for k, v in grads.items()}
 
 
