@@ -6,6 +6,7 @@ here imports it on first use). The snapshot grid and the animation draw what eve
 ticks, data) once and, per snapshot, only the fit line, the frame over it and its label.
 """
 
+import io
 import math
 import sys
 
@@ -17,7 +18,7 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.image import imsave
 from PIL import Image
 
-from jax_impl.params_io import atomic_path
+from jax_impl.params_io import atomic_path, save_bytes
 
 matplotlib.use("Agg")  # pyplot, when imported (sweep, compare, bench), draws headless too
 GRID_COLUMNS = 4
@@ -49,10 +50,16 @@ def save_png(fig, path, dpi: int) -> None:
         sys.modules["matplotlib.pyplot"].close(fig)
 
 
+def canvas_png(fig) -> bytes:
+    """What fig's canvas holds now (drawn piece by piece, not redrawn) as a PNG file's bytes, as savefig writes it."""
+    png = io.BytesIO()
+    imsave(png, np.asarray(fig.canvas.buffer_rgba()), format="png", dpi=fig.dpi)
+    return png.getvalue()
+
+
 def save_canvas_png(fig, path) -> None:
-    """What fig's canvas holds now (drawn piece by piece, not redrawn) as a PNG, written as savefig writes it."""
-    with atomic_path(path) as tmp:
-        imsave(tmp, np.asarray(fig.canvas.buffer_rgba()), format="png", dpi=fig.dpi)
+    """canvas_png(fig) at `path`, written whole or not at all."""
+    save_bytes(path, canvas_png(fig))
 
 
 def _label(t, losses) -> str:
@@ -81,13 +88,18 @@ def _draw_fit(ax, line, label, prediction, t, losses) -> None:
         ax.draw_artist(artist)
 
 
-def plot_data(x, y, path):
-    """The notebook's first picture: the data, x and y (N, 1), as a scatter, saved as a PNG at `path`."""
+def data_figure(x, y) -> Figure:
+    """The notebook's first picture, the data x and y (N, 1) as a scatter: a figure at the dpi it is saved at."""
     fig = new_figure((6, 4), dpi=100)
     ax = fig.add_subplot()
     ax.scatter(np.ravel(x), np.ravel(y))
     ax.set(xlabel="x", ylabel="y", title="y = x² + noise·U[0, 1)")
-    save_png(fig, path, dpi=100)
+    return fig
+
+
+def plot_data(x, y, path):
+    """data_figure(x, y) saved as a PNG at `path`."""
+    save_png(data_figure(x, y), path, dpi=100)
 
 
 def _overhangs(ax, renderer) -> np.ndarray:
@@ -179,41 +191,77 @@ def plot_snapshot_grid(x, y, snapshots, steps, losses, path, title=""):
     save_canvas_png(fig, path)
 
 
-def animate_snapshots(x, y, snapshots, steps, losses, path, fps=2):
-    """An animated GIF of the learning process: one frame per snapshot, as the notebook's plt.pause loop.
-    snapshots: (S, N, 1) predictions at `steps` (S,); losses: (T,) all per-step losses; fps: frames a second.
+class SnapshotAnimation:
+    """The learning process as an animated GIF, one frame per snapshot, as the notebook's plt.pause loop.
 
-    The data, axes and ticks are the same in every frame, so they are drawn once; each frame restores that picture
-    and draws the fit line, the frame over it and the label on it."""
-    x, y = np.ravel(x), np.ravel(y)
-    fig = new_figure((6, 4.5), dpi=70)
-    ax = fig.add_subplot()
-    line, label = _draw_snapshot(ax, x, y, np.ravel(snapshots[0]), steps[0], losses, fontsize=16)
-    ax.set_ylim(min(y.min(), 0) - 0.1, y.max() + 0.2)
-    canvas = fig.canvas
-    canvas.draw()
-    background = canvas.copy_from_bbox(fig.bbox)
-    frames = []
-    for prediction, t in zip(snapshots, steps):
-        canvas.restore_region(background)
-        _draw_fit(ax, line, label, np.ravel(prediction), t, losses)
-        # A GIF holds 256 colours a frame; the fast octree picks them in 2 ms where median cut (Pillow's default for
-        # RGB) takes 20 ms, and it moves a colour by at most 15/255, white by 1/255.
-        frames.append(Image.fromarray(np.asarray(canvas.buffer_rgba())).convert("RGB").quantize(
-            method=Image.Quantize.FASTOCTREE))
-    with atomic_path(path) as tmp:
-        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
+    The data, axes and ticks are the same in every frame (the y limits come from the data), so they are drawn once,
+    here, from x and y (N, 1) alone: before training has given the snapshots. save() then restores that picture for
+    each frame and draws the fit line, the frame over it and the label on it."""
+
+    def __init__(self, x, y):
+        x, y = np.ravel(x), np.ravel(y)
+        self.fig = new_figure((6, 4.5), dpi=70)
+        self.ax = self.fig.add_subplot()
+        # The line and label are animated (left out of the background): y stands in for a prediction, t for a step.
+        self.line, self.label = _draw_snapshot(self.ax, x, y, y, 0, [np.nan], fontsize=16)
+        self.ax.set_ylim(min(y.min(), 0) - 0.1, y.max() + 0.2)
+        self.fig.canvas.draw()
+        self.background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
+
+    def save(self, snapshots, steps, losses, path, fps=2) -> None:
+        """snapshots: (S, N, 1) predictions at `steps` (S,); losses: (T,) all per-step losses; fps: frames a second.
+        The GIF is written at `path` whole or not at all."""
+        canvas, frames = self.fig.canvas, []
+        for prediction, t in zip(snapshots, steps):
+            canvas.restore_region(self.background)
+            _draw_fit(self.ax, self.line, self.label, np.ravel(prediction), t, losses)
+            # A GIF holds 256 colours a frame; the fast octree picks them in 2 ms where median cut (Pillow's default
+            # for RGB) takes 20 ms, and it moves a colour by at most 15/255, white by 1/255.
+            frames.append(Image.fromarray(np.asarray(canvas.buffer_rgba())).convert("RGB").quantize(
+                method=Image.Quantize.FASTOCTREE))
+        with atomic_path(path) as tmp:
+            frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=int(1000 / fps),
+                           loop=0)
+
+
+def animate_snapshots(x, y, snapshots, steps, losses, path, fps=2):
+    """An animated GIF of the learning process at `path` (SnapshotAnimation): x, y (N, 1), snapshots (S, N, 1)
+    predictions at `steps` (S,), losses (T,) all per-step losses, fps frames a second."""
+    SnapshotAnimation(x, y).save(snapshots, steps, losses, path, fps)
+
+
+class LossCurves:
+    """The loss-curve figure: one line per label, a log-scale y axis. Built before the losses exist (the picture
+    process builds it while the run trains), so that save() only sets the lines' data and draws."""
+
+    def __init__(self, labels, title="training loss (MSE)"):
+        self.fig = new_figure((6, 4), dpi=100)
+        self.ax = self.fig.add_subplot()
+        self.lines = [self.ax.plot([], [], label=label)[0] for label in labels]
+        self.ax.set(yscale="log", xlabel="step t", ylabel="loss before update t", title=title)
+        self.ax.legend()
+
+    def warm_up(self) -> None:
+        """Draw once with stand-in curves over the span a run's loss usually has (1 to 1e-3): matplotlib parses and
+        lays out the log axis' tick labels (mathtext) and makes its ticks once, before save() needs them."""
+        self._set([np.geomspace(1, 1e-3, 201)] * len(self.lines))
+        self.fig.canvas.draw()
+
+    def _set(self, curves) -> None:
+        for line, losses in zip(self.lines, curves):
+            line.set_data(np.arange(len(losses)), np.asarray(losses))
+        self.ax.relim()
+        self.ax.autoscale_view()
+
+    def save(self, curves, path) -> None:
+        """curves: per-step losses, one array per label (in the labels' order); a PNG at `path`."""
+        self._set(curves)
+        save_png(self.fig, path, dpi=100)
 
 
 def plot_loss_curve(curves: dict, path, title="training loss (MSE)"):
-    """curves: label -> per-step losses; a log-scale y axis."""
-    fig = new_figure((6, 4), dpi=100)
-    ax = fig.add_subplot()
-    for label, losses in curves.items():
-        ax.plot(np.arange(len(losses)), np.asarray(losses), label=label)
-    ax.set(yscale="log", xlabel="step t", ylabel="loss before update t", title=title)
-    ax.legend()
-    save_png(fig, path, dpi=100)
+    """curves: label -> per-step losses; a log-scale y axis (LossCurves), saved as a PNG at `path`."""
+    LossCurves(list(curves), title).save(list(curves.values()), path)
 
 
 # --- a sweep's pictures (records as in sweep_report) ----------------------------------------------------------------

@@ -39,6 +39,9 @@ def main(argv=None):
     params, x, y = data.run_inputs(seed=args.seed, hidden=args.hidden, points=args.points, noise=args.noise,
                                    data_seed=args.data_seed, torch_seed=args.torch_seed, init=args.init_params,
                                    dtype=dtype)
+    title = f"JAX, {args.optimizer} lr {args.lr}"
+    if pictures is not None:
+        pictures.draw_from_data(x, y, title)  # what needs no results, drawn while this process compiles and trains
     lr = jnp.asarray(args.lr, dtype)
     say = (lambda *a: None) if args.json else print
 
@@ -61,7 +64,7 @@ def main(argv=None):
     for line in snapshot_lines(steps, losses):
         say(line)
     written = write_outputs(out, x=x, y=y, steps=steps, snapshots=np.asarray(trajectory.snapshots), losses=losses,
-                            params=data.as_numpy(trajectory.params), title=f"JAX, {args.optimizer} lr {args.lr}",
+                            params=data.as_numpy(trajectory.params), title=title,
                             plots=not args.no_plots, pictures=pictures)
     summary = {"framework": "jax", "device": str(jax.devices()[0].platform), "dtype": str(np.dtype(dtype)),
                "steps": args.steps, "points": int(x.shape[0]), "hidden": args.hidden, "optimizer": args.optimizer,

@@ -68,6 +68,9 @@ def main(argv=None):
         net.load_state_dict(to_state_dict(params, args.hidden))
         x, y = torch.tensor(x), torch.tensor(y)  # copies: jax hands out read-only buffers
     net, x, y = net.to(dtype), x.to(dtype), y.to(dtype)
+    title = f"PyTorch, {args.optimizer} lr {args.lr}"
+    if pictures is not None:
+        pictures.draw_from_data(x.numpy(), y.numpy(), title)  # what needs no results, drawn while this process trains
     if args.init_params is not None:  # --init: those weights, on the data above (already in the run's dtype)
         net.load_state_dict(to_state_dict(args.init_params), strict=True)
     say = (lambda *a: None) if args.json else print
@@ -92,7 +95,7 @@ def main(argv=None):
         say(line)
     written = write_outputs(out, x=x.numpy(), y=y.numpy(), steps=steps,
                             snapshots=np.stack([s.numpy() for s in snapshots]), losses=losses,
-                            params=from_state_dict(net.state_dict()), title=f"PyTorch, {args.optimizer} lr {args.lr}",
+                            params=from_state_dict(net.state_dict()), title=title,
                             plots=not args.no_plots, pictures=pictures)
     summary = {"framework": "torch", "device": "cpu", "dtype": str(losses.dtype), "steps": args.steps,
                "points": int(x.shape[0]), "hidden": args.hidden, "optimizer": args.optimizer, "lr": args.lr,

@@ -38,13 +38,17 @@ def test_same_inputs_same_bytes(notebook_run, tmp_path):
 
 
 def test_a_failed_write_keeps_the_old_picture(notebook_run, tmp_path, monkeypatch):
-    """Every picture goes through PIL's save (matplotlib's PNGs too); one that fails half-way leaves what was there."""
+    """Every picture is encoded by PIL's save (matplotlib's PNGs too), into its file or into memory first; one that
+    fails half-way leaves what was there."""
     for name in PICTURES:
         (tmp_path / name).write_bytes(b"the previous run's picture")
 
     def half_a_save(self, fp, *args, **kwargs):
-        with open(fp, "wb") as f:
-            f.write(b"half a picture")
+        if hasattr(fp, "write"):
+            fp.write(b"half a picture")
+        else:
+            with open(fp, "wb") as f:
+                f.write(b"half a picture")
         raise OSError("No space left on device")
 
     monkeypatch.setattr(Image.Image, "save", half_a_save)
@@ -122,14 +126,51 @@ def test_importing_plots_leaves_pyplot_out():
     assert done.stdout.split() == ["False", "True"], done.stderr
 
 
-def test_the_picture_process_draws_the_same_bytes(notebook_run, tmp_path):
+@pytest.mark.parametrize("given", ["the run's data", "other data", "no data"])
+def test_the_picture_process_draws_the_same_bytes(notebook_run, tmp_path, given):
     """write_outputs with a picture process (here a fresh interpreter: this process runs JAX) writes what drawing in
-    this process writes."""
+    this process writes: given the run's data before the results, as the scripts give it (it draws part of the
+    pictures then), or other data or none (it draws them all from the results)."""
     here, there = tmp_path / "here", tmp_path / "there"
     here.mkdir(), there.mkdir()
     draw_pictures(here, **notebook_run)
     params = {name: np.zeros(shape, np.float32) for name, shape in param_shapes(20).items()}
-    written = write_outputs(there, params=params, plots=True, pictures=start_picture_process(), **notebook_run)
+    pictures = start_picture_process()
+    x, y, title = notebook_run["x"], notebook_run["y"], notebook_run["title"]
+    if given == "the run's data":
+        pictures.draw_from_data(x, y, title)
+    elif given == "other data":
+        pictures.draw_from_data(x, y + 1, title)
+    written = write_outputs(there, params=params, plots=True, pictures=pictures, **notebook_run)
     assert sorted(written) == sorted(["params.npz", "model.safetensors", "losses.json", *PICTURES])
+    assert sorted(p.name for p in there.iterdir()) == sorted(written)  # and no temporary file left behind
+    for name in PICTURES:
+        assert (there / name).read_bytes() == (here / name).read_bytes(), name
+
+
+def test_the_scripts_picture_processes_draw_the_same_bytes(notebook_run, tmp_path):
+    """As train_jax.py and train_torch.py draw on Linux: the picture process forked before JAX is imported, given the
+    data while the run trains, and the grid drawn by a fork of it. It writes what drawing in this process writes."""
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir(), there.mkdir()
+    draw_pictures(here, **notebook_run)
+    np.savez(tmp_path / "run.npz", **{k: np.asarray(v) for k, v in notebook_run.items()})
+    code = f"""if True:
+        import sys
+        import numpy as np
+        from jax_impl import outputs
+        from jax_impl.params_io import param_shapes
+        pictures = outputs.start_picture_process()
+        run = dict(np.load({str(tmp_path / "run.npz")!r}))
+        run = {{**run, "steps": run["steps"].tolist(), "title": str(run["title"])}}
+        pictures.draw_from_data(run["x"], run["y"], run["title"])
+        params = {{name: np.zeros(shape, np.float32) for name, shape in param_shapes(20).items()}}
+        outputs.write_outputs(__import__("pathlib").Path({str(there)!r}), params=params, plots=True,
+                              pictures=pictures, **run)
+        print(outputs._can_fork(), "jax" in sys.modules)
+    """
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(sys.platform.startswith("linux")), "False"]
     for name in PICTURES:
         assert (there / name).read_bytes() == (here / name).read_bytes(), name
