@@ -48,13 +48,9 @@ def draw_pictures(out: pathlib.Path, *, x, y, steps, snapshots, losses, title: s
 
 
 # --- the picture process (PictureProcess) -----------------------------------------------------------------------------
-# What the picture process drew from the data before the results came (_draw_from_data), for _draw_the_rest. It lives
-# in that process only: one process, one run.
-_FROM_DATA = {}
-
-
-def _import_plots() -> None:
-    import jax_impl.plots  # noqa: F401
+# What the picture process drew before the results came, for _draw_the_rest: from the run's flags (_prepare_run) and
+# from its data (_draw_from_data). It lives in that process only: one process, one run.
+_PREPARED = {}
 
 
 def _can_fork() -> bool:
@@ -63,52 +59,63 @@ def _can_fork() -> bool:
     return sys.platform.startswith("linux") and not {"jax", "torch"} & sys.modules.keys()
 
 
-def _draw_from_data(x, y, title: str) -> None:
-    """In the picture process, while the run trains: data.png drawn and encoded (kept in memory: a run that diverges
-    writes nothing), learning.gif's axes and the loss curve's figure (warmed up: LossCurves.warm_up)."""
+def _prepare_run(steps, title: str) -> None:
+    """In the picture process, first: import matplotlib (~0.4 s) and build the loss curve's figure (warmed up: its
+    log axis' labels laid out), which needs only the run's title."""
     from jax_impl import plots as P
 
-    _FROM_DATA.clear()
+    loss = P.LossCurves([title])
+    loss.warm_up()
+    _PREPARED.update(steps=list(steps), title=title, loss=loss)
+
+
+def _draw_from_data(x, y) -> None:
+    """In the picture process, while the run trains: data.png drawn and encoded (kept in memory: a run that diverges
+    writes nothing), learning.gif's axes and the grid's figure."""
+    from jax_impl import plots as P
+
     data = P.data_figure(x, y)
     data.canvas.draw()
-    data_png, animation, loss = P.canvas_png(data), P.SnapshotAnimation(x, y), P.LossCurves([title])
-    loss.warm_up()
+    data_png, animation = P.canvas_png(data), P.SnapshotAnimation(x, y)
+    grid = P.SnapshotGrid(x, y, _PREPARED["steps"], _PREPARED["title"])  # a warm-up draw saved it 0.008 s of 0.14
     # Kept only whole: after an error here _draw_the_rest draws everything itself (and meets the error there).
-    _FROM_DATA.update(x=x, y=y, title=title, data_png=data_png, animation=animation, loss=loss)
+    _PREPARED.update(x=x, y=y, data_png=data_png, animation=animation, grid=grid)
+
+
+def _save_grid(snapshots, losses, path) -> None:
+    _PREPARED["grid"].save(snapshots, losses, path)
 
 
 def _draw_the_rest(out: pathlib.Path, *, x, y, steps, snapshots, losses, title: str) -> list[str]:
     """In the picture process, with the results: the four pictures in `out`, each written atomically, from what
-    _draw_from_data drew if it was given these x, y and title (else drawn whole here). The grid is drawn by a fork of
-    this process meanwhile, on the core that the training process no longer needs."""
+    _prepare_run and _draw_from_data drew if they had these steps, title, x and y (else drawn whole here). The grid
+    is drawn by a fork of this process meanwhile, on the core that the training process no longer needs."""
     import concurrent.futures
     import multiprocessing
 
-    from jax_impl import plots as P
-
-    prepared = _FROM_DATA and _FROM_DATA["title"] == title and all(
-        np.array_equal(_FROM_DATA[k], v) for k, v in (("x", x), ("y", y)))
+    prepared = "grid" in _PREPARED and (_PREPARED["steps"], _PREPARED["title"]) == (list(steps), title) and all(
+        np.array_equal(_PREPARED[k], v) for k, v in (("x", x), ("y", y)))
     if not prepared:
         return draw_pictures(out, x=x, y=y, steps=steps, snapshots=snapshots, losses=losses, title=title)
-    grid_args = (x, y, snapshots, steps, losses, out / "snapshots.png")
     with contextlib.ExitStack() as stack:
-        if _can_fork():
+        if _can_fork():  # the fork has the grid's figure as this process built it
             helper = stack.enter_context(concurrent.futures.ProcessPoolExecutor(
                 1, mp_context=multiprocessing.get_context("fork")))
-            grid = helper.submit(P.plot_snapshot_grid, *grid_args, title=title)
+            grid = helper.submit(_save_grid, snapshots, losses, out / "snapshots.png")
         else:
-            P.plot_snapshot_grid(*grid_args, title=title)
+            _save_grid(snapshots, losses, out / "snapshots.png")
             grid = None
-        save_bytes(out / "data.png", _FROM_DATA["data_png"])
-        _FROM_DATA["animation"].save(snapshots, steps, losses, out / "learning.gif")
-        _FROM_DATA["loss"].save([losses], out / "loss.png")
+        save_bytes(out / "data.png", _PREPARED["data_png"])
+        _PREPARED["animation"].save(snapshots, steps, losses, out / "learning.gif")
+        _PREPARED["loss"].save([losses], out / "loss.png")
         if grid is not None:
             grid.result()  # a drawing error comes back here as the exception it was
     return list(PICTURES)
 
 
 class PictureProcess:
-    """A process that draws the run's pictures, started before the run imports JAX or torch.
+    """A process that draws a run's pictures, started before the run imports JAX or torch: snapshot `steps` and the
+    run's `title` (the pictures' title and the loss curve's label), as write_outputs will get them.
 
     Importing matplotlib takes ~0.4 s, as long as drawing the four pictures: started first thing, the process imports
     it on the other core while this one starts JAX or torch; given the data (draw_from_data) it draws what needs no
@@ -116,18 +123,18 @@ class PictureProcess:
     pictures at a time. On Linux it is a fork of this process (_can_fork), else a fresh interpreter (~0.3 s more CPU).
     A one-process pool, so that a drawing error comes back here as the exception it was."""
 
-    def __init__(self):
+    def __init__(self, steps, title: str):
         import concurrent.futures
         import multiprocessing
 
         self.pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(
             "fork" if _can_fork() else "spawn"))
-        self.pool.submit(_import_plots)  # the pool starts its process with its first task
+        self.pool.submit(_prepare_run, list(steps), title)  # the pool starts its process with its first task
 
-    def draw_from_data(self, x, y, title: str) -> None:
-        """Start on what x and y (N, 1) and the run's title decide (data.png, the animation's axes, the loss curve's
-        figure); nothing is written yet."""
-        self.pool.submit(_draw_from_data, np.asarray(x), np.asarray(y), title)
+    def draw_from_data(self, x, y) -> None:
+        """Start on what the data x and y (N, 1) decide (data.png, the animation's axes, the grid's figure);
+        nothing is written yet."""
+        self.pool.submit(_draw_from_data, np.asarray(x), np.asarray(y))
 
     def draw(self, out: pathlib.Path, **arrays) -> list[str]:
         """The four pictures in `out` (arrays: x, y, steps, snapshots, losses, title); the process ends after."""
@@ -135,9 +142,9 @@ class PictureProcess:
             return self.pool.submit(_draw_the_rest, out, **arrays).result()
 
 
-def start_picture_process() -> PictureProcess:
-    """PictureProcess(): call it before importing JAX or torch."""
-    return PictureProcess()
+def start_picture_process(steps, title: str) -> PictureProcess:
+    """PictureProcess(steps, title): call it before importing JAX or torch."""
+    return PictureProcess(steps, title)
 
 
 def write_outputs(out: pathlib.Path, *, x, y, steps, snapshots, losses, params, title: str, plots: bool,

@@ -148,47 +148,64 @@ def _place(fig, ax, x0, y0, w, h) -> None:
     ax.set_position((x0 / width, y0 / height, w / width, h / height))
 
 
-def plot_snapshot_grid(x, y, snapshots, steps, losses, path, title=""):
-    """snapshots: (S, N, 1) predictions at `steps` (S,); losses: (T,) all per-step losses. The panels look as
-    subplots with shared axes under tight_layout, GRID_COLUMNS a row.
+class SnapshotGrid:
+    """The snapshot grid: one panel per snapshot, GRID_COLUMNS a row, laid out as subplots with shared axes under
+    tight_layout. Built from x, y (N, 1), the snapshot steps (S,) and the title alone, before training has given the
+    snapshots (the picture process builds it while the run trains); save() draws the panels.
 
     One axes serves every panel: the panels differ only in the fit line and its label, so the axes' background
     (frame, ticks, both tick labels, data) is drawn once, and each panel gets the part of it that its kind shows
     (the left column the left tick labels, the bottom row the bottom ones) and its own line and label on it."""
-    x, y = np.ravel(x), np.ravel(y)
-    predictions = [np.ravel(p) for p in snapshots]
-    rows = -(-len(steps) // GRID_COLUMNS)
-    fig = new_figure((4 * GRID_COLUMNS, 3 * rows), dpi=80)
-    suptitle = fig.suptitle(title) if title else None
-    ax = fig.add_subplot(rows, GRID_COLUMNS, 1)  # where tight_layout measures: the default subplot's size
-    line, label = _draw_snapshot(ax, x, y, predictions[0], steps[0], losses, fontsize=11)
-    for prediction in predictions[1:]:  # shared y limits: every panel's line in view
-        ax.update_datalim(np.column_stack([x, prediction]))
-    ax.autoscale_view()
-    renderer = fig.canvas.get_renderer()
-    label.set_text(max((_label(t, losses) for t in steps), key=len))  # the widest label (digits are equally wide)
-    (w, h), origins, over = _grid_layout(fig, ax, rows, len(steps), suptitle, renderer)
 
-    ax.set_visible(False)
-    fig.canvas.draw()  # the white figure and the title
-    ax.set_visible(True)
-    # The background at the bottom row's first panel, which shows both tick labels.
-    ref_x0, ref_y0 = origins[(rows - 1) * GRID_COLUMNS]
-    _place(fig, ax, ref_x0, ref_y0, w, h)
-    ax.tick_params(labelleft=True, labelbottom=True)
-    ax.draw(renderer)
-    background = fig.canvas.copy_from_bbox(ax.get_tightbbox(renderer).padded(1))
-    x_min, y_min, x_max, y_max = background.get_extents()  # Agg's pixel rows count from the top
-    height = round(fig.bbox.height)
-    for k, (prediction, t, (x0, y0)) in enumerate(zip(predictions, steps, origins)):
-        row, column = divmod(k, GRID_COLUMNS)
-        left, bottom, right, top = over[column == 0, row == rows - 1] + 1  # + 1: antialiased edges
-        part = (max(x_min, math.floor(ref_x0 - left)), max(y_min, math.floor(height - ref_y0 - h - top)),
-                min(x_max, math.ceil(ref_x0 + w + right)), min(y_max, math.ceil(height - ref_y0 + bottom)))
-        fig.canvas.restore_region(background, bbox=part, xy=(x_min + x0 - ref_x0, y_min - (y0 - ref_y0)))
-        _place(fig, ax, x0, y0, w, h)
-        _draw_fit(ax, line, label, prediction, t, losses)
-    save_canvas_png(fig, path)
+    def __init__(self, x, y, steps, title=""):
+        self.x, self.steps = np.ravel(x), list(steps)
+        self.rows = -(-len(self.steps) // GRID_COLUMNS)
+        self.fig = new_figure((4 * GRID_COLUMNS, 3 * self.rows), dpi=80)
+        self.suptitle = self.fig.suptitle(title) if title else None
+        self.ax = self.fig.add_subplot(self.rows, GRID_COLUMNS, 1)  # where tight_layout measures: the default size
+        # The line and label are animated (out of the background): y stands in for a prediction, t for a step.
+        self.line, self.label = _draw_snapshot(self.ax, self.x, np.ravel(y), np.ravel(y), 0, [np.nan], fontsize=11)
+        # The white figure and the title, as every panel's canvas starts
+        self.ax.set_visible(False)
+        self.fig.canvas.draw()
+        self.ax.set_visible(True)
+        self.blank = self.fig.canvas.copy_from_bbox(self.fig.bbox)
+
+    def save(self, snapshots, losses, path) -> None:
+        """snapshots: (S, N, 1) predictions at the steps; losses: (T,) all per-step losses. A PNG at `path`."""
+        fig, ax, line, label, rows, steps = self.fig, self.ax, self.line, self.label, self.rows, self.steps
+        predictions = [np.ravel(p) for p in snapshots]
+        for prediction in predictions:  # shared y limits: every panel's line in view
+            ax.update_datalim(np.column_stack([self.x, prediction]))
+        ax.autoscale_view()
+        renderer = fig.canvas.get_renderer()
+        label.set_text(max((_label(t, losses) for t in steps), key=len))  # the widest label (digits equally wide)
+        (w, h), origins, over = _grid_layout(fig, ax, rows, len(steps), self.suptitle, renderer)
+
+        fig.canvas.restore_region(self.blank)
+        # The background at the bottom row's first panel, which shows both tick labels.
+        ref_x0, ref_y0 = origins[(rows - 1) * GRID_COLUMNS]
+        _place(fig, ax, ref_x0, ref_y0, w, h)
+        ax.tick_params(labelleft=True, labelbottom=True)
+        ax.draw(renderer)
+        background = fig.canvas.copy_from_bbox(ax.get_tightbbox(renderer).padded(1))
+        x_min, y_min, x_max, y_max = background.get_extents()  # Agg's pixel rows count from the top
+        height = round(fig.bbox.height)
+        for k, (prediction, t, (x0, y0)) in enumerate(zip(predictions, steps, origins)):
+            row, column = divmod(k, GRID_COLUMNS)
+            left, bottom, right, top = over[column == 0, row == rows - 1] + 1  # + 1: antialiased edges
+            part = (max(x_min, math.floor(ref_x0 - left)), max(y_min, math.floor(height - ref_y0 - h - top)),
+                    min(x_max, math.ceil(ref_x0 + w + right)), min(y_max, math.ceil(height - ref_y0 + bottom)))
+            fig.canvas.restore_region(background, bbox=part, xy=(x_min + x0 - ref_x0, y_min - (y0 - ref_y0)))
+            _place(fig, ax, x0, y0, w, h)
+            _draw_fit(ax, line, label, prediction, t, losses)
+        save_canvas_png(fig, path)
+
+
+def plot_snapshot_grid(x, y, snapshots, steps, losses, path, title=""):
+    """The snapshot grid (SnapshotGrid) as a PNG at `path`: snapshots (S, N, 1) predictions at `steps` (S,),
+    losses (T,) all per-step losses."""
+    SnapshotGrid(x, y, steps, title).save(snapshots, losses, path)
 
 
 class SnapshotAnimation:

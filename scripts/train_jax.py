@@ -15,7 +15,7 @@ import json
 import time
 
 from jax_impl import cli
-from jax_impl.outputs import snapshot_lines, start_picture_process, write_outputs
+from jax_impl.outputs import snapshot_lines, snapshot_steps, start_picture_process, write_outputs
 
 
 def parse_args(argv=None):
@@ -26,7 +26,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     out = cli.prepare_out_dir(args.out)
-    pictures = None if args.no_plots else start_picture_process()  # imports matplotlib meanwhile
+    steps, title = snapshot_steps(args.steps, args.log_every), f"JAX, {args.optimizer} lr {args.lr}"
+    pictures = None if args.no_plots else start_picture_process(steps, title)  # imports matplotlib meanwhile
     cli.setup_jax(x64=args.x64, cache_dir=None if args.no_cache else cli.default_cache_dir())
 
     import jax
@@ -39,9 +40,8 @@ def main(argv=None):
     params, x, y = data.run_inputs(seed=args.seed, hidden=args.hidden, points=args.points, noise=args.noise,
                                    data_seed=args.data_seed, torch_seed=args.torch_seed, init=args.init_params,
                                    dtype=dtype)
-    title = f"JAX, {args.optimizer} lr {args.lr}"
     if pictures is not None:
-        pictures.draw_from_data(x, y, title)  # what needs no results, drawn while this process compiles and trains
+        pictures.draw_from_data(x, y)  # what needs no results, drawn while this process compiles and trains
     lr = jnp.asarray(args.lr, dtype)
     say = (lambda *a: None) if args.json else print
 
@@ -60,7 +60,6 @@ def main(argv=None):
     if bad is not None:
         cli.fail(f"the loss became non-finite at step {bad} ({args.optimizer}, lr {args.lr}); "
                  "no outputs written", cli.DIVERGED)
-    steps = train.snapshot_steps(args.steps, args.log_every)
     for line in snapshot_lines(steps, losses):
         say(line)
     written = write_outputs(out, x=x, y=y, steps=steps, snapshots=np.asarray(trajectory.snapshots), losses=losses,

@@ -46,7 +46,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     out = cli.prepare_out_dir(args.out)
-    pictures = None if args.no_plots else start_picture_process()  # imports matplotlib meanwhile
+    steps, title = snapshot_steps(args.steps, args.log_every), f"PyTorch, {args.optimizer} lr {args.lr}"
+    pictures = None if args.no_plots else start_picture_process(steps, title)  # imports matplotlib meanwhile
 
     import numpy as np
     import torch
@@ -68,9 +69,8 @@ def main(argv=None):
         net.load_state_dict(to_state_dict(params, args.hidden))
         x, y = torch.tensor(x), torch.tensor(y)  # copies: jax hands out read-only buffers
     net, x, y = net.to(dtype), x.to(dtype), y.to(dtype)
-    title = f"PyTorch, {args.optimizer} lr {args.lr}"
     if pictures is not None:
-        pictures.draw_from_data(x.numpy(), y.numpy(), title)  # what needs no results, drawn while this process trains
+        pictures.draw_from_data(x.numpy(), y.numpy())  # what needs no results, drawn while this process trains
     if args.init_params is not None:  # --init: those weights, on the data above (already in the run's dtype)
         net.load_state_dict(to_state_dict(args.init_params), strict=True)
     say = (lambda *a: None) if args.json else print
@@ -90,7 +90,6 @@ def main(argv=None):
     if bad is not None:
         cli.fail(f"the loss became non-finite at step {bad} ({args.optimizer}, lr {args.lr}); "
                  "no outputs written", cli.DIVERGED)
-    steps = snapshot_steps(args.steps, args.log_every)
     for line in snapshot_lines(steps, losses):
         say(line)
     written = write_outputs(out, x=x.numpy(), y=y.numpy(), steps=steps,

@@ -126,21 +126,21 @@ def test_importing_plots_leaves_pyplot_out():
     assert done.stdout.split() == ["False", "True"], done.stderr
 
 
-@pytest.mark.parametrize("given", ["the run's data", "other data", "no data"])
+@pytest.mark.parametrize("given", ["the run's data", "other data", "no data", "another title"])
 def test_the_picture_process_draws_the_same_bytes(notebook_run, tmp_path, given):
     """write_outputs with a picture process (here a fresh interpreter: this process runs JAX) writes what drawing in
     this process writes: given the run's data before the results, as the scripts give it (it draws part of the
-    pictures then), or other data or none (it draws them all from the results)."""
+    pictures then), or other data, none, or another title (it draws them all from the results)."""
     here, there = tmp_path / "here", tmp_path / "there"
     here.mkdir(), there.mkdir()
     draw_pictures(here, **notebook_run)
     params = {name: np.zeros(shape, np.float32) for name, shape in param_shapes(20).items()}
-    pictures = start_picture_process()
     x, y, title = notebook_run["x"], notebook_run["y"], notebook_run["title"]
-    if given == "the run's data":
-        pictures.draw_from_data(x, y, title)
+    pictures = start_picture_process(STEPS, title if given != "another title" else "another title")
+    if given in ("the run's data", "another title"):
+        pictures.draw_from_data(x, y)
     elif given == "other data":
-        pictures.draw_from_data(x, y + 1, title)
+        pictures.draw_from_data(x, y + 1)
     written = write_outputs(there, params=params, plots=True, pictures=pictures, **notebook_run)
     assert sorted(written) == sorted(["params.npz", "model.safetensors", "losses.json", *PICTURES])
     assert sorted(p.name for p in there.iterdir()) == sorted(written)  # and no temporary file left behind
@@ -160,10 +160,10 @@ def test_the_scripts_picture_processes_draw_the_same_bytes(notebook_run, tmp_pat
         import numpy as np
         from jax_impl import outputs
         from jax_impl.params_io import param_shapes
-        pictures = outputs.start_picture_process()
         run = dict(np.load({str(tmp_path / "run.npz")!r}))
         run = {{**run, "steps": run["steps"].tolist(), "title": str(run["title"])}}
-        pictures.draw_from_data(run["x"], run["y"], run["title"])
+        pictures = outputs.start_picture_process(run["steps"], run["title"])
+        pictures.draw_from_data(run["x"], run["y"])
         params = {{name: np.zeros(shape, np.float32) for name, shape in param_shapes(20).items()}}
         outputs.write_outputs(__import__("pathlib").Path({str(there)!r}), params=params, plots=True,
                               pictures=pictures, **run)
