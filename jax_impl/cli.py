@@ -14,6 +14,7 @@ OPTIMIZERS = ("adam", "sgd")  # train.make_optimizer builds them; named here so 
 USAGE_ERROR = 2  # bad flags or files
 DIVERGED = 3  # the loss turned non-finite
 MISMATCH = 1  # a cross-check disagreed beyond its tolerance
+INTERRUPTED = 130  # Ctrl-C: the shell's 128 + SIGINT
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -165,11 +166,15 @@ def note(message: str) -> None:
 
 
 def run_main(main) -> None:
-    """Call main(); an InputError anywhere becomes one line and exit 2 instead of a traceback."""
+    """Call main(); an InputError anywhere becomes one line and exit 2 instead of a traceback, and Ctrl-C one line
+    and exit 130 (every file is written atomically: an interrupted run leaves the earlier one's files whole)."""
     try:
         main()
     except InputError as e:
         fail(str(e))
+    except KeyboardInterrupt:
+        print(f"{pathlib.Path(sys.argv[0]).name}: interrupted", file=sys.stderr)
+        raise SystemExit(INTERRUPTED) from None
 
 
 def prepare_out_dir(path) -> pathlib.Path:

@@ -3,6 +3,7 @@
 import contextlib
 import json
 import pathlib
+import signal
 import sys
 
 import numpy as np
@@ -57,6 +58,12 @@ def _can_fork() -> bool:
     """Whether this process may fork: on Linux, while it runs neither JAX's nor torch's threads (forking those is
     unsafe). Elsewhere a new process is a fresh interpreter, which imports everything again."""
     return sys.platform.startswith("linux") and not {"jax", "torch"} & sys.modules.keys()
+
+
+def _leave_interrupts_to_the_run() -> None:
+    """Ctrl-C reaches every process of the terminal's group: the picture process (and its fork) let the run decide,
+    which ends them (cli.run_main), rather than stop half-way through an import or a picture."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _prepare_run(steps, title: str) -> None:
@@ -128,7 +135,7 @@ class PictureProcess:
         import multiprocessing
 
         self.pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(
-            "fork" if _can_fork() else "spawn"))
+            "fork" if _can_fork() else "spawn"), initializer=_leave_interrupts_to_the_run)
         self.pool.submit(_prepare_run, list(steps), title)  # the pool starts its process with its first task
 
     def draw_from_data(self, x, y) -> None:

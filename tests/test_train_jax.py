@@ -1,10 +1,14 @@
 """scripts/train_jax.py end to end: the notebook's log, its files, the JSON summary, and every bad input."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from conftest import NOTEBOOK_LOG, assert_loss_log, assert_notebook_pictures
+from conftest import NOTEBOOK_LOG, ROOT, assert_loss_log, assert_notebook_pictures
 
 from jax_impl import weights
 from jax_impl.params_io import load_params
@@ -113,6 +117,27 @@ def test_divergence_names_the_step_and_keeps_earlier_outputs(tmp_path, script):
     assert "non-finite at step 8" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["losses.json"]
     assert (tmp_path / "losses.json").read_text() == "[1.0]"
+
+
+def test_ctrl_c_is_one_line_and_leaves_no_process(tmp_path):
+    """Ctrl-C (SIGINT to the terminal's process group: the run, its picture process) while the run trains: exit 130,
+    one line, the earlier run's files untouched and no process left. 400,000 steps train for ~1 s after "Net(" is
+    printed, so the signal lands in training."""
+    (tmp_path / "losses.json").write_text("[1.0]")
+    run = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train_jax.py"), "--steps", "400000",
+                            "--log-every", "100000", "--out", str(tmp_path)], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=True)
+    try:
+        assert run.stdout.readline().startswith("Net(")
+        os.killpg(run.pid, signal.SIGINT)
+        _, stderr = run.communicate(timeout=120)
+    finally:
+        run.kill()
+    assert run.returncode == 130 and stderr.strip() == "train_jax.py: interrupted"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["losses.json"]
+    assert (tmp_path / "losses.json").read_text() == "[1.0]"
+    with pytest.raises(ProcessLookupError):  # the group is gone: the picture process ended with the run
+        os.killpg(run.pid, 0)
 
 
 @pytest.mark.parametrize("flags", [["--seed", "3"], ["--points", "40", "--data-seed", "5", "--seed", "2"]])
