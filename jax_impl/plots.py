@@ -165,6 +165,9 @@ class SnapshotGrid:
         self.ax = self.fig.add_subplot(self.rows, GRID_COLUMNS, 1)  # where tight_layout measures: the default size
         # The line and label are animated (out of the background): y stands in for a prediction, t for a step.
         self.line, self.label = _draw_snapshot(self.ax, self.x, np.ravel(y), np.ravel(y), 0, [np.nan], fontsize=11)
+        # What save() starts from, each time: the data's limits (it adds every snapshot's) and the default subplot's
+        # place (where tight_layout measures; save() moves the axes from panel to panel).
+        self.data_limits, self.position = self.ax.dataLim.frozen(), self.ax.get_position().frozen()
         # The white figure and the title, as every panel's canvas starts
         self.ax.set_visible(False)
         self.fig.canvas.draw()
@@ -175,6 +178,8 @@ class SnapshotGrid:
         """snapshots: (S, N, 1) predictions at the steps; losses: (T,) all per-step losses. A PNG at `path`."""
         fig, ax, line, label, rows, steps = self.fig, self.ax, self.line, self.label, self.rows, self.steps
         predictions = [np.ravel(p) for p in snapshots]
+        ax.dataLim.set(self.data_limits)
+        ax.set_position(self.position)
         for prediction in predictions:  # shared y limits: every panel's line in view
             ax.update_datalim(np.column_stack([self.x, prediction]))
         ax.autoscale_view()

@@ -37,6 +37,30 @@ def test_same_inputs_same_bytes(notebook_run, tmp_path):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
 
 
+
+def test_figures_built_before_the_results_draw_what_fresh_ones_draw(notebook_run, tmp_path):
+    """The picture process builds the grid, the animation and the loss curve before the results (and draws the loss
+    curve once with stand-in curves): saved, and saved again after another run's results, they match fresh figures."""
+    x, y, steps, snapshots, losses, title = (notebook_run[k] for k in ("x", "y", "steps", "snapshots", "losses",
+                                                                      "title"))
+    grid, animation = plots.SnapshotGrid(x, y, steps, title), plots.SnapshotAnimation(x, y)
+    loss = plots.LossCurves([title])
+    loss.warm_up()
+    other = tmp_path / "other"
+    other.mkdir()
+    # first a run whose fits leave the data's range (the grid's y limits grow), then the notebook's run
+    for run_snapshots, run_losses, folder in ((snapshots * 3 - 1, losses * 10, other), (snapshots, losses, tmp_path)):
+        grid.save(run_snapshots, run_losses, folder / "snapshots.png")
+        animation.save(run_snapshots, steps, run_losses, folder / "learning.gif")
+        loss.save([run_losses], folder / "loss.png")
+    for name in ("snapshots.png", "learning.gif", "loss.png"):
+        assert (other / name).read_bytes() != (tmp_path / name).read_bytes(), name
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    draw_pictures(fresh, **notebook_run)
+    for name in ("snapshots.png", "learning.gif", "loss.png"):
+        assert (tmp_path / name).read_bytes() == (fresh / name).read_bytes(), name
+
 def test_a_failed_write_keeps_the_old_picture(notebook_run, tmp_path, monkeypatch):
     """Every picture is encoded by PIL's save (matplotlib's PNGs too), into its file or into memory first; one that
     fails half-way leaves what was there."""
