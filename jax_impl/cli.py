@@ -4,6 +4,7 @@ import argparse
 import math
 import os
 import pathlib
+import signal
 import sys
 
 from jax_impl.params_io import InputError
@@ -173,6 +174,8 @@ def run_main(main) -> None:
     except InputError as e:
         fail(str(e))
     except KeyboardInterrupt:
+        # A second Ctrl-C would break the exit's wait for the picture process, which ends on the first (outputs.py)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         print(f"{pathlib.Path(sys.argv[0]).name}: interrupted", file=sys.stderr)
         raise SystemExit(INTERRUPTED) from None
 

@@ -1,7 +1,9 @@
 """The files a training run leaves in its output folder; shared by train_jax.py and train_torch.py (no jax here)."""
 
 import contextlib
+import functools
 import json
+import os
 import pathlib
 import signal
 import sys
@@ -9,7 +11,8 @@ import sys
 import numpy as np
 
 from jax_impl import weights
-from jax_impl.params_io import save_bytes, save_text
+from jax_impl.cli import INTERRUPTED
+from jax_impl.params_io import InputError, save_bytes, save_text
 
 
 def snapshot_steps(steps: int, every: int) -> list[int]:
@@ -60,12 +63,42 @@ def _can_fork() -> bool:
     return sys.platform.startswith("linux") and not {"jax", "torch"} & sys.modules.keys()
 
 
-def _leave_interrupts_to_the_run() -> None:
-    """Ctrl-C reaches every process of the terminal's group: the picture process (and its fork) let the run decide,
-    which ends them (cli.run_main), rather than stop half-way through an import or a picture."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+_BUSY = False  # whether this picture process is in one of its tasks (_task): how _on_interrupt treats Ctrl-C
 
 
+def _on_interrupt(signum, frame) -> None:
+    """Ctrl-C reaches every process of the terminal's group, the picture processes too. In a task, stop it as Python
+    does (KeyboardInterrupt: a picture half-written is removed, atomic_path) and wait for the run, which ends on the
+    same Ctrl-C (cli.run_main) and then ends this process; between tasks, nothing is being written: end now. (Ignoring
+    Ctrl-C here instead let a second Ctrl-C, which breaks the run's wait for this process, leave it running forever.)"""
+    if _BUSY:
+        raise KeyboardInterrupt
+    os._exit(INTERRUPTED)
+
+
+def _start() -> None:
+    """Each picture process (and the fork that draws the grid) first: Ctrl-C as _on_interrupt says, between tasks."""
+    global _BUSY
+    _BUSY = False
+    signal.signal(signal.SIGINT, _on_interrupt)
+
+
+def _task(function):
+    """A picture-process task: _BUSY while it runs."""
+
+    @functools.wraps(function)
+    def run(*args, **kwargs):
+        global _BUSY
+        _BUSY = True
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _BUSY = False
+
+    return run
+
+
+@_task
 def _prepare_run(steps, title: str) -> None:
     """In the picture process, first: import matplotlib (~0.4 s) and build the loss curve's figure (warmed up: its
     log axis' labels laid out), which needs only the run's title."""
@@ -76,6 +109,7 @@ def _prepare_run(steps, title: str) -> None:
     _PREPARED.update(steps=list(steps), title=title, loss=loss)
 
 
+@_task
 def _draw_from_data(x, y) -> None:
     """In the picture process, while the run trains: data.png drawn and encoded (kept in memory: a run that diverges
     writes nothing), learning.gif's axes and the grid's figure."""
@@ -89,25 +123,29 @@ def _draw_from_data(x, y) -> None:
     _PREPARED.update(x=x, y=y, data_png=data_png, animation=animation, grid=grid)
 
 
+@_task
 def _save_grid(snapshots, losses, path) -> None:
     _PREPARED["grid"].save(snapshots, losses, path)
 
 
-def _draw_the_rest(out: pathlib.Path, *, x, y, steps, snapshots, losses, title: str) -> list[str]:
+@_task
+def _draw_the_rest(out: pathlib.Path, *, x, y, steps, snapshots, losses, title: str) -> tuple[list[str], str]:
     """In the picture process, with the results: the four pictures in `out`, each written atomically, from what
     _prepare_run and _draw_from_data drew if they had these steps, title, x and y (else drawn whole here). The grid
-    is drawn by a fork of this process meanwhile, on the core that the training process no longer needs."""
+    is drawn by a fork of this process meanwhile, on the core that the training process no longer needs. Returns
+    the names written and how they were drawn (PictureProcess.how)."""
     import concurrent.futures
     import multiprocessing
 
     prepared = "grid" in _PREPARED and (_PREPARED["steps"], _PREPARED["title"]) == (list(steps), title) and all(
         np.array_equal(_PREPARED[k], v) for k, v in (("x", x), ("y", y)))
     if not prepared:
-        return draw_pictures(out, x=x, y=y, steps=steps, snapshots=snapshots, losses=losses, title=title)
+        return draw_pictures(out, x=x, y=y, steps=steps, snapshots=snapshots, losses=losses, title=title), WHOLE
+    forked = _can_fork()
     with contextlib.ExitStack() as stack:
-        if _can_fork():  # the fork has the grid's figure as this process built it
+        if forked:  # the fork has the grid's figure as this process built it
             helper = stack.enter_context(concurrent.futures.ProcessPoolExecutor(
-                1, mp_context=multiprocessing.get_context("fork")))
+                1, mp_context=multiprocessing.get_context("fork"), initializer=_start))
             grid = helper.submit(_save_grid, snapshots, losses, out / "snapshots.png")
         else:
             _save_grid(snapshots, losses, out / "snapshots.png")
@@ -117,7 +155,12 @@ def _draw_the_rest(out: pathlib.Path, *, x, y, steps, snapshots, losses, title: 
         _PREPARED["loss"].save([losses], out / "loss.png")
         if grid is not None:
             grid.result()  # a drawing error comes back here as the exception it was
-    return list(PICTURES)
+    return list(PICTURES), PREPARED_FORKED if forked else PREPARED
+
+
+# How a PictureProcess drew: from the results alone; with figures built before them (the grid in this process, or in
+# a fork of it); or, its process gone, in the run's own process.
+WHOLE, PREPARED, PREPARED_FORKED, IN_THIS_PROCESS = "whole", "prepared", "prepared, grid in a fork", "in this process"
 
 
 class PictureProcess:
@@ -134,19 +177,30 @@ class PictureProcess:
         import concurrent.futures
         import multiprocessing
 
+        self.how = None  # after draw(): WHOLE, PREPARED or PREPARED_FORKED (what the tests check), or IN_THIS_PROCESS
         self.pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context(
-            "fork" if _can_fork() else "spawn"), initializer=_leave_interrupts_to_the_run)
+            "fork" if _can_fork() else "spawn"), initializer=_start)
         self.pool.submit(_prepare_run, list(steps), title)  # the pool starts its process with its first task
 
     def draw_from_data(self, x, y) -> None:
         """Start on what the data x and y (N, 1) decide (data.png, the animation's axes, the grid's figure);
         nothing is written yet."""
-        self.pool.submit(_draw_from_data, np.asarray(x), np.asarray(y))
+        from concurrent.futures.process import BrokenProcessPool
+
+        with contextlib.suppress(BrokenProcessPool):  # draw() draws here then
+            self.pool.submit(_draw_from_data, np.asarray(x), np.asarray(y))
 
     def draw(self, out: pathlib.Path, **arrays) -> list[str]:
-        """The four pictures in `out` (arrays: x, y, steps, snapshots, losses, title); the process ends after."""
-        with self.pool:
-            return self.pool.submit(_draw_the_rest, out, **arrays).result()
+        """The four pictures in `out` (arrays: x, y, steps, snapshots, losses, title); the process ends after. If it
+        has ended already (killed, or by a Ctrl-C that the run did not see), they are drawn in this process."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            with self.pool:
+                names, self.how = self.pool.submit(_draw_the_rest, out, **arrays).result()
+        except BrokenProcessPool:
+            names, self.how = draw_pictures(out, **arrays), IN_THIS_PROCESS
+        return names
 
 
 def start_picture_process(steps, title: str) -> PictureProcess:
@@ -167,8 +221,9 @@ def write_outputs(out: pathlib.Path, *, x, y, steps, snapshots, losses, params, 
     if plots:
         arrays = {"x": np.asarray(x), "y": np.asarray(y), "steps": list(steps), "snapshots": np.asarray(snapshots),
                   "losses": np.asarray(losses)}
-        if pictures is None:
-            written += draw_pictures(out, **arrays, title=title)
-        else:
-            written += pictures.draw(out, **arrays, title=title)
+        try:
+            written += (draw_pictures if pictures is None else pictures.draw)(out, **arrays, title=title)
+        except OSError as e:  # a full disk, a folder where a picture goes: one line
+            where = e.filename2 or e.filename or out  # filename2: the picture that a temporary file was to replace
+            raise InputError(f"cannot write {where}: {e.strerror or e}") from None
     return written

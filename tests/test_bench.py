@@ -52,7 +52,6 @@ def test_table_and_targets_from_records():
     assert "ensemble of 256: JAX on 2 device(s) 2.5x faster than batched torch eager (target >= 3x: NOT met)" in targets
 
 
-
 def test_pictures_target_from_paired_process_records():
     """The default run against its --no-plots pairs: the paired ratio judged against issue 11's 1.4x for JAX only."""
     paired = {"paired_ratio_p25": 1.2, "paired_ratio_p75": 1.45, "paired_rounds": 10, "paired_base_median_s": 1.0}
@@ -65,6 +64,7 @@ def test_pictures_target_from_paired_process_records():
             "median of 10 paired runs (quartiles 1.20-1.45)") in targets
     over = [records[0] | {"paired_ratio_median": 1.41}]
     assert any(line.endswith("target <= 1.4x: NOT met)") for line in bench.target_lines(over))
+
 
 def test_tiny_run_end_to_end(script, tmp_path):
     out_json, out_png = tmp_path / "r.json", tmp_path / "r.png"

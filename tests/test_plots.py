@@ -2,6 +2,7 @@
 this process or a picture process, written whole or not at all, the grid's panels where tight_layout puts subplots
 with shared axes, and no pyplot."""
 
+import os
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ import pytest
 from conftest import ROOT, read_image
 from PIL import Image
 
-from jax_impl import data, plots, train
+from jax_impl import data, outputs, plots, train
 from jax_impl.model import param_shapes
 from jax_impl.outputs import draw_pictures, start_picture_process, write_outputs
 
@@ -35,7 +36,6 @@ def test_same_inputs_same_bytes(notebook_run, tmp_path):
     assert sorted(p.name for p in first.iterdir()) == PICTURES  # and no temporary file left behind
     for name in PICTURES:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
-
 
 
 def test_figures_built_before_the_results_draw_what_fresh_ones_draw(notebook_run, tmp_path):
@@ -150,11 +150,12 @@ def test_importing_plots_leaves_pyplot_out():
     assert done.stdout.split() == ["False", "True"], done.stderr
 
 
-@pytest.mark.parametrize("given", ["the run's data", "other data", "no data", "another title"])
+@pytest.mark.parametrize("given", ["the run's data", "other data", "no data", "another title", "a process gone"])
 def test_the_picture_process_draws_the_same_bytes(notebook_run, tmp_path, given):
     """write_outputs with a picture process (here a fresh interpreter: this process runs JAX) writes what drawing in
     this process writes: given the run's data before the results, as the scripts give it (it draws part of the
-    pictures then), or other data, none, or another title (it draws them all from the results)."""
+    pictures then), or other data, none, or another title (it draws them all from the results), or when its process
+    is gone (they are drawn in this one)."""
     here, there = tmp_path / "here", tmp_path / "there"
     here.mkdir(), there.mkdir()
     draw_pictures(here, **notebook_run)
@@ -165,11 +166,18 @@ def test_the_picture_process_draws_the_same_bytes(notebook_run, tmp_path, given)
         pictures.draw_from_data(x, y)
     elif given == "other data":
         pictures.draw_from_data(x, y + 1)
+    elif given == "a process gone":
+        pictures.pool.submit(os._exit, 1)  # as if killed: draw() draws in this process
     written = write_outputs(there, params=params, plots=True, pictures=pictures, **notebook_run)
     assert sorted(written) == sorted(["params.npz", "model.safetensors", "losses.json", *PICTURES])
     assert sorted(p.name for p in there.iterdir()) == sorted(written)  # and no temporary file left behind
     for name in PICTURES:
         assert (there / name).read_bytes() == (here / name).read_bytes(), name
+    # The figures built before the results are used only for the run they were built for (and the fresh interpreter,
+    # which runs neither JAX nor torch, forks for the grid on Linux)
+    prepared = outputs.PREPARED_FORKED if sys.platform.startswith("linux") else outputs.PREPARED
+    assert pictures.how == {"the run's data": prepared, "a process gone": outputs.IN_THIS_PROCESS}.get(
+        given, outputs.WHOLE)
 
 
 def test_the_scripts_picture_processes_draw_the_same_bytes(notebook_run, tmp_path):
@@ -191,10 +199,11 @@ def test_the_scripts_picture_processes_draw_the_same_bytes(notebook_run, tmp_pat
         params = {{name: np.zeros(shape, np.float32) for name, shape in param_shapes(20).items()}}
         outputs.write_outputs(__import__("pathlib").Path({str(there)!r}), params=params, plots=True,
                               pictures=pictures, **run)
-        print(outputs._can_fork(), "jax" in sys.modules)
+        print(repr(pictures.how), "jax" in sys.modules)
     """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == [str(sys.platform.startswith("linux")), "False"]
+    linux = sys.platform.startswith("linux")
+    assert done.stdout.splitlines() == [f"{outputs.PREPARED_FORKED if linux else outputs.PREPARED!r} False"]
     for name in PICTURES:
         assert (there / name).read_bytes() == (here / name).read_bytes(), name

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -119,14 +120,25 @@ def test_divergence_names_the_step_and_keeps_earlier_outputs(tmp_path, script):
     assert (tmp_path / "losses.json").read_text() == "[1.0]"
 
 
+def start_run(out, *flags):
+    """train_jax.py in a process group of its own (as a terminal runs it), its stdout unbuffered: a pipe's lines come
+    as they are printed."""
+    return subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train_jax.py"), *flags, "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def assert_group_gone(run):
+    with pytest.raises(ProcessLookupError):  # the picture process (and its fork) ended with the run
+        os.killpg(run.pid, 0)
+
+
 def test_ctrl_c_is_one_line_and_leaves_no_process(tmp_path):
     """Ctrl-C (SIGINT to the terminal's process group: the run, its picture process) while the run trains: exit 130,
     one line, the earlier run's files untouched and no process left. 400,000 steps train for ~1 s after "Net(" is
     printed, so the signal lands in training."""
     (tmp_path / "losses.json").write_text("[1.0]")
-    run = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train_jax.py"), "--steps", "400000",
-                            "--log-every", "100000", "--out", str(tmp_path)], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=True)
+    run = start_run(tmp_path, "--steps", "400000", "--log-every", "100000")
     try:
         assert run.stdout.readline().startswith("Net(")
         os.killpg(run.pid, signal.SIGINT)
@@ -136,8 +148,36 @@ def test_ctrl_c_is_one_line_and_leaves_no_process(tmp_path):
     assert run.returncode == 130 and stderr.strip() == "train_jax.py: interrupted"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["losses.json"]
     assert (tmp_path / "losses.json").read_text() == "[1.0]"
-    with pytest.raises(ProcessLookupError):  # the group is gone: the picture process ended with the run
-        os.killpg(run.pid, 0)
+    assert_group_gone(run)
+
+
+def test_two_quick_ctrl_c_leave_no_process(tmp_path):
+    """Two Ctrl-C 0.2 s apart while JAX starts and the picture process imports matplotlib: the run ends (a picture
+    process that ignored Ctrl-C was left waiting for a run whose exit the second one broke: a hang) and no process is
+    left. JAX may swallow a KeyboardInterrupt that lands in its garbage-collection callback; then the run goes on and
+    ends normally, which is also allowed here."""
+    run = start_run(tmp_path, "--steps", "400000", "--log-every", "100000")
+    try:
+        for delay in (0.3, 0.2):
+            time.sleep(delay)
+            os.killpg(run.pid, signal.SIGINT)
+        _, stderr = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode in (0, 130), stderr
+    if run.returncode == 130:
+        assert stderr.strip().splitlines()[-1] == "train_jax.py: interrupted"
+    time.sleep(0.5)  # the picture process ends after the run: give it the time its exit takes
+    assert_group_gone(run)
+
+
+def test_a_picture_that_cannot_be_written_is_one_line(tmp_path):
+    """A folder where snapshots.png goes: the picture process' OSError becomes one line and exit 2."""
+    (tmp_path / "snapshots.png").mkdir()
+    run = start_run(tmp_path)
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 2 and len(stderr.strip().splitlines()) == 1, stderr
+    assert "snapshots.png" in stderr and "Is a directory" in stderr
 
 
 @pytest.mark.parametrize("flags", [["--seed", "3"], ["--points", "40", "--data-seed", "5", "--seed", "2"]])
