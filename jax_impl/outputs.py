@@ -84,16 +84,17 @@ def _start() -> None:
 
 
 def _task(function):
-    """A picture-process task: _BUSY while it runs."""
+    """A picture-process task: _BUSY while it runs (and still after, if it ran inside another: _draw_the_rest draws
+    the grid itself where it cannot fork)."""
 
     @functools.wraps(function)
     def run(*args, **kwargs):
         global _BUSY
-        _BUSY = True
+        outer, _BUSY = _BUSY, True
         try:
             return function(*args, **kwargs)
         finally:
-            _BUSY = False
+            _BUSY = outer
 
     return run
 

@@ -207,3 +207,13 @@ def test_the_scripts_picture_processes_draw_the_same_bytes(notebook_run, tmp_pat
     assert done.stdout.splitlines() == [f"{outputs.PREPARED_FORKED if linux else outputs.PREPARED!r} False"]
     for name in PICTURES:
         assert (there / name).read_bytes() == (here / name).read_bytes(), name
+
+
+def test_ctrl_c_in_a_task_within_a_task_still_stops_the_task():
+    """The picture process ends at once on Ctrl-C only between tasks (outputs._on_interrupt): a task run inside
+    another (the grid where the process cannot fork) leaves it in a task until the outer one ends."""
+    seen = []
+    inner = outputs._task(lambda: seen.append(outputs._BUSY))
+    outer = outputs._task(lambda: (inner(), seen.append(outputs._BUSY)))
+    outer()
+    assert seen == [True, True] and outputs._BUSY is False
