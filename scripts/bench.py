@@ -407,10 +407,7 @@ def process_records(runs: int, device: str) -> list[dict]:
                 "min_s": min(walls), "max_s": max(walls), "repeats": len(walls)}
             paired = {}
             if bases and not error:
-                ratios = [wall / base for wall, base in zip(walls, bases)]
-                quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
-                paired = {"paired_ratio_median": statistics.median(ratios), "paired_ratio_p25": quartiles[0],
-                          "paired_ratio_p75": quartiles[2], "paired_rounds": len(ratios),
+                paired = {**floor.paired_summary([wall / base for wall, base in zip(walls, bases)]),
                           "paired_base_median_s": statistics.median(bases)}
             records.append(make_record(framework, variant, device, *NOTEBOOK, 201, 1, timing, error, **paired))
             print(f"bench: {framework} {variant:30s} median {statistics.median(walls):.2f} s over {len(walls)} runs"

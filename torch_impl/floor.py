@@ -97,6 +97,11 @@ def paired_ratio(run_fused, points, hidden, steps, device, rounds: int) -> dict:
         fused = timed(run_fused)
         floor = min(timed(lambda run=run: run(sigmoid_passes, fma_passes)) for run in programs)
         ratios.append(fused / floor)
-    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+    return paired_summary(ratios)
+
+
+def paired_summary(ratios) -> dict:
+    """Ratios of times taken side by side, one per round: their median, quartiles and count (bench.py's records)."""
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else list(ratios) * 3
     return {"paired_ratio_median": statistics.median(ratios), "paired_ratio_p25": quartiles[0],
-            "paired_ratio_p75": quartiles[2], "paired_rounds": rounds}
+            "paired_ratio_p75": quartiles[2], "paired_rounds": len(ratios)}
