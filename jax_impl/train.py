@@ -72,7 +72,7 @@ def trajectory(params, x, y, lr, *, optimizer: str = "adam", steps: int = 201, e
 
     The steps run as chunks of `every`, each an inner scan whose first prediction is the chunk's snapshot: an
     (every, N) buffer per chunk, never (steps, N), and at the notebook's size both loops stay under XLA:CPU's
-    small-loop threshold (xla_options), so the whole run compiles to one kernel.
+    small-loop threshold (xla_cpu.SMALL_LOOP_BYTES), so the whole run compiles to one kernel.
     """
     tx = make_optimizer(optimizer, jnp.asarray(lr, x.dtype))
     update = make_step(tx)
@@ -97,7 +97,7 @@ def trajectory(params, x, y, lr, *, optimizer: str = "adam", steps: int = 201, e
     return Trajectory(carry[0], losses, snapshots)
 
 
-# N * H up to which fit compiles with xla_options.CPU_COMPILER_OPTIONS (why: see there); above, XLA's defaults.
+# N * H up to which fit compiles with xla_cpu.CPU_COMPILER_OPTIONS (why: see there); above, XLA's defaults.
 SMALL_FIT_UP_TO = 2**13
 
 
