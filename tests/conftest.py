@@ -64,11 +64,25 @@ def assert_trees_close(actual, expected, *, rtol: float, atol: float = 0.0) -> N
         np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=name)
 
 
+def _script_call(name: str, args, env) -> tuple[list[str], dict]:
+    """The command line and environment that run scripts/NAME with args (stdout unbuffered: a pipe's lines come as
+    they are printed)."""
+    return ([sys.executable, str(ROOT / "scripts" / name), *map(str, args)],
+            {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+
+
 def run_script(name: str, *args, env=None, timeout=300) -> subprocess.CompletedProcess:
     """Run scripts/NAME with args in a fresh process; returns the completed process (text output)."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / name), *map(str, args)], capture_output=True,
-                          text=True, cwd=ROOT, env=full_env, timeout=timeout)
+    command, full_env = _script_call(name, args, env)
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=full_env, timeout=timeout)
+
+
+def start_script(name: str, *args, env=None) -> subprocess.Popen:
+    """Start scripts/NAME with args in a process group of its own, as a terminal runs it (a test can signal the
+    group); stdout and stderr are pipes (text)."""
+    command, full_env = _script_call(name, args, env)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env=full_env, start_new_session=True)
 
 
 @pytest.fixture

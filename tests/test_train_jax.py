@@ -3,13 +3,11 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
-from conftest import NOTEBOOK_LOG, ROOT, assert_loss_log, assert_notebook_pictures
+from conftest import NOTEBOOK_LOG, assert_loss_log, assert_notebook_pictures, start_script
 
 from jax_impl import weights
 from jax_impl.params_io import load_params
@@ -120,14 +118,6 @@ def test_divergence_names_the_step_and_keeps_earlier_outputs(tmp_path, script):
     assert (tmp_path / "losses.json").read_text() == "[1.0]"
 
 
-def start_run(out, *flags):
-    """train_jax.py in a process group of its own (as a terminal runs it), its stdout unbuffered: a pipe's lines come
-    as they are printed."""
-    return subprocess.Popen([sys.executable, str(ROOT / "scripts" / "train_jax.py"), *flags, "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-
 def assert_group_gone(run):
     with pytest.raises(ProcessLookupError):  # the picture process (and its fork) ended with the run
         os.killpg(run.pid, 0)
@@ -138,7 +128,7 @@ def test_ctrl_c_is_one_line_and_leaves_no_process(tmp_path):
     one line, the earlier run's files untouched and no process left. 400,000 steps train for ~1 s after "Net(" is
     printed, so the signal lands in training."""
     (tmp_path / "losses.json").write_text("[1.0]")
-    run = start_run(tmp_path, "--steps", "400000", "--log-every", "100000")
+    run = start_script("train_jax.py", "--steps", "400000", "--log-every", "100000", "--out", tmp_path)
     try:
         assert run.stdout.readline().startswith("Net(")
         os.killpg(run.pid, signal.SIGINT)
@@ -156,7 +146,7 @@ def test_two_quick_ctrl_c_leave_no_process(tmp_path):
     process that ignored Ctrl-C was left waiting for a run whose exit the second one broke: a hang) and no process is
     left. JAX may swallow a KeyboardInterrupt that lands in its garbage-collection callback; then the run goes on and
     ends normally, which is also allowed here."""
-    run = start_run(tmp_path, "--steps", "400000", "--log-every", "100000")
+    run = start_script("train_jax.py", "--steps", "400000", "--log-every", "100000", "--out", tmp_path)
     try:
         for delay in (0.3, 0.2):
             time.sleep(delay)
@@ -171,13 +161,12 @@ def test_two_quick_ctrl_c_leave_no_process(tmp_path):
     assert_group_gone(run)
 
 
-def test_a_picture_that_cannot_be_written_is_one_line(tmp_path):
+def test_a_picture_that_cannot_be_written_is_one_line(tmp_path, script):
     """A folder where snapshots.png goes: the picture process' OSError becomes one line and exit 2."""
     (tmp_path / "snapshots.png").mkdir()
-    run = start_run(tmp_path)
-    _, stderr = run.communicate(timeout=120)
-    assert run.returncode == 2 and len(stderr.strip().splitlines()) == 1, stderr
-    assert "snapshots.png" in stderr and "Is a directory" in stderr
+    result = script("train_jax.py", "--out", tmp_path)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "snapshots.png" in result.stderr and "Is a directory" in result.stderr
 
 
 @pytest.mark.parametrize("flags", [["--seed", "3"], ["--points", "40", "--data-seed", "5", "--seed", "2"]])
