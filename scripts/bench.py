@@ -12,11 +12,11 @@ than --budget-s / repeats, never fewer than 3), reported as median, min and max.
     jax    jit step loop       jax.jit(train.make_step(tx)) called 201 times from Python: what a direct port does
     jax    ensemble            sharding.fit_sharded, as sweep.py runs it: ensemble.fit_ensemble's program on every
                                host device (one per core, cli.setup_jax), E/devices models each
-    torch  eager               torch_impl.train.fit: the notebook's loop
+    torch  eager               torch_impl.twin.train.fit: the notebook's loop
     torch  compile             the same loop with torch.compile'd forward + loss and optimizer step (not in --quick:
                                its first call compiles C++ for ~50 s on 2 cores)
     torch  cuda graph          one captured step replayed 201 times (GPU only)
-    torch  ensemble            torch_impl.ensemble.fit_ensemble_torch, E models batched (where that module exists)
+    torch  ensemble            torch_impl.twin.ensemble.fit_ensemble_torch, E models batched (where that module exists)
     jax    arithmetic floor    (CPU) FLOPs and sigmoids per step over this core's rates, measured by jitted kernels
     jax/torch process          the whole `python scripts/train_jax.py --no-plots` (JAX's persistent compilation cache
                                warm, cold, off) and `python scripts/train_torch.py --no-plots`: imports included;
@@ -38,9 +38,9 @@ import sys
 import tempfile
 import time
 
-from jax_impl import cli
-from jax_impl.params_io import save_text
-from torch_impl import floor
+from jax_impl.app import cli
+from jax_impl.files.params_io import save_text
+from torch_impl.bench import floor
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -160,7 +160,7 @@ def jax_inputs(points: int, hidden: int, device):
     weights key 1), by the scripts' own rule (data.run_inputs)."""
     import jax
 
-    from jax_impl import data
+    from jax_impl.core import data
 
     flags = {} if (points, hidden) == NOTEBOOK else {"seed": 1, "points": points}
     params, x, y = data.run_inputs(hidden=hidden, **flags)
@@ -171,7 +171,7 @@ def jax_fused(x, y, params, steps):
     import jax
     import jax.numpy as jnp
 
-    from jax_impl import train
+    from jax_impl.core import train
 
     lr = jnp.asarray(LR, x.dtype)
     return lambda: jax.block_until_ready(train.fit(params, x, y, lr, steps=steps, every=EVERY))
@@ -182,9 +182,9 @@ def jax_step_loop(x, y, params, steps):
     import jax
     import jax.numpy as jnp
 
-    from jax_impl import train
+    from jax_impl.core import optimizers, train
 
-    tx = train.make_optimizer("adam", jnp.asarray(LR, x.dtype))
+    tx = optimizers.make_optimizer("adam", jnp.asarray(LR, x.dtype))
     step = jax.jit(train.make_step(tx))
 
     def run():
@@ -204,7 +204,7 @@ def jax_ensemble(x, y, models, hidden, steps):
     import jax
     import numpy as np
 
-    from jax_impl import ensemble, sharding
+    from jax_impl.core import ensemble, sharding
 
     params = jax.tree.map(np.asarray, ensemble.init_ensemble(list(range(models)), hidden))
     lrs = np.full(models, LR, np.asarray(x).dtype)
@@ -218,7 +218,7 @@ def torch_inputs(x, y, params, device: str):
     import numpy as np
     import torch
 
-    from torch_impl.convert import to_state_dict
+    from torch_impl.twin.convert import to_state_dict
 
     dev = "cuda" if device == "gpu" else "cpu"
     xt, yt = (torch.tensor(np.array(a)).to(dev) for a in (x, y))
@@ -234,7 +234,7 @@ def torch_sync(device: str):
 
 
 def fresh_net(state, hidden, device):
-    from torch_impl.model import Net
+    from torch_impl.twin.model import Net
 
     net = Net(1, hidden, 1).to("cuda" if device == "gpu" else "cpu")
     net.load_state_dict(state)
@@ -242,8 +242,8 @@ def fresh_net(state, hidden, device):
 
 
 def torch_eager(xt, yt, state, hidden, steps, device):
-    """The notebook's loop (torch_impl.train.fit), from the same weights every run (load_state_dict: 4 small copies)."""
-    from torch_impl import train as torch_train
+    """The notebook's loop (torch_impl.twin.train.fit), from the same weights every run (load_state_dict)."""
+    from torch_impl.twin import train as torch_train
 
     def run():
         losses, _ = torch_train.fit(fresh_net(state, hidden, device), xt, yt, lr=LR, optimizer="adam", steps=steps,
@@ -268,7 +268,7 @@ def reset_in_place(net, opt, state):
 
 
 def torch_compiled(xt, yt, state, hidden, steps, device):
-    """torch_impl.train.fit's loop with torch.compile'd forward + loss and optimizer step (torch's recipe for both)."""
+    """twin.train.fit's loop with torch.compile'd forward + loss and optimizer step (torch's recipe for both)."""
     import torch
 
     net = fresh_net(state, hidden, device)
@@ -335,11 +335,11 @@ def torch_ensemble(x, y, models, hidden, steps, device):
     import jax
     import numpy as np
 
-    from jax_impl import ensemble
-    from torch_impl import ensemble as torch_ens
+    from jax_impl.core import ensemble
+    from torch_impl.twin import ensemble as torch_ens
 
     if device == "gpu":
-        raise RuntimeError("torch_impl.ensemble.fit_ensemble_torch runs on the CPU only")
+        raise RuntimeError("torch_impl.twin.ensemble.fit_ensemble_torch runs on the CPU only")
     params = jax.tree.map(np.array, ensemble.init_ensemble(list(range(models)), hidden))  # writable copies
     lrs = np.full(models, LR)
     return lambda: torch_ens.fit_ensemble_torch(params, x, y, lrs, optimizer="adam", steps=steps)
@@ -566,7 +566,7 @@ def target_lines(records) -> list[str]:
 
 def plot(records, path) -> None:
     """Log-log: steady-state median against points, one panel per width; ensembles against models."""
-    from jax_impl.plots import plt, save_png  # pyplot on the headless Agg backend
+    from jax_impl.app.plots import plt, save_png  # pyplot on the headless Agg backend
 
     widths = sorted({r["hidden"] for r in records if r["models"] == 1 and "process" not in r["variant"]})
     ensembles = [r for r in records if "ensemble" in r["variant"] and r["median_s"]]
@@ -635,8 +635,8 @@ def run_sizes(records, args, device_obj):
 def run_ensembles(records, args, device_obj):
     """torch's first, as in run_sizes."""
     try:
-        import jax_impl.ensemble  # noqa: F401
-        import torch_impl.ensemble  # noqa: F401
+        import jax_impl.core.ensemble  # noqa: F401
+        import torch_impl.twin.ensemble  # noqa: F401
     except ImportError as e:
         print(f"bench: no ensemble variants ({e})", file=sys.stderr)
         return

@@ -9,7 +9,7 @@
 
 Reports the largest relative difference of the per-step losses, the largest absolute difference of the final
 parameters, and the largest relative difference of the gradients at the initial weights, each against a named
-tolerance (torch_impl/compare.py, TOLERANCES); writes --out/compare.png (both loss curves and the per-step relative
+tolerance (torch_impl/checks/compare.py); writes --out/compare.png (both loss curves and the per-step relative
 difference, log scales). Exit codes: 0 agree, 1 disagree beyond a tolerance, 2 bad input, 3 the loss turned
 non-finite (the finite steps before it are compared and reported, no plot is written).
 """
@@ -18,14 +18,15 @@ import argparse
 import json
 import math
 
-from jax_impl import cli
+from jax_impl.app import cli
+from jax_impl.core.optimizers import OPTIMIZERS
 
 
 def parse_args(argv=None):
     p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=cli.positive_int, default=201, help="training steps (notebook: 201)")
     p.add_argument("--lr", type=cli.positive_float, default=0.2, help="learning rate (notebook: 0.2)")
-    p.add_argument("--optimizer", choices=cli.OPTIMIZERS, default="adam", help="adam (notebook) or sgd (its comment)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="adam (notebook) or sgd (its comment)")
     p.add_argument("--hidden", type=cli.positive_int, default=20, help="hidden width (notebook: 20)")
     p.add_argument("--seed", type=cli.non_negative_int, default=None,
                    help="initial weights from jax.random.key(SEED) (as train_jax.py) instead of the notebook's")
@@ -51,7 +52,7 @@ def parse_args(argv=None):
 
 def inputs(args, dtype):
     """The same data and initial weights as train_jax.py would use for these flags: (params, x, y)."""
-    from jax_impl import data
+    from jax_impl.core import data
 
     return data.run_inputs(seed=args.seed, hidden=args.hidden, points=args.points, noise=args.noise,
                            data_seed=args.data_seed, torch_seed=args.torch_seed, init=args.init_params, dtype=dtype)
@@ -61,7 +62,7 @@ def plot(result, path):
     """Left: both loss curves (log y). Right: per-step relative difference (log y) and its tolerance."""
     import numpy as np
 
-    from jax_impl.plots import plt, save_png  # pyplot on the headless Agg backend
+    from jax_impl.app.plots import plt, save_png  # pyplot on the headless Agg backend
 
     jax_losses, torch_losses = result["losses"]["jax"], result["losses"]["torch"]
     steps = np.arange(len(jax_losses))
@@ -99,7 +100,7 @@ def summary_lines(result) -> list[str]:
 
 
 def attribution_lines(reference_losses, variants, gradients) -> tuple[list[str], list[dict]]:
-    from torch_impl.compare import rel_loss_diff
+    from torch_impl.checks.compare import rel_loss_diff
 
     rows = []
     for v in variants:
@@ -129,7 +130,7 @@ def main(argv=None):
 
     import jax.numpy as jnp
 
-    from torch_impl import compare as C
+    from torch_impl.checks import compare as C
 
     params, x, y = inputs(args, jnp.float64 if args.x64 else jnp.float32)
     result = C.compare(params, x, y, lr=args.lr, optimizer=args.optimizer, steps=args.steps)

@@ -4,7 +4,7 @@
     python scripts/convert_weights.py out/params.npz net.safetensors # the port's -> torch's names and layout
     python scripts/convert_weights.py out/model.safetensors net.pt   # -> a file torch.load(weights_only=True) reads
 
-Formats by suffix (jax_impl/weights.py): .pt/.pth, a torch state_dict (needs torch; read with
+Formats by suffix (jax_impl/files/weights.py): .pt/.pth, a torch state_dict (needs torch; read with
 torch.load(..., weights_only=True), which runs nothing but tensors); .safetensors, torch's names and layout with
 metadata {"format": "pt"} (no torch needed); .npz, the port's w1 (1,H), b1 (H,), w2 (H,1), b2 (1,). Every direction;
 float32 and float64 are kept bit for bit, float16 and bfloat16 become float32 (exactly), so a round trip changes
@@ -18,7 +18,8 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from jax_impl import cli, weights  # noqa: E402
+from jax_impl.app import cli  # noqa: E402
+from jax_impl.files import weights
 
 
 def parse_args(argv=None):

@@ -13,8 +13,8 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from jax_impl import cli  # noqa: E402
-from jax_impl.params_io import atomic_path  # noqa: E402
+from jax_impl.app import cli  # noqa: E402
+from jax_impl.files.params_io import atomic_path  # noqa: E402
 
 NOTEBOOK = ROOT / "docs" / "notebook_jax.ipynb"
 CELL_TIMEOUT_S = 300  # a cell takes seconds; a stuck kernel fails instead of hanging a test run

@@ -13,7 +13,7 @@ torch.manual_seed(K) (K = 1: the notebook's) and seed S's weights are those of `
 model with seed K is the single run `train_jax.py --torch-seed K`. Models that share a hidden width and an optimizer
 form one group, trained in one compiled call (ensemble.fit_ensemble: the learning rate is data, so new rates do not
 recompile); widths differ in shape, so each width is its own call. The model axis is sharded over every device of
-every process (jax_impl.sharding); process 0 writes the results.
+every process (jax_impl.core.sharding); process 0 writes the results.
 
 Writes into --out (default out/sweep): sweep.json (one record per model: seed, lr, hidden, optimizer, final_loss,
 diverged_at; final_loss is the loss before the last update, as train_jax.py reports it; --curves adds the loss
@@ -33,10 +33,11 @@ import time
 
 import numpy as np
 
-from jax_impl import cli
-from jax_impl.cli import OPTIMIZERS
-from jax_impl.params_io import InputError, save_text
-from jax_impl.sweep_report import best_row, divergence_lines, model_record, summarise, table_text
+from jax_impl.app import cli
+from jax_impl.app.sweep_report import best_row, divergence_lines, model_record, summarise, table_text
+from jax_impl.core.optimizers import OPTIMIZERS
+from jax_impl.core.steps import first_nonfinite_steps
+from jax_impl.files.params_io import InputError, save_text
 
 MAX_SEED = 2**31 - 1  # jax.random.key takes a 32-bit seed without x64
 MEMORY_FRACTION = 0.8  # refuse a sweep whose estimate exceeds this share of the free memory
@@ -123,7 +124,7 @@ def parse_args(argv=None):
 
 def check_memory(args, points: int) -> None:
     """Refuse (InputError, exit 2) a sweep whose estimated peak memory exceeds the free memory, before any work."""
-    from jax_impl.ensemble import available_bytes, estimate_bytes, mib
+    from jax_impl.core.ensemble import available_bytes, estimate_bytes, mib
 
     models = len(args.seeds) * len(args.lrs)  # one group at a time on the devices
     total = models * len(args.hidden) * len(args.optimizer)
@@ -143,7 +144,7 @@ def train_groups(args, x, y, dtype):
     """Each (hidden, optimizer) group in one sharded call. Returns (records, final params per group, groups)."""
     import jax.numpy as jnp
 
-    from jax_impl import ensemble, sharding, torch_rng
+    from jax_impl.core import ensemble, sharding, torch_rng
 
     records, finals, groups = [], [], []
     for hidden in args.hidden:
@@ -160,7 +161,7 @@ def train_groups(args, x, y, dtype):
                                                        every=None)
             seconds = time.perf_counter() - start
             losses = np.asarray(trajectory.losses)
-            diverged = ensemble.first_nonfinite_steps(losses)
+            diverged = first_nonfinite_steps(losses)
             for i, seed in enumerate(seeds):
                 final = float(losses[i, -1]) if diverged[i] < 0 else None
                 records.append({"seed": int(seed), "lr": float(args.lrs[i // len(args.seeds)]), "hidden": hidden,
@@ -202,7 +203,7 @@ def main(argv=None):
         cli.prepare_out_dir(args.out)
     with stdout_to_stderr(args.num_processes > 1):  # gloo writes its connection log to stdout; keep --json clean
         if args.num_processes > 1:
-            from jax_impl import sharding
+            from jax_impl.core import sharding
 
             try:
                 sharding.initialize_processes(args.coordinator, args.num_processes, args.process_id, args.timeout)
@@ -218,7 +219,7 @@ def train(args):
     """Data, models, training; returns what report() needs on process 0, None on the others."""
     import jax.numpy as jnp
 
-    from jax_impl import data
+    from jax_impl.core import data
 
     dtype = jnp.float64 if args.x64 else jnp.float32
     x, y = data.run_data(points=args.points, noise=args.noise, data_seed=args.data_seed, torch_seed=args.torch_seed,
@@ -248,13 +249,13 @@ def report(args, points, x, y, dtype, records, group_params, groups):
     save_text(out / "table.txt", table)
     written = ["sweep.json", "table.txt"]
     if not args.no_plots:
-        from jax_impl.plots import plot_best_fit, plot_curves, plot_heatmap  # matplotlib: only when drawing
+        from jax_impl.app.plots import plot_best_fit, plot_curves, plot_heatmap  # matplotlib: only when drawing
 
         plot_heatmap(records, rows, args.seeds, args.lrs, out / "heatmap.png")
         plot_curves(records, args.lrs, out / "curves.png")
         written += ["heatmap.png", "curves.png"]
         if best is not None:  # each model's final weights, in records' order: only this picture needs them
-            from jax_impl import model
+            from jax_impl.core import model
 
             finals = [{k: v[i] for k, v in params.items()} for params in group_params for i in range(len(params["b2"]))]
             predictions = {i: model.forward(finals[i], x) for i in range(best["first"], best["first"] + best["seeds"])}

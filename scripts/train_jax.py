@@ -14,8 +14,9 @@ state_dict) and losses.json. Exit codes: 2 bad input, 3 the loss diverged.
 import json
 import time
 
-from jax_impl import cli
-from jax_impl.outputs import snapshot_lines, snapshot_steps, start_picture_process, write_outputs
+from jax_impl.app import cli
+from jax_impl.app.outputs import start_picture_process, write_outputs
+from jax_impl.core.steps import first_nonfinite_step, log_line, snapshot_steps
 
 
 def parse_args(argv=None):
@@ -34,7 +35,7 @@ def main(argv=None):
     import jax.numpy as jnp
     import numpy as np
 
-    from jax_impl import data, train
+    from jax_impl.core import data, train
 
     dtype = jnp.float64 if args.x64 else jnp.float32
     params, x, y = data.run_inputs(seed=args.seed, hidden=args.hidden, points=args.points, noise=args.noise,
@@ -56,12 +57,12 @@ def main(argv=None):
     run_s = time.perf_counter() - start
 
     losses = np.asarray(trajectory.losses)
-    bad = train.first_nonfinite_step(losses)
+    bad = first_nonfinite_step(losses)
     if bad is not None:
         cli.fail(f"the loss became non-finite at step {bad} ({args.optimizer}, lr {args.lr}); "
                  "no outputs written", cli.DIVERGED)
-    for line in snapshot_lines(steps, losses):
-        say(line)
+    for t in steps:
+        say(log_line(t, losses))
     written = write_outputs(out, x=x, y=y, steps=steps, snapshots=np.asarray(trajectory.snapshots), losses=losses,
                             params=data.as_numpy(trajectory.params), title=title,
                             plots=not args.no_plots, pictures=pictures)

@@ -7,7 +7,7 @@
     python scripts/train_torch.py --init out/model.safetensors   # start from these weights (.pt, .safetensors, .npz)
 
 Without --seed the data and the initial weights are torch's own draw after torch.manual_seed(1), as in the notebook
-(equal, bit for bit, to what train_jax.py loads from jax_impl/notebook_data.npz); --torch-seed K: torch's own draw
+(equal, bit for bit, to what train_jax.py loads from jax_impl/core/notebook_data.npz); --torch-seed K: torch's own draw
 after torch.manual_seed(K), with --hidden, --points and --noise in the notebook's cells (train_jax.py --torch-seed K
 reproduces it without torch). Otherwise --seed K, --hidden other than 20,
 --points and --noise use the JAX draws of train_jax.py (jax.random.key(K) through to_state_dict), so both scripts start
@@ -21,8 +21,9 @@ Exit codes: 2 bad input, 3 the loss diverged.
 import json
 import time
 
-from jax_impl import cli
-from jax_impl.outputs import snapshot_lines, snapshot_steps, start_picture_process, write_outputs
+from jax_impl.app import cli
+from jax_impl.app.outputs import start_picture_process, write_outputs
+from jax_impl.core.steps import first_nonfinite_step, log_line, snapshot_steps
 
 
 def jax_draws(args):
@@ -30,7 +31,7 @@ def jax_draws(args):
     cli.setup_jax(x64=args.x64, cache_dir=None if args.no_cache else cli.default_cache_dir())
     import jax.numpy as jnp
 
-    from jax_impl import data
+    from jax_impl.core import data
 
     dtype = jnp.float64 if args.x64 else jnp.float32
     params, x, y = data.run_inputs(seed=args.seed, hidden=args.hidden, points=args.points, noise=args.noise,
@@ -52,10 +53,10 @@ def main(argv=None):
     import numpy as np
     import torch
 
-    from torch_impl.convert import from_state_dict, to_state_dict
-    from torch_impl.model import Net
-    from torch_impl.notebook import notebook_draws
-    from torch_impl.train import OPTIMIZERS, first_nonfinite_step, fit
+    from torch_impl.twin.convert import from_state_dict, to_state_dict
+    from torch_impl.twin.model import Net
+    from torch_impl.twin.notebook import notebook_draws
+    from torch_impl.twin.train import fit, make_optimizer
 
     dtype = torch.float64 if args.x64 else torch.float32
     notebook_run = args.seed is None and args.hidden == 20 and args.points is None and args.noise is None
@@ -79,7 +80,7 @@ def main(argv=None):
     # The first torch.optim optimizer of a process imports torch._dynamo and its dependencies (sympy, ...): seconds,
     # paid once, like JAX's compilation. Timed apart so that run_s is the training loop itself.
     start = time.perf_counter()
-    OPTIMIZERS[args.optimizer]([torch.zeros(1, requires_grad=True)], lr=args.lr)
+    make_optimizer(args.optimizer, [torch.zeros(1, requires_grad=True)], args.lr)
     setup_s = time.perf_counter() - start
     start = time.perf_counter()
     losses, snapshots = fit(net, x, y, lr=args.lr, optimizer=args.optimizer, steps=args.steps, every=args.log_every)
@@ -90,8 +91,8 @@ def main(argv=None):
     if bad is not None:
         cli.fail(f"the loss became non-finite at step {bad} ({args.optimizer}, lr {args.lr}); "
                  "no outputs written", cli.DIVERGED)
-    for line in snapshot_lines(steps, losses):
-        say(line)
+    for t in steps:
+        say(log_line(t, losses))
     written = write_outputs(out, x=x.numpy(), y=y.numpy(), steps=steps,
                             snapshots=np.stack([s.numpy() for s in snapshots]), losses=losses,
                             params=from_state_dict(net.state_dict()), title=title,

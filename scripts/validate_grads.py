@@ -1,17 +1,17 @@
 """The notebook's gradient validation: the loss gradient four ways, each compared with jax.grad.
 
-    python scripts/validate_grads.py --params jax_impl/notebook_validation_params.npz --print-grads
+    python scripts/validate_grads.py --torch-seed 1 --print-grads   # the notebook's printed table
     python scripts/validate_grads.py --seed 3 --loss mse --x64 --json
     python scripts/validate_grads.py --params net.pt      # a torch state_dict (or .safetensors, or the port's .npz)
 
 At the given weights and the notebook's data, the gradient of f = sum (y - y_pred)^2 (--loss sse, the validation
 cell's loss) or of the mean (--loss mse, the training loss) is computed by
-    manual       the validation cell's hand-derived formulas (jax_impl/grads.py, in JAX)
+    manual       the validation cell's hand-derived formulas (torch_impl/checks/jax_grads.py, in JAX)
     jax          jax.grad of the loss (the reference)
     torch        torch autograd through torch_impl's Net, the weights converted with to_state_dict
-    finite_diff  central differences in NumPy float64 (step jax_impl.grads.FD_EPS)
+    finite_diff  central differences in NumPy float64 (step torch_impl.checks.jax_grads.FD_EPS)
 Each method is compared with jax.grad entry by entry against an allowance from an error model
-(jax_impl/grad_error.py): rounding that scales with each sum's terms' absolute values, and for finite differences
+(torch_impl/checks/grad_error.py): rounding scaling with each sum's terms' absolute values, and for finite differences
 their truncation plus the losses' rounding over the step. So a near-cancelling entry (the notebook's W1.grad[19] =
 -0.0209, or any gradient near a trained minimum) is held to what its precision can resolve there, and a
 well-conditioned one much more tightly. The table gives, per tensor, the largest absolute difference and the worst
@@ -23,8 +23,10 @@ allowance, 2 bad input.
 import argparse
 import json
 
-from jax_impl import cli, weights
-from jax_impl.params_io import PARAM_NAMES
+from jax_impl.app import cli
+from jax_impl.core import layout
+from jax_impl.core.layout import PARAM_NAMES
+from jax_impl.files import weights
 
 METHODS = ("manual", "jax", "torch", "finite_diff")
 REFERENCE = "jax"
@@ -36,8 +38,10 @@ def parse_args(argv=None):
     source = p.add_mutually_exclusive_group()
     source.add_argument("--params", metavar="FILE",
                         help="the weights: .npz (w1 (1,H), b1 (H,), w2 (H,1), b2 (1,)), .pt/.pth (a torch state_dict) "
-                             "or .safetensors; jax_impl/notebook_validation_params.npz holds the ones behind the "
-                             "notebook's printed table")
+                             "or .safetensors")
+    source.add_argument("--torch-seed", type=cli.torch_seed, default=None, metavar="K",
+                        help="the validation cell's weights and the data as torch.manual_seed(K) and the notebook's "
+                             "cells draw them (K = 1: the weights behind the notebook's printed table)")
     source.add_argument("--seed", type=cli.non_negative_int, default=None,
                         help="without --params: draw every weight N(0, 1) (as the validation cell's torch.randn "
                              "does) with jax.random.normal from key SEED (default 0), in float32 (then cast)")
@@ -59,9 +63,9 @@ def random_params(key, hidden: int, dtype):
     Drawn in float32 and cast, so that a float64 check starts from the float32 one's numbers (data.DRAW_DTYPE)."""
     import jax
 
-    from jax_impl import data, model
+    from jax_impl.core import data
 
-    shapes = model.param_shapes(hidden)
+    shapes = layout.param_shapes(hidden)
     keys = dict(zip(PARAM_NAMES, jax.random.split(key, 4)))
     return {name: jax.random.normal(keys[name], shapes[name], data.DRAW_DTYPE).astype(dtype) for name in PARAM_NAMES}
 
@@ -71,9 +75,9 @@ def all_methods(params, x, y, loss: str) -> dict:
     TF32 off."""
     import numpy as np
 
-    from jax_impl import grads
-    from torch_impl.grads import torch_grads
-    from torch_impl.precision import full_float32
+    from torch_impl.checks import jax_grads as grads
+    from torch_impl.checks.precision import full_float32
+    from torch_impl.checks.torch_grads import torch_grads
 
     with full_float32():
         results = {"manual": grads.manual_grads(params, x, y, loss), "jax": grads.jax_grads(params, x, y, loss),
@@ -87,7 +91,8 @@ def check(results: dict, params, x, y, loss: str, dtype: str) -> tuple[dict, dic
 
     manual, torch: both sides' rounding; finite_diff: jax.grad's rounding plus the differences' own error (their
     truncation estimated from a second run at twice the step)."""
-    from jax_impl import grad_error, grads
+    from torch_impl.checks import grad_error
+    from torch_impl.checks import jax_grads as grads
 
     rounding = grad_error.rounding_allowance(params, x, y, loss, dtype)
     fd_2h = grads.finite_difference_grads(params, x, y, loss, eps=2 * grads.FD_EPS)
@@ -138,16 +143,24 @@ def main(argv=None):
     import jax.numpy as jnp
     import numpy as np
 
-    from jax_impl import data, grad_error, grads
+    from jax_impl.core import data, torch_rng
+    from torch_impl.checks import grad_error
+    from torch_impl.checks import jax_grads as grads
 
     dtype = jnp.float64 if args.x64 else jnp.float32
+    x, y = data.notebook_data(dtype)
     if args.params is not None:
         params = {k: jnp.asarray(v, dtype) for k, v in params_np.items()}
+    elif args.torch_seed is not None:
+        hidden = args.hidden or 20
+        draws = torch_rng.notebook_draws(args.torch_seed, hidden)
+        x, y = jnp.asarray(draws["x"], dtype), jnp.asarray(draws["y"], dtype)
+        params = {k: jnp.asarray(v, dtype) for k, v in torch_rng.validation_draw(args.torch_seed, hidden).items()}
+        source = f"the validation cell's weights after torch.manual_seed({args.torch_seed})"
     else:
         seed = 0 if args.seed is None else args.seed
         params = random_params(jax.random.key(seed), args.hidden or 20, dtype)
         source = f"N(0, 1) draw from jax.random.key({seed})"
-    x, y = data.notebook_data(dtype)
 
     results = all_methods(params, x, y, args.loss)
     dtype_name = str(np.dtype(dtype))
@@ -169,7 +182,7 @@ def main(argv=None):
         if args.print_grads:
             print(notebook_style(results))
         print(f"gradient of {args.loss} at {source}: hidden {hidden}, {dtype_name}, {x.shape[0]} points; each method "
-              f"against jax.grad, in units of the error model's allowance (jax_impl/grad_error.py; <= 1 agrees)")
+              f"against jax.grad, in units of the error model's allowance (checks/grad_error.py; <= 1 agrees)")
         print(table(report))
         for method, names in blind.items():
             print(f"note: {method} cannot judge {', '.join(names)} here: its allowance exceeds the gradient itself")

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from jax_impl import xla_cpu
+from jax_impl.core import xla_cpu
 
 xla_cpu.set_xla_flags(host_devices=xla_cpu.cores())  # before jax is imported, as cli.setup_jax does
 

@@ -7,7 +7,7 @@ import jax
 import pytest
 from conftest import import_script, read_image
 
-from torch_impl import floor
+from torch_impl.bench import floor
 
 bench = import_script("bench")
 
@@ -75,8 +75,8 @@ def test_tiny_run_end_to_end(script, tmp_path):
     want = {("jax", "train.fit", 1), ("jax", "jit step loop", 1),
             ("torch", "eager", 1), ("jax", "arithmetic floor", 1)}
     try:
-        import jax_impl.ensemble  # noqa: F401
-        import torch_impl.ensemble  # noqa: F401
+        import jax_impl.core.ensemble  # noqa: F401
+        import torch_impl.twin.ensemble  # noqa: F401
 
         want |= {("jax", "ensemble", 2), ("torch", "ensemble", 2)}
     except ImportError:

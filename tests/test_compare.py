@@ -11,9 +11,9 @@ import optax
 import pytest
 from conftest import import_script, read_image, run_main, run_script
 
-from jax_impl import data, model
-from torch_impl import compare as C
-from torch_impl.adam_torch import accurate_bias_correction, adam_torch_formula
+from jax_impl.core import data, layout, model
+from torch_impl.checks import compare as C
+from torch_impl.checks.adam_torch import accurate_bias_correction, adam_torch_formula
 
 F32, F64 = C.TOLERANCES["float32"], C.TOLERANCES["float64"]
 # The float32 gap is real: JAX (optax.adam) against torch on the notebook's run measured 2.83e-5; it stays above
@@ -110,7 +110,7 @@ def test_an_output_layer_of_zeros_agrees(notebook):
 def test_the_cross_check_runs_at_full_float32_precision(notebook, monkeypatch):
     """On a GPU JAX's default matmul precision and torch's cuDNN may use TF32; compare() runs both sides at full
     float32 (precision.full_float32): here (CPU), that the setting is in force while the gradients are taken."""
-    from torch_impl import precision
+    from torch_impl.checks import precision
 
     seen = []
     for name in ("jax_grads", "torch_grads"):
@@ -206,7 +206,7 @@ def test_script_float32(compare_script, tmp_path, monkeypatch, capsys):
     assert report["dtype"] == "float32" and report["steps"] == 201 and report["ok"] is True
     assert report["tolerances"] == F32._asdict()
     assert FLOAT32_GAP_FLOOR < report["max_rel_loss_diff"] < F32.rel_loss
-    assert 0 < report["max_abs_param_diff"] < F32.abs_param and report["worst_param"] in model.PARAM_NAMES
+    assert 0 < report["max_abs_param_diff"] < F32.abs_param and report["worst_param"] in layout.PARAM_NAMES
     assert 0 < report["max_rel_grad_diff"] < F32.rel_grad
     assert len(report["losses"]["jax"]) == len(report["losses"]["torch"]) == 201
     image = read_image(tmp_path / "compare.png")

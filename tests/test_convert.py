@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from jax_impl import data, model
-from torch_impl.convert import JAX_TO_TORCH, from_state_dict, to_state_dict
-from torch_impl.model import Net
+from jax_impl.core import data, layout, model
+from torch_impl.twin.convert import JAX_TO_TORCH, from_state_dict, to_state_dict
+from torch_impl.twin.model import Net
 
 # |Net(to_state_dict(p))(x) - model.forward(p, x)| in float32. Measured over jax.random keys 0-99 at hidden 20 and
 # 256 on the notebook's x: worst 2.4e-7, two float32 ulps at the predictions' size (~1); torch and XLA sum the
@@ -37,7 +37,7 @@ def test_from_state_dict_reads_a_torch_net():
     torch.manual_seed(0)
     net = Net(1, 7, 1)
     params = from_state_dict(net.state_dict())
-    assert {k: v.shape for k, v in params.items()} == model.param_shapes(7)
+    assert {k: v.shape for k, v in params.items()} == layout.param_shapes(7)
     np.testing.assert_array_equal(params["w1"], net.linear1.weight.detach().numpy().T)
     np.testing.assert_array_equal(params["b1"], net.linear1.bias.detach().numpy())
     np.testing.assert_array_equal(params["w2"], net.linear2.weight.detach().numpy().T)

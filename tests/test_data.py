@@ -5,10 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 
-from jax_impl import data
-from jax_impl.params_io import load_params
-from torch_impl.convert import from_state_dict
-from torch_impl.notebook import notebook_draws
+from jax_impl.core import data
+from torch_impl.twin.convert import from_state_dict
+from torch_impl.twin.notebook import notebook_draws
 
 
 def test_notebook_data_equals_torch_draw_bit_for_bit():
@@ -29,7 +28,7 @@ def test_notebook_initial_weights_equal_torch_draw_bit_for_bit():
 
 def test_validation_weights_equal_the_sixth_randn_draw():
     _, _, _, validation = notebook_draws()
-    shipped = load_params(data.NOTEBOOK_VALIDATION_PARAMS)
+    shipped = data.notebook_validation_params()
     for name in ("w1", "b1", "w2", "b2"):
         np.testing.assert_array_equal(shipped[name], validation[name], err_msg=name)
 

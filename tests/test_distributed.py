@@ -12,7 +12,7 @@ import jax
 import pytest
 from conftest import ROOT, run_script
 
-from jax_impl import xla_cpu
+from jax_impl.core import xla_cpu
 
 SWEEP = ["--seeds", "0,1", "--lrs", "0.05,0.2,30", "--optimizer", "sgd", "--json", "--curves", "--no-plots",
          "--no-cache"]

@@ -4,7 +4,7 @@ No timing is asserted beyond being positive and ordered."""
 import jax
 import pytest
 
-from torch_impl import floor
+from torch_impl.bench import floor
 
 
 def test_step_arithmetic_at_the_notebook_size():

@@ -1,4 +1,4 @@
-"""The gradient check's error model (jax_impl/grad_error.py), judged both ways: it flags a planted error, and it never
+"""The gradient check's error model (checks/grad_error.py), judged both ways: it flags a planted error, and it never
 cries wolf on correct gradients, at 50+ states in float32 (here) and float64 (in its own process: x64 is global).
 
 Run as a script (`python tests/test_grad_error.py [--x64]`) it prints the worst units seen per method over the states,
@@ -15,8 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jax_impl import data, grad_error, model, train
-from jax_impl.params_io import PARAM_NAMES, load_params
+from jax_impl.core import data, layout, model, train
+from jax_impl.core.layout import PARAM_NAMES
+from jax_impl.core.optimizers import make_optimizer
+from torch_impl.checks import grad_error
 
 try:
     from conftest import import_script
@@ -51,7 +53,7 @@ def zero_output_layer(seed: int, dtype):
 def trained(params, x, y, optimizer: str, at_steps) -> list:
     """The weights after each of at_steps updates of the port's step (train.make_step: jax.value_and_grad of the MSE,
     then optax's `optimizer` at lr 0.2); one compiled step per width and optimizer."""
-    tx = train.make_optimizer(optimizer, 0.2)
+    tx = make_optimizer(optimizer, 0.2)
     step, state, out = jax.jit(train.make_step(tx)), tx.init(params), []
     for t in range(1, max(at_steps) + 1):
         params, state, _, _ = step(params, state, x, y)
@@ -66,7 +68,7 @@ def states(dtype) -> dict:
     201 steps by Adam and by SGD, saturated units and a zero output layer."""
     x, y = data.notebook_data(dtype)
     out = {"validation weights": {k: jnp.asarray(v, dtype) for k, v in
-                                  load_params(data.NOTEBOOK_VALIDATION_PARAMS).items()},
+                                  data.notebook_validation_params().items()},
            "notebook initial": data.notebook_init_params(dtype)}
     for seed, hidden in [(0, 1), (1, 5), (2, 20), (3, 20), (4, 64), (5, 256), (6, 3), (7, 20), (8, 40), (9, 128)]:
         out[f"randn seed {seed} hidden {hidden}"] = validate_grads.random_params(jax.random.key(seed), hidden, dtype)
@@ -182,23 +184,23 @@ def test_a_planted_error_is_flagged_float64():
 
 
 def test_zero_against_zero_agrees_and_nan_never_does():
-    zeros = {k: np.zeros(s) for k, s in model.param_shapes(3).items()}
+    zeros = {k: np.zeros(s) for k, s in layout.param_shapes(3).items()}
     report = grad_error.compare(zeros, zeros, zeros)
     assert all(d["units"] == 0.0 for d in report.values())
     off = {**zeros, "b1": np.array([0.0, 1e-30, 0.0])}
     assert grad_error.compare(off, zeros, zeros)["b1"]["units"] == np.inf
     nan = {**zeros, "w2": np.full((3, 1), np.nan)}
-    report = {"torch": grad_error.compare(nan, zeros, {k: np.ones(s) for k, s in model.param_shapes(3).items()})}
+    report = {"torch": grad_error.compare(nan, zeros, {k: np.ones(s) for k, s in layout.param_shapes(3).items()})}
     assert [line.split(":")[0] for line in grad_error.mismatches(report)] == ["torch w2[0]"]
 
 
 def test_a_weight_too_large_for_a_step_has_no_finite_difference_check():
     """|w2| = 1e12: w +- 1e-5 rounds back to w in float64, so finite differences measure nothing there; the model
     says so (an infinite allowance) instead of reporting a disagreement it cannot know."""
-    params = {k: np.asarray(v) for k, v in load_params(data.NOTEBOOK_VALIDATION_PARAMS).items()}
+    params = {k: np.asarray(v) for k, v in data.notebook_validation_params().items()}
     params["w2"] = np.full((20, 1), 1e12, np.float32)
     x, y = data.notebook_data()
-    from jax_impl import grads
+    from torch_impl.checks import jax_grads as grads
 
     fd = grads.finite_difference_grads(params, x, y)
     allowance = grad_error.finite_difference_allowance(fd, fd, params, x, y, "sse", grads.FD_EPS)

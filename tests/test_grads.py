@@ -2,6 +2,8 @@
 the notebook's printed gradient table, and scripts/validate_grads.py end to end with its bad inputs."""
 
 import json
+import pathlib
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -10,13 +12,18 @@ import pytest
 from conftest import import_script, run_main
 from jax.test_util import check_grads
 
-from jax_impl import data, grad_error, grads, model, train
-from jax_impl.params_io import PARAM_NAMES, load_params
-from torch_impl import precision
+from jax_impl.core import data, layout, model, train
+from jax_impl.core.layout import PARAM_NAMES
+from jax_impl.files.params_io import load_params, save_npz
+from torch_impl.checks import grad_error, precision
+from torch_impl.checks import jax_grads as grads
 
 validate_grads = import_script("validate_grads")
 
-NOTEBOOK_PARAMS = data.NOTEBOOK_VALIDATION_PARAMS
+# The weights behind the notebook's printed table, as a file for --params (the directory goes when the run ends).
+_PARAMS_DIR = tempfile.TemporaryDirectory(prefix="notebook-params-")
+NOTEBOOK_PARAMS = pathlib.Path(_PARAMS_DIR.name) / "notebook_validation_params.npz"
+save_npz(NOTEBOOK_PARAMS, data.notebook_validation_params())
 
 # The notebook's printed table (seed/notebook.md, the validation cell's output): the oracle. Autograd's row as
 # printed; torch prints 4 decimals, and 5 significant digits (%.4e) for W1, whose entries span more than 1000x.
@@ -164,7 +171,7 @@ def test_torch_twin_reproduces_the_printed_table_float32():
     """torch autograd in float32 at the shipped weights, judged as jax.grad is: its last printed digit depends on the
     CPU's summation kernels (W2[1] prints -159.0730 on an Intel Xeon and -159.0731 on an AMD EPYC, -159.07306 there),
     so it is held to the same units of the last digit, not to the digits."""
-    from torch_impl.grads import torch_grads
+    from torch_impl.checks.torch_grads import torch_grads
 
     x, y = data.notebook_data()
     assert_near_printed(torch_grads(notebook_weights(), x, y, "sse"), PRINTED_UNITS_FLOAT32)
@@ -173,7 +180,7 @@ def test_torch_twin_reproduces_the_printed_table_float32():
 def test_the_printed_table_judgment_holds_on_either_cpu_and_still_bites():
     """The AMD EPYC's torch float32 W2[1] = -159.07306 prints -159.0731 against the notebook's -159.0730: within the
     units, so the judgment holds on both CPU kinds; an entry off by 3 units of the last digit is caught."""
-    from torch_impl.grads import torch_grads
+    from torch_impl.checks.torch_grads import torch_grads
 
     x, y = data.notebook_data()
     got = {k: np.array(v, np.float64) for k, v in torch_grads(notebook_weights(), x, y, "sse").items()}
@@ -227,7 +234,7 @@ def test_script_json_float64_at_the_notebook_weights(script):
     assert report["rounding_factor"] == grad_error.ROUNDING_FACTOR and report["fd_eps"] == grads.FD_EPS
     g = {m: {k: np.array(v) for k, v in by_name.items()} for m, by_name in report["grads"].items()}
     for method in g:
-        assert {k: v.shape for k, v in g[method].items()} == model.param_shapes(20), method
+        assert {k: v.shape for k, v in g[method].items()} == layout.param_shapes(20), method
     for method, by_name in report["report"].items():
         for name, d in by_name.items():
             assert 0 <= d["units"] <= 1 and d["max_abs"] >= 0, (method, name)

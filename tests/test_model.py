@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jax_impl import model
+from jax_impl.core import layout, model
 
 
 @pytest.mark.parametrize("hidden", [20, 256])
@@ -21,7 +21,7 @@ def test_init_distribution_is_torch_linear(hidden):
         assert abs(values.mean()) < 0.1 * bound, name
         np.testing.assert_allclose(values.var(), bound**2 / 3, rtol=0.15, err_msg=name)
     single = model.init_params(jax.random.key(0), hidden)
-    assert {k: v.shape for k, v in single.items()} == model.param_shapes(hidden)
+    assert {k: v.shape for k, v in single.items()} == layout.param_shapes(hidden)
 
 
 def test_init_is_deterministic_in_the_key():
@@ -49,7 +49,7 @@ def test_a_target_of_another_shape_is_refused(bad):
     """The classic bug: y of shape (N,) against the (N, 1) prediction broadcasts to (N, N) and averages the wrong
     thing (0.6146531 instead of 0.6135554 on the notebook's data). Every public loss and training entry refuses it,
     naming both shapes."""
-    from jax_impl import data, ensemble, train
+    from jax_impl.core import data, ensemble, train
 
     x, y = data.notebook_data()
     params = data.notebook_init_params()
@@ -69,7 +69,7 @@ def test_a_target_of_another_shape_is_refused(bad):
 def test_draws_are_float32_then_cast():
     """One rule for every random draw (model.DRAW_DTYPE): made in float32, then cast, so that a float64 run starts
     from the float32 run's numbers (jax.random draws other numbers when asked for float64)."""
-    from jax_impl import data
+    from jax_impl.core import data
 
     assert model.DRAW_DTYPE == jnp.float32
     key = jax.random.key(3)

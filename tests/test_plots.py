@@ -1,4 +1,4 @@
-"""The training run's pictures (jax_impl.plots through outputs.draw_pictures): the same bytes for the same inputs, in
+"""The training run's pictures (app.plots through outputs.draw_pictures): the same bytes for the same inputs, in
 this process or a picture process, written whole or not at all, the grid's panels where tight_layout puts subplots
 with shared axes, and no pyplot."""
 
@@ -12,12 +12,14 @@ import pytest
 from conftest import ROOT, read_image
 from PIL import Image
 
-from jax_impl import data, outputs, plots, train
-from jax_impl.model import param_shapes
-from jax_impl.outputs import draw_pictures, start_picture_process, write_outputs
+from jax_impl.app import outputs, plots
+from jax_impl.app.outputs import draw_pictures, start_picture_process, write_outputs
+from jax_impl.core import data, train
+from jax_impl.core.layout import param_shapes
+from jax_impl.core.steps import snapshot_steps
 
 PICTURES = ["data.png", "learning.gif", "loss.png", "snapshots.png"]
-STEPS = train.snapshot_steps(201, 20)
+STEPS = snapshot_steps(201, 20)
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +129,7 @@ def tight_layout_grid(x, y, snapshots, steps, losses, title, path):
 def test_grid_panels_sit_where_tight_layout_puts_them(notebook_run, tmp_path, every):
     """11, 5 and 21 panels: every panel's frame within a pixel of tight_layout's (it places them at fractions of a
     pixel; the grid rounds each to whole pixels so that one background serves all)."""
-    run = {**notebook_run, "steps": train.snapshot_steps(201, every)}
+    run = {**notebook_run, "steps": snapshot_steps(201, every)}
     run["snapshots"] = np.stack([notebook_run["snapshots"][0]] * len(run["steps"]))
     run["snapshots"][1:] = notebook_run["snapshots"][-1]  # the first and the last fit: wide and narrow y ranges
     tight_layout_grid(**run, path=tmp_path / "reference.png")
@@ -190,8 +192,8 @@ def test_the_scripts_picture_processes_draw_the_same_bytes(notebook_run, tmp_pat
     code = f"""if True:
         import sys
         import numpy as np
-        from jax_impl import outputs
-        from jax_impl.params_io import param_shapes
+        from jax_impl.app import outputs
+        from jax_impl.core.layout import param_shapes
         run = dict(np.load({str(tmp_path / "run.npz")!r}))
         run = {{**run, "steps": run["steps"].tolist(), "title": str(run["title"])}}
         pictures = outputs.start_picture_process(run["steps"], run["title"])

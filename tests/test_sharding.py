@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from jax_impl import data, ensemble, sharding
+from jax_impl.core import data, ensemble, sharding
 
 FOUR_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
 # Not bit for bit: each device compiles the program for its own model count (3 of 12, not 12), the same arithmetic in
@@ -28,10 +28,10 @@ COUNTS = (12, 10, 3, 1, 300)
 CHILD = """
 import json, sys
 import numpy as np
-from jax_impl import xla_cpu
+from jax_impl.core import xla_cpu
 xla_cpu.set_xla_flags()  # before jax, as this process (conftest) and the scripts do: the same compilation
 import jax
-from jax_impl import data, ensemble, sharding
+from jax_impl.core import data, ensemble, sharding
 x, y = data.notebook_data()
 out = {"devices": jax.device_count()}
 for models in %r:

@@ -11,11 +11,12 @@ import pytest
 import torch
 from conftest import compilations, import_script
 
-from jax_impl import data, ensemble, model, train, xla_cpu
-from torch_impl import convert
-from torch_impl import ensemble as torch_ensemble
-from torch_impl import model as torch_model
-from torch_impl import train as torch_train
+from jax_impl.core import data, ensemble, model, train, xla_cpu
+from jax_impl.core.steps import first_nonfinite_step, first_nonfinite_steps
+from torch_impl.twin import convert
+from torch_impl.twin import ensemble as torch_ensemble
+from torch_impl.twin import model as torch_model
+from torch_impl.twin import train as torch_train
 
 SEEDS = list(range(8))
 LRS = [0.01, 0.05, 0.2, 30.0]  # around the notebook's 0.2, and one where SGD overflows (NUMERICS.md: lr 10, step 14)
@@ -89,9 +90,9 @@ def test_every_model_equals_its_single_run(sweep):
 
 def test_divergent_models_are_marked_and_the_others_kept(sweep):
     optimizer, seeds, lrs, trajectory, singles = sweep
-    diverged = ensemble.first_nonfinite_steps(trajectory.losses)
+    diverged = first_nonfinite_steps(trajectory.losses)
     for i, single in enumerate(singles):
-        assert train.first_nonfinite_step(single.losses) == (None if diverged[i] < 0 else diverged[i]), i
+        assert first_nonfinite_step(single.losses) == (None if diverged[i] < 0 else diverged[i]), i
     if optimizer == "sgd":
         assert np.all(((diverged >= 5) & (diverged < 30)) == (lrs == 30.0))  # all lr 30 models, and only they
     else:

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from jax_impl import sweep_report
+from jax_impl.app import sweep_report
 
 
 def records():

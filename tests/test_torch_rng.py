@@ -1,4 +1,4 @@
-"""jax_impl.torch_rng against torch itself, bit for bit: the stream for any seed, rand, randn, nn.Linear's init,
+"""jax_impl.core.torch_rng against torch itself, bit for bit: the stream for any seed, rand, randn, nn.Linear's init,
 linspace, the notebook's draws and its validation draw; the shipped files; and the scripts' --torch-seed."""
 
 import json
@@ -8,10 +8,10 @@ import pytest
 import torch
 from conftest import import_script, run_main
 
-from jax_impl import data, torch_rng
-from jax_impl.params_io import PARAM_NAMES, load_params
-from torch_impl.convert import from_state_dict
-from torch_impl.notebook import notebook_draws as torch_notebook_draws
+from jax_impl.core import data, torch_rng
+from jax_impl.core.layout import PARAM_NAMES
+from torch_impl.twin.convert import from_state_dict
+from torch_impl.twin.notebook import notebook_draws as torch_notebook_draws
 
 # torch picks its CPU kernels by the CPU's instruction sets; torch_rng reproduces the AVX2 and AVX-512 ones (every
 # x86-64 CPU since 2013, this project's Intel Xeon and AMD EPYC machines). Elsewhere torch's own float32 randn,
@@ -119,29 +119,16 @@ def test_validation_draw(seed, hidden, points):
         assert_bits_equal(got[name], want[name], name)
 
 
-def test_shipped_files_torch_rng_and_torch_agree():
+def test_notebook_data_torch_rng_and_torch_agree():
+    """The port's notebook data and weights (data.py, drawn by torch_rng) are torch's own draw, bit for bit."""
     x, y, net, validation = torch_notebook_draws()
-    draws = torch_rng.notebook_draws()
-    shipped = load_params(data.NOTEBOOK_DATA)  # the weights; x and y below
     jx, jy = data.notebook_data()
-    for got, want, what in ((np.asarray(jx), x.numpy(), "x"), (np.asarray(jy), y.numpy(), "y"),
-                            (draws["x"], x.numpy(), "torch_rng x"), (draws["y"], y.numpy(), "torch_rng y")):
+    for got, want, what in ((np.asarray(jx), x.numpy(), "x"), (np.asarray(jy), y.numpy(), "y")):
         assert_bits_equal(got, want, what)
+    init = data.notebook_init_params()
     for name in PARAM_NAMES:
-        assert_bits_equal(shipped[name], torch_params(net)[name], f"file {name}")
-        assert_bits_equal(draws["params"][name], torch_params(net)[name], f"torch_rng {name}")
-        assert_bits_equal(load_params(data.NOTEBOOK_VALIDATION_PARAMS)[name], validation[name], f"validation {name}")
-        assert_bits_equal(torch_rng.validation_draw()[name], validation[name], f"torch_rng validation {name}")
-
-
-def test_make_notebook_data_writes_the_shipped_arrays(tmp_path, capsys):
-    import_script("make_notebook_data").main(["--out", str(tmp_path)])
-    assert "wrote" in capsys.readouterr().out
-    for path in (data.NOTEBOOK_DATA, data.NOTEBOOK_VALIDATION_PARAMS):
-        with np.load(path) as shipped, np.load(tmp_path / path.name) as written:
-            assert sorted(written.files) == sorted(shipped.files)
-            for name in shipped.files:
-                assert_bits_equal(written[name], shipped[name], f"{path.name} {name}")
+        assert_bits_equal(np.asarray(init[name]), torch_params(net)[name], f"initial {name}")
+        assert_bits_equal(data.notebook_validation_params()[name], validation[name], f"validation {name}")
 
 
 @pytest.mark.parametrize("seed", [-1, 2**64, 1.0, True, "1"])

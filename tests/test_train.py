@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from conftest import NOTEBOOK_LOG, assert_loss_log, assert_trees_close, compilations
 
-from jax_impl import data, model, train
-from jax_impl.model import forward, mse_loss
+from jax_impl.core import data, model, train
+from jax_impl.core.model import forward, mse_loss
+from jax_impl.core.optimizers import make_optimizer
+from jax_impl.core.steps import first_nonfinite_step, snapshot_steps
 
 # fit against fit_stepwise, float32: the same step function, compiled twice (fit's scan at the notebook's size as one
 # kernel, the jitted step kernel by kernel), so float32 rounds in another order, and 60 Adam/SGD steps carry it on.
@@ -40,10 +42,10 @@ def test_scan_equals_stepwise(notebook, optimizer, points):
 def test_snapshots_are_the_predictions_before_each_logged_update(notebook, steps, every):
     params, x, y = notebook
     trajectory = train.fit(params, x, y, 0.2, steps=steps, every=every)
-    logged = train.snapshot_steps(steps, every)
+    logged = snapshot_steps(steps, every)
     assert trajectory.snapshots.shape == (len(logged), 100, 1) and trajectory.losses.shape == (steps,)
     # Step by step with the same optimiser: the snapshot is the prediction of the params after t updates.
-    tx = train.make_optimizer("adam", 0.2)
+    tx = make_optimizer("adam", 0.2)
     step, state = jax.jit(train.make_step(tx)), tx.init(params)
     for t in range(steps):
         if t in logged:
@@ -82,13 +84,13 @@ def test_sgd_diverges_where_numerics_md_says(notebook, lr, step):
     """NUMERICS.md: SGD at lr 10 gives a non-finite loss at step 14, at 100 at step 8; Adam at a huge lr stays
     finite."""
     params, x, y = notebook
-    assert train.first_nonfinite_step(train.fit(params, x, y, lr, optimizer="sgd", steps=30).losses) == step
-    assert train.first_nonfinite_step(train.fit(params, x, y, lr * 1e4, steps=30).losses) is None
+    assert first_nonfinite_step(train.fit(params, x, y, lr, optimizer="sgd", steps=30).losses) == step
+    assert first_nonfinite_step(train.fit(params, x, y, lr * 1e4, steps=30).losses) is None
 
 
 def test_unknown_optimizer_is_refused():
     with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
-        train.make_optimizer("rmsprop", 0.1)
+        make_optimizer("rmsprop", 0.1)
 
 
 def test_fit_is_one_kernel_at_the_notebook_size_only(notebook):

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from conftest import NOTEBOOK_LOG, assert_loss_log, assert_notebook_pictures, start_script
 
-from jax_impl import weights
-from jax_impl.params_io import load_params
-from torch_impl.notebook import notebook_draws
-from torch_impl.train import fit as torch_fit
+from jax_impl.files import weights
+from jax_impl.files.params_io import load_params
+from torch_impl.twin.notebook import notebook_draws
+from torch_impl.twin.train import fit as torch_fit
 
 NOTEBOOK_STEPS = list(range(0, 201, 20))
 # JAX float32 against torch float32 along the notebook's run: up to 2.8e-5 relative (optax's float32 bias corrections,
-# torch_impl/compare.py); 1e-4 leaves 3.5x.
+# torch_impl/checks/compare.py); 1e-4 leaves 3.5x.
 JAX_TORCH_REL = 1e-4
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from conftest import NOTEBOOK_LOG, ROOT, assert_loss_log, assert_notebook_pictures
 
-from jax_impl import data, model, train
-from jax_impl.params_io import load_params
+from jax_impl.core import data, model, train
+from jax_impl.files.params_io import load_params
 
 # torch float32 on another CPU than the notebook's: float32 rounding along the trajectory (torch float32 against
 # torch float64 on the notebook's run: 1.3e-6 relative at worst); 1e-5 leaves 7x.
@@ -75,7 +75,7 @@ def test_json_summary_imports_neither_jax_nor_matplotlib(tmp_path, script):
     assert summary["files"] == ["params.npz", "model.safetensors", "losses.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["losses.json", "model.safetensors", "params.npz"]
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
-    assert {"torch", "jax_impl.outputs", "torch_impl.train"} <= imported  # the listing is real
+    assert {"torch", "jax_impl.app.outputs", "torch_impl.twin.train"} <= imported  # the listing is real
     assert not {m for m in imported if m.split(".")[0] in ("jax", "jaxlib", "matplotlib", "optax")}
 
 

@@ -1,4 +1,4 @@
-"""Weight files (jax_impl/weights.py, scripts/convert_weights.py, --init, --params): every direction between a torch
+"""Weight files (files/weights.py, convert_weights.py, --init, --params): every direction between a torch
 checkpoint, safetensors and the port's .npz, bit for bit; a torch net's own file into every flag that takes weights;
 each almost-right file refused with one line naming the problem, or accepted with one note; no pickle ever run."""
 
@@ -14,9 +14,11 @@ import pytest
 import torch
 from conftest import ROOT, import_script, run_main
 
-from jax_impl import cli, data, weights
-from jax_impl.params_io import InputError
-from torch_impl.model import Net
+from jax_impl.app import cli
+from jax_impl.core import data
+from jax_impl.files import weights
+from jax_impl.files.params_io import InputError
+from torch_impl.twin.model import Net
 
 convert_weights = import_script("convert_weights")
 train_jax = import_script("train_jax")
@@ -64,7 +66,7 @@ def write_as(path: pathlib.Path, net: Net) -> pathlib.Path:
 
         save_file(net.state_dict(), path, metadata={"format": "pt"})
     else:
-        from torch_impl.convert import from_state_dict
+        from torch_impl.twin.convert import from_state_dict
 
         weights.write(path, from_state_dict(net.state_dict()))
     return path
@@ -139,8 +141,8 @@ import sys
 sys.modules["torch"] = None  # import torch now raises ImportError, as where torch is not installed
 sys.path.insert(0, sys.argv[1])
 import numpy as np
-from jax_impl import weights
-from jax_impl.params_io import InputError
+from jax_impl.files import weights
+from jax_impl.files.params_io import InputError
 p = {"w1": np.ones((1, 3), np.float32), "b1": np.zeros(3, np.float32), "w2": np.ones((3, 1), np.float32),
      "b2": np.zeros(1, np.float32)}
 for suffix in (".npz", ".safetensors"):
@@ -312,7 +314,7 @@ def bad_torch_file(tmp_path, kind) -> pathlib.Path:
     ("int_dtype", "'linear2.bias' has dtype int64: weights must be float16, bfloat16, float32 or float64"),
     ("pickled_object", "refused: it pickles posix.system as well as tensors, and torch.load(weights_only=True) runs "
                        "no such thing"),
-    ("whole_module", "refused: it pickles torch_impl.model.Net as well as tensors"),
+    ("whole_module", "refused: it pickles torch_impl.twin.model.Net as well as tensors"),
     ("port_names", "missing keys 'linear1.weight', 'linear1.bias', 'linear2.weight', 'linear2.bias' (found 'b1', "
                    "'b2', 'w1', 'w2': the port's names, which an .npz holds; scripts/convert_weights.py converts)"),
     ("torch_zip_as_npz", "a torch checkpoint (torch.save's zip), not an .npz: name it .pt"),
@@ -425,7 +427,7 @@ def test_init_says_what_it_accepted_on_stderr(tmp_path, capsys):
 
 def test_convert_from_state_dict_is_as_strict_as_torch(tmp_path):
     """The in-memory conversion refuses what load_state_dict(strict=True) refuses and reads bfloat16."""
-    from torch_impl.convert import from_state_dict
+    from torch_impl.twin.convert import from_state_dict
 
     state = state_of(9)
     with pytest.raises(ValueError, match="unexpected key 'linear3.weight'"):

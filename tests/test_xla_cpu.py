@@ -7,7 +7,7 @@ import sys
 import pytest
 from conftest import ROOT
 
-from jax_impl import xla_cpu
+from jax_impl.core import xla_cpu
 
 OURS = "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=131072"
 

@@ -52,7 +52,7 @@ def floor_programs(device) -> list:
     import jax
     import jax.numpy as jnp
 
-    from jax_impl import xla_cpu
+    from jax_impl.core import xla_cpu
 
     def floor_program(v, sigmoid_passes, fma_passes):
         v = jax.lax.fori_loop(0, sigmoid_passes, lambda _, a: 1 / (1 + jnp.exp(-a)), v)

@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_impl import model
-from jax_impl.params_io import PARAM_NAMES
+from jax_impl.core import model
+from jax_impl.core.layout import PARAM_NAMES
 
 # Central-difference step, absolute, for every parameter. Measured against jax.grad in float64 at the notebook's
 # validation weights and at N(0, 1) draws (keys 0-19 as validate_grads.py draws them, sse and mse): the largest

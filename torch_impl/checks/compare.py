@@ -1,7 +1,7 @@
 """The JAX port against its torch twin on one training run, and the experiment behind the float32 gap.
 
 This is where both frameworks meet, so it imports both. Parameters travel as numpy arrays in the JAX layout
-(w1 (1,H), b1 (H,), w2 (H,1), b2 (1,)); torch_impl.convert does every layout change.
+(w1 (1,H), b1 (H,), w2 (H,1), b2 (1,)); torch_impl.twin.convert does every layout change.
 
 Differences reported (all maxima):
 - loss:  |loss_jax[t] - loss_torch[t]| / |loss_torch[t]| over the steps t;
@@ -28,13 +28,14 @@ import optax
 import torch
 from torch.func import functional_call
 
-from jax_impl import model, train
-from torch_impl import convert
-from torch_impl import train as torch_train
-from torch_impl.adam_torch import accurate_bias_correction, scale_by_adam_torch
-from torch_impl.grads import torch_grads as twin_grads
-from torch_impl.model import Net
-from torch_impl.precision import full_float32
+from jax_impl.core import model, train
+from jax_impl.core.steps import first_nonfinite_step
+from torch_impl.checks.adam_torch import accurate_bias_correction, scale_by_adam_torch
+from torch_impl.checks.precision import full_float32
+from torch_impl.checks.torch_grads import torch_grads as twin_grads
+from torch_impl.twin import convert
+from torch_impl.twin import train as torch_train
+from torch_impl.twin.model import Net
 
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -81,7 +82,7 @@ def jax_run(params, x, y, *, lr: float, optimizer: str, steps: int) -> Run:
 
 
 def torch_run(params, x, y, *, lr: float, optimizer: str, steps: int, dtype: str) -> Run:
-    """torch_impl.train.fit (the notebook's loop, torch.optim) from the same weights and data, in `dtype`."""
+    """torch_impl.twin.train.fit (the notebook's loop, torch.optim) from the same weights and data, in `dtype`."""
     tdtype = TORCH_DTYPES[dtype]
     net = make_net(params, tdtype)
     losses, _ = torch_train.fit(net, to_torch(x, tdtype), to_torch(y, tdtype), lr=lr, optimizer=optimizer,
@@ -95,7 +96,7 @@ def jax_grads(params, x, y) -> dict:
 
 def torch_grads(params, x, y, dtype: str) -> dict:
     """torch autograd of MSELoss through the twin at `params`, in `dtype` (params, x and y cast to it first), returned
-    in the JAX layout as float64: the gradient check's torch_impl.grads.torch_grads with the training loss."""
+    in the JAX layout as float64: the gradient check's checks.torch_grads.torch_grads with the training loss."""
     cast = lambda a: np.asarray(a, np.dtype(dtype))  # noqa: E731
     grads = twin_grads({k: cast(v) for k, v in params.items()}, cast(x), cast(y), "mse")
     return {k: v.astype(np.float64) for k, v in grads.items()}
@@ -177,8 +178,8 @@ def compare(params, x, y, *, lr: float, optimizer: str, steps: int) -> dict:
     tol = TOLERANCES[dtype]
     ours = jax_run(params, x, y, lr=lr, optimizer=optimizer, steps=steps)
     theirs = torch_run(params, x, y, lr=lr, optimizer=optimizer, steps=steps, dtype=dtype)
-    bad = {"jax": torch_train.first_nonfinite_step(ours.losses),
-           "torch": torch_train.first_nonfinite_step(theirs.losses)}
+    bad = {"jax": first_nonfinite_step(ours.losses),
+           "torch": first_nonfinite_step(theirs.losses)}
     compared = min([steps] + [t for t in bad.values() if t is not None])
     rel = rel_loss_diff(ours.losses[:compared], theirs.losses[:compared])
     worst_step = int(np.argmax(rel)) if compared else None

@@ -10,39 +10,16 @@ import sys
 
 import numpy as np
 
-from jax_impl import weights
-from jax_impl.cli import INTERRUPTED
-from jax_impl.params_io import InputError, save_bytes, save_text
-
-
-def snapshot_steps(steps: int, every: int) -> list[int]:
-    """The steps t whose prediction a run keeps (t = 0, every, 2 every, ... < steps): the notebook's plots."""
-    return list(range(0, steps, every))
-
-
-def first_nonfinite_steps(losses) -> np.ndarray:
-    """losses (..., steps) -> (...) the first step whose loss is NaN or inf, -1 where every loss is finite."""
-    bad = ~np.isfinite(np.asarray(losses))
-    return np.where(bad.any(axis=-1), bad.argmax(axis=-1), -1)
-
-
-def first_nonfinite_step(losses) -> int | None:
-    """losses (steps,) -> the first t whose loss is NaN or inf, or None: the step a diverging run is reported at."""
-    bad = int(first_nonfinite_steps(losses))
-    return None if bad < 0 else bad
-
-
-def snapshot_lines(steps, losses) -> list[str]:
-    """The notebook's log format, one line per snapshot: 't = 20, Loss=0.1541'."""
-    return ["t = %d, Loss=%.4f" % (t, float(losses[t])) for t in steps]
-
+from jax_impl.app.cli import INTERRUPTED
+from jax_impl.files import weights
+from jax_impl.files.params_io import InputError, save_bytes, save_text
 
 PICTURES = ["data.png", "snapshots.png", "learning.gif", "loss.png"]
 
 
 def draw_pictures(out: pathlib.Path, *, x, y, steps, snapshots, losses, title: str) -> list[str]:
     """data.png, snapshots.png, learning.gif and loss.png in `out`, each written atomically. Returns their names."""
-    from jax_impl import plots as P  # matplotlib costs ~0.4 s to import: only when drawing
+    from jax_impl.app import plots as P  # matplotlib costs ~0.4 s to import: only when drawing
 
     P.plot_data(x, y, out / "data.png")
     P.plot_snapshot_grid(x, y, snapshots, steps, losses, out / "snapshots.png", title=title)
@@ -103,7 +80,7 @@ def _task(function):
 def _prepare_run(steps, title: str) -> None:
     """In the picture process, first: import matplotlib (~0.4 s) and build the loss curve's figure (warmed up: its
     log axis' labels laid out), which needs only the run's title."""
-    from jax_impl import plots as P
+    from jax_impl.app import plots as P
 
     loss = P.LossCurves([title])
     loss.warm_up()
@@ -114,7 +91,7 @@ def _prepare_run(steps, title: str) -> None:
 def _draw_from_data(x, y) -> None:
     """In the picture process, while the run trains: data.png drawn and encoded (kept in memory: a run that diverges
     writes nothing), learning.gif's axes and the grid's figure."""
-    from jax_impl import plots as P
+    from jax_impl.app import plots as P
 
     data = P.data_figure(x, y)
     data.canvas.draw()

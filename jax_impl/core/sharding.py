@@ -15,7 +15,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jax_impl import ensemble, train, xla_cpu
+from jax_impl.core import ensemble, train, xla_cpu
 
 AXIS = "models"
 

@@ -7,10 +7,9 @@ import pathlib
 import signal
 import sys
 
-from jax_impl.params_io import InputError
-from jax_impl.torch_rng import MAX_SEED as TORCH_MAX_SEED
-
-OPTIMIZERS = ("adam", "sgd")  # train.make_optimizer builds them; named here so that flag parsing needs no jax
+from jax_impl.core.optimizers import OPTIMIZERS
+from jax_impl.core.torch_rng import MAX_SEED as TORCH_MAX_SEED
+from jax_impl.files.params_io import InputError
 
 USAGE_ERROR = 2  # bad flags or files
 DIVERGED = 3  # the loss turned non-finite
@@ -93,7 +92,7 @@ def non_negative_float(text: str) -> float:
 
 
 TORCH_SEED_HELP = ("data and initial weights as torch.manual_seed(K) and the notebook's cells give them (K = 1: the "
-                   "notebook's run; 0 <= K < 2**64), reproduced without torch (jax_impl/torch_rng.py)")
+                   "notebook's run; 0 <= K < 2**64), reproduced without torch (jax_impl/core/torch_rng.py)")
 
 
 def torch_seed(text: str) -> int:
@@ -129,7 +128,7 @@ def add_init(parser) -> None:
 
 
 def check_init(parser, args) -> None:
-    """Read --init's weights (jax_impl.weights.read: every format, strictly; a note on stderr for what it accepted)
+    """Read --init's weights (weights.read: every format, strictly; a note on stderr for what it accepted)
     into args.init_params (numpy, the port's layout, float64 with --x64 else float32), or None without --init; set
     args.hidden to the file's width (20 without --init). --seed and --torch-seed draw initial weights, so either with
     --init is a usage error, as is a --hidden other than the file's width. InputError for a bad file."""
@@ -143,7 +142,7 @@ def check_init(parser, args) -> None:
                          "them: give one of them")
     import numpy as np
 
-    from jax_impl import weights
+    from jax_impl.files import weights
 
     params, remark = weights.read(args.init, dtype=np.float64 if args.x64 else np.float32)
     width = int(params["b1"].shape[0])
@@ -207,7 +206,7 @@ def setup_jax(*, x64: bool = False, cache_dir=None, processes: int = 1) -> None:
     compiling it again. None turns it off. processes: how many processes of this run share the machine's cores (a
     distributed sweep); each gets cores / processes host devices.
     """
-    from jax_impl import xla_cpu
+    from jax_impl.core import xla_cpu
 
     set_now = xla_cpu.set_xla_flags(host_devices=max(1, xla_cpu.cores() // processes))
     if not set_now and xla_cpu.SMALL_LOOP_OPTION not in os.environ.get("XLA_FLAGS", ""):

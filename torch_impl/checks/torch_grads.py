@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from torch_impl.convert import from_state_dict, to_state_dict
-from torch_impl.model import Net
+from torch_impl.twin.convert import from_state_dict, to_state_dict
+from torch_impl.twin.model import Net
 
 
 def torch_grads(params, x, y, loss: str = "sse") -> dict[str, np.ndarray]:

@@ -25,7 +25,7 @@ of that allowance (<= 1 agrees). Layout as model.py: w1 (1, H), b1 (H,), w2 (H, 
 
 import numpy as np
 
-from jax_impl.params_io import PARAM_NAMES
+from jax_impl.core.layout import PARAM_NAMES
 
 UNIT_ROUNDOFF = {"float32": 2.0**-24, "float64": 2.0**-53}
 

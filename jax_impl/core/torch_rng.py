@@ -28,7 +28,7 @@ import math
 import numpy as np
 
 MAX_SEED = 2**64 - 1  # torch.manual_seed takes 0 ... 2**64 - 1 (negative seeds are mapped to 2**64 + seed)
-VALIDATION_RUNS = 6  # the notebook's validation cell ran six times before its printed table (NUMERICS.md)
+VALIDATION_RUNS = 6  # the notebook's validation cell ran six times before its printed table (docs/numerics.md)
 NOTEBOOK_SEED, NOTEBOOK_POINTS, NOTEBOOK_NOISE, NOTEBOOK_HIDDEN = 1, 100, 0.2, 20
 
 _F32 = np.float32
@@ -245,7 +245,7 @@ def notebook_draws(seed: int = NOTEBOOK_SEED, hidden: int = NOTEBOOK_HIDDEN, poi
     """What the notebook's first cells give after torch.manual_seed(seed): its data, then Net(1, hidden, 1).
 
     Returns {"x": (points, 1), "y": (points, 1), "params": {"w1": (1, H), "b1": (H,), "w2": (H, 1), "b2": (1,)}},
-    float32. seed=1 with the defaults is the notebook's own run (jax_impl/notebook_data.npz).
+    float32. seed=1 with the defaults is the notebook's own run (data.notebook_data).
     """
     g = Generator(seed)
     x, y = _data_cell(g, points, noise)
@@ -256,7 +256,7 @@ def validation_draw(seed: int = NOTEBOOK_SEED, hidden: int = NOTEBOOK_HIDDEN, po
                     runs: int = VALIDATION_RUNS) -> dict[str, np.ndarray]:
     """The validation cell's weights on its `runs`-th run after torch.manual_seed(seed), the data cell and one Net:
     each run draws randn(1, H), randn(H), randn(H, 1), randn(1). The defaults give the weights behind the notebook's
-    printed gradient table (jax_impl/notebook_validation_params.npz). Returns {"w1", "b1", "w2", "b2"}, float32."""
+    printed gradient table (data.notebook_validation_params). Returns {"w1", "b1", "w2", "b2"}, float32."""
     if runs < 1:
         raise ValueError(f"runs must be at least 1, not {runs}")
     g = Generator(seed)

@@ -9,12 +9,7 @@ import zipfile
 
 import numpy as np
 
-PARAM_NAMES = ("w1", "b1", "w2", "b2")  # the validation cell's names and layout; see model.py
-
-
-def param_shapes(hidden: int) -> dict[str, tuple[int, ...]]:
-    """The port's layout for x @ w1 + b1: w1 (1, H), b1 (H,), w2 (H, 1), b2 (1,)."""
-    return {"w1": (1, hidden), "b1": (hidden,), "w2": (hidden, 1), "b2": (1,)}
+from jax_impl.core.layout import PARAM_NAMES, param_shapes
 
 
 class InputError(ValueError):

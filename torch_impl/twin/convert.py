@@ -1,18 +1,18 @@
-"""JAX parameter pytree <-> torch state_dict, by the explicit four-name mapping of jax_impl/weights.py
+"""JAX parameter pytree <-> torch state_dict, by the explicit four-name mapping of jax_impl/files/weights.py
 (JAX_TO_TORCH, re-exported here), which also reads and writes the files.
 
 JAX keeps the validation cell's layout (x @ w1 + b1); torch.nn.Linear keeps weight as (out, in) and computes
 x @ weight.T + bias, so the weights are transposed and the biases copied. Both directions are strict as torch's
 load_state_dict(strict=True) is: unexpected or missing names and shapes that do not fit raise ValueError
 (params_io.InputError) naming them. Values pass as they are, in their dtype (gradients may be NaN: compare.py
-reports them); jax_impl.weights.read is the reader that also judges the values.
+reports them); jax_impl.files.weights.read is the reader that also judges the values.
 """
 
 import numpy as np
 import torch
 
-from jax_impl.weights import JAX_TO_TORCH, from_layout, to_layout  # noqa: F401  (JAX_TO_TORCH)
-from torch_impl.checkpoint import tensor_to_numpy
+from jax_impl.files.weights import JAX_TO_TORCH, from_layout, to_layout  # noqa: F401  (JAX_TO_TORCH)
+from torch_impl.twin.checkpoint import tensor_to_numpy
 
 
 def to_state_dict(params, hidden: int | None = None) -> dict[str, torch.Tensor]:

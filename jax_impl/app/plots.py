@@ -18,7 +18,8 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.image import imsave
 from PIL import Image
 
-from jax_impl.params_io import atomic_path, save_bytes
+from jax_impl.core.steps import log_line
+from jax_impl.files.params_io import atomic_path, save_bytes
 
 matplotlib.use("Agg")  # pyplot, when imported (sweep, compare, bench), draws headless too
 GRID_COLUMNS = 4
@@ -62,10 +63,6 @@ def save_canvas_png(fig, path) -> None:
     save_bytes(path, canvas_png(fig))
 
 
-def _label(t, losses) -> str:
-    return "t = %d, Loss=%.4f" % (t, float(losses[t]))
-
-
 def _draw_snapshot(ax, x, y, prediction, t, losses, fontsize):
     """As the notebook draws one step: the data, the fit as a thick red line, red 't = .., Loss=..' text.
     Returns the line and the text. They and the axes' frame (drawn over the line) are marked animated: a full draw
@@ -73,7 +70,7 @@ def _draw_snapshot(ax, x, y, prediction, t, losses, fontsize):
     ax.scatter(x, y, s=8)
     (line,) = ax.plot(x, prediction, "r-", lw=5 * fontsize / 20, animated=True)
     # The notebook's text at (0.5, 0), centred there so that it stays inside a small panel.
-    label = ax.text(0.5, 0, _label(t, losses), fontdict={"size": fontsize, "color": "red"}, ha="center",
+    label = ax.text(0.5, 0, log_line(t, losses), fontdict={"size": fontsize, "color": "red"}, ha="center",
                     animated=True)
     for spine in ax.spines.values():
         spine.set_animated(True)
@@ -83,7 +80,7 @@ def _draw_snapshot(ax, x, y, prediction, t, losses, fontsize):
 def _draw_fit(ax, line, label, prediction, t, losses) -> None:
     """The fit line, the axes' frame and the line's label on what the canvas holds, in a full draw's order."""
     line.set_ydata(prediction)
-    label.set_text(_label(t, losses))
+    label.set_text(log_line(t, losses))
     for artist in (line, *ax.spines.values(), label):
         ax.draw_artist(artist)
 
@@ -184,7 +181,7 @@ class SnapshotGrid:
             ax.update_datalim(np.column_stack([self.x, prediction]))
         ax.autoscale_view()
         renderer = fig.canvas.get_renderer()
-        label.set_text(max((_label(t, losses) for t in steps), key=len))  # the widest label (digits equally wide)
+        label.set_text(max((log_line(t, losses) for t in steps), key=len))  # the widest label (digits equally wide)
         (w, h), origins, over = _grid_layout(fig, ax, rows, len(steps), self.suptitle, renderer)
 
         fig.canvas.restore_region(self.blank)

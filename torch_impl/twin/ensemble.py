@@ -1,4 +1,4 @@
-"""The PyTorch twin of jax_impl.ensemble: E networks trained at once in eager torch, for the benchmark.
+"""The PyTorch twin of jax_impl.core.ensemble: E networks trained at once in eager torch, for the benchmark.
 
 Forward with batched matmuls (baddbmm), backward by autograd, and torch.optim.Adam's / SGD's arithmetic written
 out for a whole batch of models, because torch's optimisers take one learning rate per parameter group and here
@@ -9,7 +9,7 @@ every model has its own. Per model it is the same sequence of roundings as torch
 import numpy as np
 import torch
 
-from jax_impl.params_io import PARAM_NAMES  # no jax import there
+from jax_impl.core.layout import PARAM_NAMES  # no jax import there
 
 
 def _batched(params, dtype) -> dict[str, torch.Tensor]:
@@ -76,7 +76,7 @@ def fit_ensemble_torch(params, x, y, lrs, *, optimizer: str = "adam", steps: int
     """Train E models at once. params: the JAX layout with a leading E axis (numpy or torch); x, y: (N, 1).
 
     Returns (final params dict of torch tensors in the JAX layout, losses (E, steps)); losses[:, t] is from before
-    update t, as in torch_impl.train.fit.
+    update t, as in torch_impl.twin.train.fit.
     """
     x = torch.tensor(np.array(x))  # a copy: jax arrays are read-only
     y = torch.tensor(np.array(y), dtype=x.dtype)

@@ -7,8 +7,6 @@ Parameters use the notebook's validation-cell layout, so `x @ w1 + b1` needs no 
 import jax
 import jax.numpy as jnp
 
-from jax_impl.params_io import PARAM_NAMES, param_shapes  # noqa: F401  (re-exported; params_io must not import jax)
-
 # Every random draw (weights, data) is made in float32 and then cast: jax.random draws other numbers in float64, and a
 # float32 run must be comparable with the float64 run of the same seed (the same starting numbers).
 DRAW_DTYPE = jnp.float32

@@ -1,31 +1,38 @@
-"""The sources of training data: the notebook's exact draw (shipped), a fresh draw from jax.random, or torch's draw
-for any torch.manual_seed (torch_rng)."""
+"""The sources of training data: the notebook's exact draw, a fresh draw from jax.random, or torch's draw for any
+torch.manual_seed. The notebook's own numbers are torch's draw after torch.manual_seed(1), reproduced bit for bit
+without torch (torch_rng), so nothing here reads a file."""
 
-import pathlib
+import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_impl import torch_rng
-from jax_impl.model import DRAW_DTYPE, PARAM_NAMES, init_params
-from jax_impl.params_io import load_npz
+from jax_impl.core import torch_rng
+from jax_impl.core.layout import PARAM_NAMES
+from jax_impl.core.model import DRAW_DTYPE, init_params
 
-HERE = pathlib.Path(__file__).resolve().parent
-NOTEBOOK_DATA = HERE / "notebook_data.npz"  # written by scripts/make_notebook_data.py from torch's draw
-NOTEBOOK_VALIDATION_PARAMS = HERE / "notebook_validation_params.npz"  # the weights behind the printed table
+
+@functools.cache
+def _notebook_draws() -> dict:
+    return torch_rng.notebook_draws(torch_rng.NOTEBOOK_SEED)  # the notebook's seed, width 20, 100 points
 
 
 def notebook_data(dtype=jnp.float32) -> tuple[jax.Array, jax.Array]:
     """x = linspace(-1, 1, 100) as (100, 1); y = x**2 + 0.2 * torch.rand after torch.manual_seed(1)."""
-    arrays = load_npz(NOTEBOOK_DATA, ("x", "y"))
-    return jnp.asarray(arrays["x"], dtype), jnp.asarray(arrays["y"], dtype)
+    draws = _notebook_draws()
+    return jnp.asarray(draws["x"], dtype), jnp.asarray(draws["y"], dtype)
 
 
 def notebook_init_params(dtype=jnp.float32) -> dict[str, jax.Array]:
-    """Net(1, 20, 1)'s initial weights as the notebook drew them, in the JAX layout."""
-    arrays = load_npz(NOTEBOOK_DATA, PARAM_NAMES)
-    return {k: jnp.asarray(v, dtype) for k, v in arrays.items()}
+    """Net(1, 20, 1)'s initial weights as the notebook drew them (after the data), in the JAX layout."""
+    return {k: jnp.asarray(v, dtype) for k, v in _notebook_draws()["params"].items()}
+
+
+def notebook_validation_params() -> dict[str, np.ndarray]:
+    """The weights behind the validation cell's printed gradient table (its sixth run's randn draws), float32
+    numpy arrays in the JAX layout: w1 (1, 20), b1 (20,), w2 (20, 1), b2 (1,)."""
+    return torch_rng.validation_draw(torch_rng.NOTEBOOK_SEED)
 
 
 def make_data(key: jax.Array, points: int = 100, noise: float = 0.2, dtype=jnp.float32):

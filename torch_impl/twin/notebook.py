@@ -2,8 +2,8 @@
 
 import torch
 
-from jax_impl.torch_rng import VALIDATION_RUNS  # the validation cell ran six times before the printed table
-from torch_impl.model import Net
+from jax_impl.core.torch_rng import VALIDATION_RUNS  # the validation cell ran six times before the printed table
+from torch_impl.twin.model import Net
 
 
 def notebook_draws(hidden: int = 20, *, seed: int = 1, points: int = 100, noise: float = 0.2):
@@ -12,7 +12,7 @@ def notebook_draws(hidden: int = 20, *, seed: int = 1, points: int = 100, noise:
 
     Order: manual_seed(seed); linspace; rand for the noise; Net(1, H, 1) (linear1 weight, bias, linear2 weight, bias);
     then the validation cell's randn(1,H), randn(H), randn(H,1), randn(1), six times: the sixth is the printed one.
-    jax_impl.torch_rng reproduces every one of these draws without torch.
+    jax_impl.core.torch_rng reproduces every one of these draws without torch.
     """
     torch.manual_seed(seed)
     x = torch.unsqueeze(torch.linspace(-1, 1, points), dim=1)

@@ -1,4 +1,4 @@
-"""torch's own part of reading and writing .pt/.pth weight files (jax_impl/weights.py does the rest, in numpy):
+"""torch's own part of reading and writing .pt/.pth weight files (jax_impl/files/weights.py does the rest, in numpy):
 torch.load with weights_only=True, which unpickles tensors and plain containers only and refuses anything else
 without running it, and torch.save."""
 
@@ -8,7 +8,7 @@ import re
 import numpy as np
 import torch
 
-from jax_impl.params_io import InputError
+from jax_impl.files.params_io import InputError
 
 
 def tensor_to_numpy(tensor):

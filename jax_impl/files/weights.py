@@ -1,5 +1,5 @@
 """Weight files in and out, strictly: torch checkpoints, safetensors and the port's .npz. No jax and no torch here:
-torch's own load and save for .pt/.pth files are torch_impl/checkpoint.py's.
+torch's own load and save for .pt/.pth files are torch_impl/twin/checkpoint.py's.
 
 Formats, by suffix:
     .pt, .pth     torch.save of a state_dict: torch's names and layout, linear1.weight (H, 1), linear1.bias (H,),
@@ -16,7 +16,7 @@ state_dict under 'state_dict', 'model_state_dict' or 'model'; the 'module.' pref
 bfloat16 (every value is a float32: widened exactly); float64 asked for as float32 (rounded, and the note says by
 how much).
 
-torch_impl.checkpoint is imported only for a .pt/.pth file: every format ends in the same checks, which are numpy
+torch_impl.twin.checkpoint is imported only for a .pt/.pth file: every format ends in the same checks, which are numpy
 and belong here; torch's part is one torch.load (and one torch.save). Without torch the other formats work and a .pt
 file is one line naming what is missing.
 """
@@ -26,7 +26,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from jax_impl.params_io import (
+from jax_impl.files.params_io import (
     PARAM_NAMES,
     InputError,
     atomic_path,
@@ -143,12 +143,12 @@ def to_layout(params: Mapping, layout: str, hidden: int | None = None, where: st
 # its dtype's name, a str, so that the key check still speaks first and the dtype check then names it.
 
 def _torch_checkpoint(path, doing: str):
-    """torch_impl.checkpoint, where torch's own load and save live (this package never imports torch); InputError
+    """torch_impl.twin.checkpoint, where torch's own load and save live (this package never imports torch); InputError
     when torch is not installed."""
     import importlib
 
     try:
-        return importlib.import_module("torch_impl.checkpoint")
+        return importlib.import_module("torch_impl.twin.checkpoint")
     except ImportError:
         raise InputError(f"{path}: {doing} a torch checkpoint needs torch, which is not installed (pip install torch; "
                          "or convert the file to .safetensors where torch is: scripts/convert_weights.py)") from None

@@ -20,10 +20,10 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from jax_impl import model, train, xla_cpu
-from jax_impl.outputs import first_nonfinite_steps  # noqa: F401  (re-exported: one definition)
+from jax_impl.core import model, train, xla_cpu
+from jax_impl.core.optimizers import make_direction
+from jax_impl.core.steps import snapshot_steps
 
 
 def init_ensemble(seeds, hidden: int = 20, dtype=jnp.float32) -> dict[str, jax.Array]:
@@ -61,18 +61,9 @@ def losses_and_predictions(columns, x, y):
     return jnp.sum(losses), (losses, predictions)
 
 
-def make_direction(optimizer: str) -> optax.GradientTransformation:
-    """optax.adam(lr) / optax.sgd(lr) without the final `* -lr`, which is applied per model (lr is a row)."""
-    if optimizer == "adam":
-        return optax.scale_by_adam()  # optax.adam's defaults: b1 0.9, b2 0.999, eps 1e-8
-    if optimizer == "sgd":
-        return optax.identity()
-    raise ValueError(f"unknown optimizer {optimizer!r}; choose from {', '.join(train.OPTIMIZERS)}")
-
-
 def num_snapshots(steps: int, every: int | None) -> int:
     """How many snapshots a run of `steps` keeps when it keeps one every `every` steps (0 for every=None)."""
-    return 0 if every is None else len(train.snapshot_steps(steps, every))
+    return 0 if every is None else len(snapshot_steps(steps, every))
 
 
 def _fit_columns(params, x, y, lrs, *, optimizer, steps, every):

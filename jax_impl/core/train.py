@@ -11,22 +11,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jax_impl import model, xla_cpu
-from jax_impl.cli import OPTIMIZERS
-from jax_impl.model import forward, mse_loss
-from jax_impl.outputs import first_nonfinite_step, snapshot_steps  # noqa: F401  (re-exported: one definition each)
-
-
-def make_optimizer(name: str, lr) -> optax.GradientTransformation:
-    """The notebook's torch.optim.Adam(lr) (optax defaults equal torch's), or its commented-out SGD.
-
-    `lr` may be a traced array: the learning rate is data, so a sweep over it does not recompile.
-    """
-    if name == "adam":
-        return optax.adam(lr)
-    if name == "sgd":
-        return optax.sgd(lr)
-    raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
+from jax_impl.core import model, xla_cpu
+from jax_impl.core.model import forward, mse_loss
+from jax_impl.core.optimizers import make_optimizer
 
 
 def loss_and_prediction(params, x, y):
