@@ -28,7 +28,7 @@ def test_xla_flags(existing, host_devices, expected):
     assert xla_cpu.xla_flags(existing, host_devices=host_devices) == expected
 
 
-SET = "from jax_impl import xla_cpu; import os; print(xla_cpu.set_xla_flags(host_devices=2), os.environ['XLA_FLAGS'])"
+SET = "from jax_impl.core import xla_cpu; import os; print(xla_cpu.set_xla_flags(host_devices=2), os.environ['XLA_FLAGS'])"
 
 
 @pytest.mark.parametrize("code,expected", [
