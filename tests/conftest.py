@@ -14,9 +14,11 @@ import pytest
 
 from jax_impl.core import xla_cpu
 
-xla_cpu.set_xla_flags(host_devices=xla_cpu.cores())  # before jax is imported, as cli.setup_jax does
+xla_cpu.set_xla_flags()  # before jax is imported, as cli.setup_jax does
 
 import jax  # noqa: E402
+
+xla_cpu.set_cpu_devices(xla_cpu.cores())  # one CPU device per core, as cli.setup_jax asks
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
@@ -36,7 +38,7 @@ def _on_compile_event(event, duration_secs, **kwargs):
             seen.append(event)
 
 
-# Registered once: jax 0.7 (the declared minimum) has no public way to unregister a listener.
+# Registered once for the whole session: the listener lives as long as the process.
 jax.monitoring.register_event_duration_secs_listener(_on_compile_event)
 
 

@@ -75,7 +75,7 @@ def test_sgd_trajectories_agree(notebook):
 
 
 def test_divergence_compares_the_finite_steps(notebook):
-    """SGD at lr 100 turns the loss non-finite at step 8 on both sides (NUMERICS.md)."""
+    """SGD at lr 100 turns the loss non-finite at step 8 on both sides (docs/numerics.md)."""
     result = C.compare(*notebook, lr=100.0, optimizer="sgd", steps=201)  # 201: the sgd test's compiled program
     assert result["diverged"] == {"jax": 8, "torch": 8} and result["compared_steps"] == 8
     assert result["ok"] and result["max_abs_param_diff"] is None and result["max_rel_loss_diff"] < F32.rel_loss

@@ -17,7 +17,7 @@ from jax_impl.core import xla_cpu
 SWEEP = ["--seeds", "0,1", "--lrs", "0.05,0.2,30", "--optimizer", "sgd", "--json", "--curves", "--no-plots",
          "--no-cache"]
 TIMEOUT_S = 150  # both processes, start to finish; each waits at most --timeout 60 s for the other
-# The one reason to skip: a jaxlib without CPU collectives across processes (jax 0.10.2 has gloo; NUMERICS.md).
+# The one reason to skip: a jaxlib without CPU collectives across processes (jax 0.10.2 has gloo; docs/numerics.md).
 NO_CPU_COLLECTIVES = re.compile(r"gloo.*(not available|not supported|unsupported|unknown)|"
                                 r"(unknown|unsupported).*collectives.*gloo", re.IGNORECASE)
 

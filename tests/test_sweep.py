@@ -19,7 +19,7 @@ from torch_impl.twin import model as torch_model
 from torch_impl.twin import train as torch_train
 
 SEEDS = list(range(8))
-LRS = [0.01, 0.05, 0.2, 30.0]  # around the notebook's 0.2, and one where SGD overflows (NUMERICS.md: lr 10, step 14)
+LRS = [0.01, 0.05, 0.2, 30.0]  # around the notebook's 0.2, and one where SGD overflows (docs/numerics.md: lr 10)
 COMPARED = 0.2  # values are compared up to this rate; above it Adam is chaotic and only divergence is compared
 # fit_ensemble against train.fit, float32, seeds 0-7 x lr 0.01, 0.05, 0.2 x adam/sgd, measured (jax 0.10.2, Xeon):
 # loss curves <= 2.0e-6 relative, final parameters <= 7.3e-5 relative to max(1, |p|) (Adam, lr 0.2), snapshots

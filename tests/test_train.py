@@ -81,7 +81,7 @@ def test_second_call_does_not_recompile(notebook):
 
 @pytest.mark.parametrize("lr,step", [(10.0, 14), (100.0, 8), (300.0, 6)])
 def test_sgd_diverges_where_numerics_md_says(notebook, lr, step):
-    """NUMERICS.md: SGD at lr 10 gives a non-finite loss at step 14, at 100 at step 8; Adam at a huge lr stays
+    """docs/numerics.md: SGD at lr 10 gives a non-finite loss at step 14, at 100 at step 8; Adam at a huge lr stays
     finite."""
     params, x, y = notebook
     assert first_nonfinite_step(train.fit(params, x, y, lr, optimizer="sgd", steps=30).losses) == step

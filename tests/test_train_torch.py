@@ -18,7 +18,7 @@ TORCH_CPU_REL = 1e-5
 NET_REPR = ["Net(", "  (linear1): Linear(in_features=1, out_features=20, bias=True)", "  (sigmoid): Sigmoid()",
             "  (linear2): Linear(in_features=20, out_features=1, bias=True)", ")"]
 
-# torch float32 against the JAX port in float32, per-step loss of the notebook's 201-step run. NUMERICS.md: JAX
+# torch float32 against the JAX port in float32, per-step loss of the notebook's 201-step run. docs/numerics.md: JAX
 # float32 is up to 2.9e-5 from a float64 run (optax computes Adam's bias corrections in float32), torch 1.3e-6.
 TORCH_VS_JAX_FLOAT32_RTOL = 1e-4
 # The t = 0 loss (before any update) from the same weights and data, torch vs JAX, both float32: measured equal to

@@ -199,8 +199,9 @@ def default_cache_dir() -> pathlib.Path:
 
 
 def setup_jax(*, x64: bool = False, cache_dir=None, processes: int = 1) -> None:
-    """Call before importing jax: the port's XLA flags (xla_cpu.set_xla_flags: one host device per core, the
-    small-loop threshold) are read when JAX's backend starts; x64 is global to the process.
+    """Call before importing jax: the port's XLA flag (xla_cpu.set_xla_flags: the small-loop threshold) is read when
+    JAX's backend starts, and so is the CPU device count (one per core: xla_cpu.set_cpu_devices); x64 is global to
+    the process.
 
     cache_dir: JAX's persistent compilation cache, so that a second process loads the compiled program instead of
     compiling it again. None turns it off. processes: how many processes of this run share the machine's cores (a
@@ -208,12 +209,13 @@ def setup_jax(*, x64: bool = False, cache_dir=None, processes: int = 1) -> None:
     """
     from jax_impl.core import xla_cpu
 
-    set_now = xla_cpu.set_xla_flags(host_devices=max(1, xla_cpu.cores() // processes))
+    set_now = xla_cpu.set_xla_flags()
     if not set_now and xla_cpu.SMALL_LOOP_OPTION not in os.environ.get("XLA_FLAGS", ""):
         print("warning: jax was imported before cli.setup_jax; XLA runs without the port's flags (slower)",
               file=sys.stderr)
     import jax
 
+    xla_cpu.set_cpu_devices(max(1, xla_cpu.cores() // processes))
     jax.config.update("jax_enable_x64", bool(x64))
     if cache_dir is not None:
         try:

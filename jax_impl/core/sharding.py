@@ -26,7 +26,7 @@ def initialize_processes(coordinator: str, num_processes: int, process_id: int, 
     First `rendezvous`: jax 0.10.2's coordination service does not raise when a process never comes, it aborts the
     process from C++ (exit 134, a stack trace) after the timeout, so the processes meet on the coordinator's port
     first, where a missing one is a TimeoutError. jax 0.10.2 on CPU runs cross-process collectives only through gloo
-    (NUMERICS.md), hence the config line.
+    (docs/numerics.md), hence the config line.
     """
     rendezvous(coordinator, num_processes, process_id, timeout_s)
     jax.config.update("jax_cpu_collectives_implementation", "gloo")

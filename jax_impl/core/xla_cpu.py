@@ -1,8 +1,9 @@
 """The XLA:CPU options the port uses, each with one line of why; the measurements are in bench/README.md.
 
-Two kinds. Per-program compiler options go to jax.jit(..., compiler_options=compiler_options()). Process flags go in
-the XLA_FLAGS environment variable, which XLA reads once, when JAX's backend starts: call set_xla_flags() before
-importing jax (the scripts do, through cli.setup_jax; tests/conftest.py does).
+Three kinds. Per-program compiler options go to jax.jit(..., compiler_options=compiler_options()). The small-loop
+threshold is a process flag in the XLA_FLAGS environment variable, which XLA reads once, when JAX's backend starts:
+call set_xla_flags() before importing jax (the scripts do, through cli.setup_jax; tests/conftest.py does). The number
+of CPU devices is JAX's own option, jax_num_cpu_devices (set_cpu_devices), set before the backend starts.
 """
 
 import functools
@@ -23,15 +24,15 @@ CPU_COMPILER_OPTIONS = {
 SMALL_LOOP_BYTES = 2**17
 SMALL_LOOP_OPTION = "xla_cpu_small_while_loop_byte_threshold"
 EXTRA_OPTIONS = "--xla_backend_extra_options="
-# One host device per core: a sweep shards its models over them (sharding.py), which uses both cores of this machine
-# (1.2-1.25x faster at E = 256); a single fit runs on the first device as before.
+# One CPU device per core: a sweep shards its models over them (sharding.py), which uses both cores of a two-core
+# machine (1.2-1.25x faster at E = 256); a single fit runs on the first device. A count the user set in XLA_FLAGS
+# with this flag, or in JAX_NUM_CPU_DEVICES, wins.
 HOST_DEVICES = "--xla_force_host_platform_device_count="
 
 
-def xla_flags(existing: str = "", *, host_devices: int | None = None) -> str:
-    """`existing` XLA_FLAGS with the port's added: the small-loop threshold (joined to the user's own backend-options
-    list if there is one; a threshold of their own wins) and, if given, `host_devices` CPU devices (unless the user
-    set a count)."""
+def xla_flags(existing: str = "") -> str:
+    """`existing` XLA_FLAGS with the port's small-loop threshold added (joined to the user's own backend-options list
+    if there is one; a threshold of their own wins)."""
     flags = existing.split()
     ours = f"{SMALL_LOOP_OPTION}={SMALL_LOOP_BYTES}"
     extra = [i for i, flag in enumerate(flags) if flag.startswith(EXTRA_OPTIONS)]
@@ -39,18 +40,28 @@ def xla_flags(existing: str = "", *, host_devices: int | None = None) -> str:
         flags.append(EXTRA_OPTIONS + ours)
     elif not any(SMALL_LOOP_OPTION in flags[i] for i in extra):
         flags[extra[-1]] += "," + ours
-    if host_devices and host_devices > 1 and not any(flag.startswith(HOST_DEVICES) for flag in flags):
-        flags.append(f"{HOST_DEVICES}{host_devices}")
     return " ".join(flags)
 
 
-def set_xla_flags(*, host_devices: int | None = None) -> bool:
-    """Set XLA_FLAGS to xla_flags(its current value, host_devices=...) for this process. Call before importing jax:
+def set_xla_flags() -> bool:
+    """Set XLA_FLAGS to xla_flags(its current value) for this process. Call before importing jax:
     XLA reads the flags when JAX's backend starts, and JAX has no public way to ask whether it has. Returns False,
     and changes nothing, when jax is already imported."""
     if "jax" in sys.modules:
         return False
-    os.environ["XLA_FLAGS"] = xla_flags(os.environ.get("XLA_FLAGS", ""), host_devices=host_devices)
+    os.environ["XLA_FLAGS"] = xla_flags(os.environ.get("XLA_FLAGS", ""))
+    return True
+
+
+def set_cpu_devices(count: int) -> bool:
+    """Ask JAX for `count` CPU devices (jax.config's jax_num_cpu_devices) unless the user chose a count (XLA_FLAGS'
+    HOST_DEVICES flag or JAX_NUM_CPU_DEVICES). Call before the backend starts (before the first array or device
+    query). Returns whether it set the option."""
+    import jax
+
+    if count <= 1 or HOST_DEVICES in os.environ.get("XLA_FLAGS", "") or "JAX_NUM_CPU_DEVICES" in os.environ:
+        return False
+    jax.config.update("jax_num_cpu_devices", count)
     return True
 
 

@@ -42,7 +42,7 @@ TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 def full_precision(fn):
     """Run fn under precision.full_float32: JAX's matmuls in full float32 and torch's TF32 off (on NVIDIA GPUs both
-    may default to TF32, NUMERICS.md: a third framework's rounding in a two-framework check). No effect on CPU."""
+    may default to TF32, docs/numerics.md: a third framework's rounding in a two-framework check). No effect on CPU."""
 
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):
