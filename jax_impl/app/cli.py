@@ -52,26 +52,24 @@ def parse_run_args(description: str, argv=None) -> argparse.Namespace:
     return args
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number > 0, else one line naming the value."""
+def _whole_number(text: str, smallest: int, rule: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be positive")
+    if value < smallest:
+        raise argparse.ArgumentTypeError(f"{text} {rule}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number > 0, else one line naming the value."""
+    return _whole_number(text, 1, "must be positive")
 
 
 def non_negative_int(text: str) -> int:
     """An argparse type: a whole number >= 0, else one line naming the value."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must not be negative")
-    return value
+    return _whole_number(text, 0, "must not be negative")
 
 
 def positive_float(text: str) -> float:
