@@ -15,7 +15,7 @@ from torch_impl.twin.notebook import notebook_draws as torch_notebook_draws
 
 # torch picks its CPU kernels by the CPU's instruction sets; torch_rng reproduces the AVX2 and AVX-512 ones (every
 # x86-64 CPU since 2013, this project's Intel Xeon and AMD EPYC machines). Elsewhere torch's own float32 randn,
-# linspace and uniform_ differ in the last bits (README, "torch's seeds, without torch").
+# linspace and uniform_ differ in the last bits (docs/torch-rng.md).
 pytestmark = pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"),
                                 reason="torch_rng reproduces torch's AVX2 / AVX-512 kernels")
 
