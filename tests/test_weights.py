@@ -1,13 +1,18 @@
-"""Weight files (files/weights.py, convert_weights.py, --init, --params): every direction between a torch
-checkpoint, safetensors and the port's .npz, bit for bit; a torch net's own file into every flag that takes weights;
-each almost-right file refused with one line naming the problem, or accepted with one note; no pickle ever run."""
+"""Weight files (files/weights.py, files/torch_file.py, convert_weights.py, --init, --params): every direction between
+a torch checkpoint, safetensors and the port's .npz, bit for bit; torch.save's files read without torch as torch.load
+reads them, and the files written without torch read by torch.load(weights_only=True), bit for bit; every format with
+torch absent; a torch net's own file into every flag that takes weights; each almost-right file refused with one line
+naming the problem, or accepted with one note; no pickle ever run."""
 
+import io
 import itertools
 import json
 import os
 import pathlib
 import subprocess
 import sys
+import zipfile
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -16,7 +21,7 @@ from conftest import ROOT, import_script, run_main
 
 from jax_impl.app import cli
 from jax_impl.core import data
-from jax_impl.files import weights
+from jax_impl.files import torch_file, weights
 from jax_impl.files.params_io import InputError
 from torch_impl.twin.model import Net
 
@@ -47,12 +52,17 @@ def torch_first_loss(net: Net) -> float:
         return torch.nn.MSELoss()(net(x.to(net.linear1.weight.dtype)), y.to(net.linear1.weight.dtype)).item()
 
 
+def tensor_bytes(tensor: torch.Tensor) -> bytes:
+    """A tensor's values as bytes in row-major order, its conj and neg bits applied (what its numbers are)."""
+    return tensor.detach().resolve_conj().resolve_neg().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
 def assert_same_state(got: dict, want: dict) -> None:
     """Names (in any order: safetensors sorts them), dtypes, shapes and bits."""
     assert sorted(got) == sorted(want)
     for name in want:
         assert got[name].dtype == want[name].dtype and got[name].shape == want[name].shape, name
-        assert torch.equal(got[name], want[name]), name
+        assert tensor_bytes(got[name]) == tensor_bytes(want[name]), name
 
 
 def write_as(path: pathlib.Path, net: Net) -> pathlib.Path:
@@ -119,6 +129,131 @@ def test_every_direction_and_back_is_exact(tmp_path, capsys, source, target, dty
             Net(1, 7, 1).to(dtype).load_state_dict(loaded, strict=True)
 
 
+def rewrite_records(path, change) -> None:
+    """The zip at `path` rewritten record by record, change(name, data) -> the new data, stored as torch.save stores."""
+    with zipfile.ZipFile(path) as archive:
+        records = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in records:
+            archive.writestr(name, change(name, data))
+
+
+# ---- torch.save's format without torch, against torch itself -----------------------------------------------------
+
+def assert_loaded_alike(got, want, where="the file") -> None:
+    """torch_file.load's result against torch.load(weights_only=True)'s: the same containers of the same types, keys
+    in the same order, the same plain values, and each tensor a C-contiguous array of its dtype, shape and bits."""
+    if isinstance(want, torch.Tensor):
+        assert isinstance(got, np.ndarray) and got.flags.c_contiguous, (where, type(got))
+        assert (got.dtype.name, got.shape) == (str(want.dtype).removeprefix("torch."), tuple(want.shape)), where
+        assert got.tobytes() == tensor_bytes(want), where
+    elif isinstance(want, dict):
+        assert type(got) is type(want) and list(got) == list(want), (where, list(got), list(want))
+        for key in want:
+            assert_loaded_alike(got[key], want[key], f"{where}[{key!r}]")
+    elif isinstance(want, list | tuple):
+        assert type(got) is type(want) and len(got) == len(want), where
+        for i, (a, b) in enumerate(zip(got, want)):
+            assert_loaded_alike(a, b, f"{where}[{i}]")
+    else:
+        assert type(got) is type(want) and got == want, (where, got, want)
+
+
+def trained_checkpoint() -> dict:
+    """A checkpoint dict as training scripts save one: the twin's state_dict, Adam's state after a step (tensors,
+    ints, floats, tuples, bools, None), an epoch and a loss."""
+    net = torch_net(11)
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
+    x, y = (torch.from_numpy(np.array(a)) for a in data.notebook_data())
+    loss = torch.nn.MSELoss()(net(x), y)
+    loss.backward()
+    optimizer.step()
+    return {"epoch": 1, "model_state_dict": net.state_dict(), "optimizer_state_dict": optimizer.state_dict(),
+            "loss": loss.item()}
+
+
+def views_of_one_storage() -> dict:
+    """Tensors saved as views: torch.save keeps the one storage and each view's offset, size and strides."""
+    base = torch.arange(24, dtype=torch.float32).reshape(4, 6) / 7
+    z = torch.randn(2, 5, dtype=torch.complex64, generator=torch.Generator().manual_seed(0))
+    return OrderedDict(whole=base, column=base[:, 2], transposed=base.T, strided=base[1:, ::2], row=base[3],
+                       scalar=base[1, 1], expanded=base[0, :1].expand(3, 4),  # stride 0
+                       imag_of_conj=z[0].conj().imag,  # floats at odd offsets of a complex storage, neg bit set
+                       conj=z[1].clone().conj())  # conj bit set (a storage of its own: torch saves one dtype a storage)
+
+
+def every_dtype() -> dict:
+    values = torch.tensor([0.0, -0.0, 1.5, -2.25, 3e-39, 65504.0])  # a float32 subnormal; float16's largest
+    return {str(dtype).removeprefix("torch."): values.to(dtype) for dtype in (
+        torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int16, torch.int8,
+        torch.uint8, torch.bool, torch.complex128, torch.complex64,  # legacy typed storages: _rebuild_tensor_v2
+        torch.uint16, torch.uint32, torch.uint64, torch.float8_e5m2, torch.float8_e4m3fn)} | {  # _rebuild_tensor_v3
+        "empty": torch.zeros(0, 3), "zero_dim": torch.tensor(2.5, dtype=torch.float64)}
+
+
+SAVED_BY_TORCH = {
+    "the twin's state_dict": lambda: torch_net(12).state_dict(),
+    "a checkpoint dict with an optimizer's state": trained_checkpoint,
+    "half precision": lambda: state_of(13, torch.bfloat16) | {"half": torch.ones(3, dtype=torch.float16) / 3},
+    "Parameters": lambda: {name: param for name, param in torch_net(14).named_parameters()},
+    "views of one storage": views_of_one_storage,
+    "every dtype numpy has": every_dtype,
+}
+
+
+@pytest.mark.parametrize("case", SAVED_BY_TORCH)
+def test_the_reader_reads_what_torch_load_reads(tmp_path, case):
+    obj = SAVED_BY_TORCH[case]()
+    torch.save(obj, tmp_path / "saved.pt")
+    assert_loaded_alike(torch_file.load(tmp_path / "saved.pt"), torch.load(tmp_path / "saved.pt", weights_only=True))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.complex64, torch.int16])
+def test_a_big_endian_file_is_read_as_torch_reads_it(tmp_path, dtype):
+    """torch.save on a big-endian machine: byteorder 'big' and every element's bytes reversed (a complex's two parts
+    each, as torch swaps them). Made here from a little-endian file; torch.load itself gives back the original."""
+    state = {k: v.to(dtype) for k, v in state_of(15).items()}
+    torch.save(state, tmp_path / "big.pt")
+    unit = torch.empty(0, dtype=dtype).element_size() // (2 if dtype.is_complex else 1)
+
+    def to_big_endian(name, data):
+        if name.endswith("/byteorder"):
+            return b"big"
+        return np.frombuffer(data, f"u{unit}").byteswap().tobytes() if "/data/" in name else data
+
+    rewrite_records(tmp_path / "big.pt", to_big_endian)
+    loaded = torch.load(tmp_path / "big.pt", weights_only=True)
+    assert_same_state(loaded, state)  # a real big-endian file: torch reads it back to the original
+    assert_loaded_alike(torch_file.load(tmp_path / "big.pt"), loaded)
+
+
+def test_the_writer_gives_torch_load_the_same_bits(tmp_path):
+    """torch_file.save's file, read by torch.load(weights_only=True), plain and memory-mapped (which maps each
+    storage where the writer aligned it): an OrderedDict with the names in order, each tensor contiguous, of the
+    array's dtype, shape and bits (-0.0, a subnormal, inf and a NaN's payload included)."""
+    import ml_dtypes
+
+    values = np.array([0.0, -0.0, 1.5, 1e-310, np.inf, np.nan], np.float64).reshape(2, 3)
+    arrays = {"f64": values, "f32": values.astype(np.float32).T, "f16": values.astype(np.float16)[:, ::2],
+              "bf16": values.astype(ml_dtypes.bfloat16), "f32_payload": np.uint32([0x7FC00123]).view(np.float32),
+              "zero_dim": np.float32(2.5), "empty": np.zeros((3, 0)), "i64": np.arange(70000), "flags": values > 0,
+              "c64": (values + 1j).astype(np.complex64)}
+    with open(tmp_path / "written.pt", "wb") as f:
+        torch_file.save(arrays, f)
+    for mmap in (False, True):
+        loaded = torch.load(tmp_path / "written.pt", weights_only=True, mmap=mmap)
+        assert type(loaded) is OrderedDict and list(loaded) == list(arrays)
+        for name, array in arrays.items():
+            tensor = loaded[name]
+            assert tensor.is_contiguous() and tuple(tensor.shape) == np.shape(array), name
+            assert str(tensor.dtype).removeprefix("torch.") == np.asarray(array).dtype.name, name
+            assert tensor_bytes(tensor) == np.ascontiguousarray(array).tobytes(), name
+    assert_loaded_alike(torch_file.load(tmp_path / "written.pt"), loaded)  # and the reader reads it back
+    with pytest.raises(InputError, match=r"^w.pt: 'u16' has dtype uint16, which this writer of torch checkpoints does "
+                                         r"not take \(it takes float64, float32, float16, bfloat16, "):
+        torch_file.save({"u16": np.uint16([1])}, io.BytesIO(), "w.pt: ")
+
+
 def test_safetensors_files_are_torchs_layout_readable_without_torch(tmp_path):
     """What the port writes for torch is read by safetensors' numpy API: torch's names, (out, in) weights, format pt."""
     from safetensors import safe_open
@@ -141,7 +276,7 @@ import sys
 sys.modules["torch"] = None  # import torch now raises ImportError, as where torch is not installed
 sys.path.insert(0, sys.argv[1])
 import numpy as np
-from jax_impl.files import weights
+from jax_impl.files import torch_file, weights
 from jax_impl.files.params_io import InputError
 p = {"w1": np.ones((1, 3), np.float32), "b1": np.zeros(3, np.float32), "w2": np.ones((3, 1), np.float32),
      "b2": np.zeros(1, np.float32)}
