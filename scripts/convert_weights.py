@@ -4,11 +4,12 @@
     python scripts/convert_weights.py out/params.npz net.safetensors # the port's -> torch's names and layout
     python scripts/convert_weights.py out/model.safetensors net.pt   # -> a file torch.load(weights_only=True) reads
 
-Formats by suffix (jax_impl/files/weights.py): .pt/.pth, a torch state_dict (needs torch; read with
-torch.load(..., weights_only=True), which runs nothing but tensors); .safetensors, torch's names and layout with
-metadata {"format": "pt"} (no torch needed); .npz, the port's w1 (1,H), b1 (H,), w2 (H,1), b2 (1,). Every direction;
-float32 and float64 are kept bit for bit, float16 and bfloat16 become float32 (exactly), so a round trip changes
-nothing, and a file written for torch loads into the notebook's Net(1, H, 1) with load_state_dict(..., strict=True).
+Formats by suffix (jax_impl/files/weights.py), none of them needing torch: .pt/.pth, a torch state_dict (torch.save's
+zip, read as torch.load(..., weights_only=True) reads it, unpickling nothing but tensors and plain containers:
+jax_impl/files/torch_file.py); .safetensors, torch's names and layout with metadata {"format": "pt"}; .npz, the
+port's w1 (1,H), b1 (H,), w2 (H,1), b2 (1,). Every direction; float32 and float64 are kept bit for bit, float16 and
+bfloat16 become float32 (exactly), so a round trip changes nothing, and a file written for torch loads into the
+notebook's Net(1, H, 1) with load_state_dict(..., strict=True).
 What the reader accepted on the way (a checkpoint dict, a DataParallel prefix, half precision) is one note on stderr.
 Exit codes: 2 bad input (one line naming the problem; OUT is left as it was).
 """

@@ -11,6 +11,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import warnings
 import zipfile
 from collections import OrderedDict
 
@@ -129,15 +130,6 @@ def test_every_direction_and_back_is_exact(tmp_path, capsys, source, target, dty
             Net(1, 7, 1).to(dtype).load_state_dict(loaded, strict=True)
 
 
-def rewrite_records(path, change) -> None:
-    """The zip at `path` rewritten record by record, change(name, data) -> the new data, stored as torch.save stores."""
-    with zipfile.ZipFile(path) as archive:
-        records = [(info.filename, archive.read(info)) for info in archive.infolist()]
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-        for name, data in records:
-            archive.writestr(name, change(name, data))
-
-
 # ---- torch.save's format without torch, against torch itself -----------------------------------------------------
 
 def assert_loaded_alike(got, want, where="the file") -> None:
@@ -227,6 +219,24 @@ def test_a_big_endian_file_is_read_as_torch_reads_it(tmp_path, dtype):
     assert_loaded_alike(torch_file.load(tmp_path / "big.pt"), loaded)
 
 
+def test_a_state_dict_of_views_reads_as_its_values(tmp_path):
+    """Weights saved as non-contiguous views, strided slices of one bigger tensor that share its storage at different
+    offsets, read through weights.read as torch reads them."""
+    state = state_of(16)
+    big = torch.zeros(3, 40)
+    big[1, ::2] = state["linear2.weight"][0]
+    big[2, 1::2] = state["linear1.weight"][:, 0]
+    views = {"linear1.weight": big[2, 1::2].unsqueeze(1), "linear1.bias": state["linear1.bias"],
+             "linear2.weight": big[1:2, ::2], "linear2.bias": state["linear2.bias"]}
+    assert not views["linear1.weight"].is_contiguous() and not views["linear2.weight"].is_contiguous()
+    torch.save(views, tmp_path / "views.pt")
+    params, note = weights.read(tmp_path / "views.pt")
+    assert note is None
+    for jax_name, (torch_name, transposed) in weights.JAX_TO_TORCH.items():
+        want = state[torch_name].numpy()
+        np.testing.assert_array_equal(params[jax_name], want.T if transposed else want, strict=True)
+
+
 def test_the_writer_gives_torch_load_the_same_bits(tmp_path):
     """torch_file.save's file, read by torch.load(weights_only=True), plain and memory-mapped (which maps each
     storage where the writer aligned it): an OrderedDict with the names in order, each tensor contiguous, of the
@@ -271,40 +281,75 @@ def test_safetensors_files_are_torchs_layout_readable_without_torch(tmp_path):
         assert f.metadata() == {"format": "pt"}
 
 
+# Where torch is not installed: `import torch` (or torch.anything) raises ImportError, whoever asks and however
 NO_TORCH = """
+import importlib.abc
 import sys
-sys.modules["torch"] = None  # import torch now raises ImportError, as where torch is not installed
+
+
+class NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] == "torch":
+            raise ImportError(f"No module named {name!r} (the test hides torch)")
+        return None
+
+
+sys.meta_path.insert(0, NoTorch())
+"""
+# ... and then the library: every format written, read back and checked; which of torch and jax it imported
+LIBRARY_WITHOUT_TORCH = NO_TORCH + """
 sys.path.insert(0, sys.argv[1])
 import numpy as np
-from jax_impl.files import torch_file, weights
-from jax_impl.files.params_io import InputError
-p = {"w1": np.ones((1, 3), np.float32), "b1": np.zeros(3, np.float32), "w2": np.ones((3, 1), np.float32),
-     "b2": np.zeros(1, np.float32)}
-for suffix in (".npz", ".safetensors"):
+from jax_impl.files import weights
+p = {"w1": np.float32([[1.5, -2, 0.25]]), "b1": np.float32([0, -0.0, 3]), "w2": np.float32([[1], [2], [3]]),
+     "b2": np.float32([0.5])}
+for suffix in (".pt", ".safetensors", ".npz"):
     weights.write(sys.argv[2] + suffix, p)
     got, _ = weights.read(sys.argv[2] + suffix)
-    assert all(np.array_equal(got[k], p[k]) for k in p)
-for doing in ("read", "write"):
-    try:
-        weights.read(sys.argv[2] + ".pt") if doing == "read" else weights.write(sys.argv[2] + ".pt", p)
-    except InputError as e:
-        print(e)
+    assert all(got[k].tobytes() == p[k].tobytes() and got[k].shape == p[k].shape for k in p), suffix
 print(sorted(m for m, module in sys.modules.items() if module and m.split(".")[0] in ("torch", "jax")))
+"""
+# ... and then a script: python -c NO_TORCH_SCRIPT scripts/NAME.py ARGS runs it as `python scripts/NAME.py ARGS` would
+NO_TORCH_SCRIPT = NO_TORCH + """
+import runpy
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
-def test_npz_and_safetensors_need_no_torch_and_pt_says_it_does(tmp_path):
-    open(tmp_path / "w.pt", "wb").close()
-    result = subprocess.run([sys.executable, "-c", NO_TORCH, str(ROOT), str(tmp_path / "w")], capture_output=True,
-                            text=True, timeout=120)
+def test_every_format_needs_no_torch(tmp_path):
+    result = subprocess.run([sys.executable, "-c", LIBRARY_WITHOUT_TORCH, str(ROOT), str(tmp_path / "w")],
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    read_line, write_line, imported = result.stdout.splitlines()
-    assert read_line == (f"{tmp_path / 'w.pt'}: reading a torch checkpoint needs torch, which is not installed (pip "
-                         "install torch; or convert the file to .safetensors where torch is: "
-                         "scripts/convert_weights.py)")
-    assert write_line.startswith(f"{tmp_path / 'w.pt'}: writing a torch checkpoint needs torch")
-    assert imported == "[]"  # neither torch nor jax
-    assert not (tmp_path / "w.pt").stat().st_size  # the write refused left the old (empty) file as it was
+    assert result.stdout == "[]\n"  # neither torch nor jax
+    assert torch.load(tmp_path / "w.pt", weights_only=True)["linear1.bias"].numpy().tobytes() == (
+        np.float32([0, -0.0, 3]).tobytes())  # the .pt written without torch is torch's, bit for bit
+
+
+def test_convert_weights_runs_without_torch(tmp_path):
+    """A torch net's .pt -> .safetensors -> .npz -> .pt through convert_weights.py with torch hidden: the last file is
+    the first's tensors, bit for bit, as torch.load(weights_only=True) reads it; a pickled object is refused with one
+    line and exit 2, without running it."""
+    net = torch_net(10, hidden=9, dtype=torch.float64)
+    torch.save(net.state_dict(), tmp_path / "net.pt")
+    chain = [tmp_path / name for name in ("net.pt", "net.safetensors", "net.npz", "back.pt")]
+
+    def convert(source, target):
+        return subprocess.run([sys.executable, "-c", NO_TORCH_SCRIPT, str(ROOT / "scripts" / "convert_weights.py"),
+                               str(source), str(target)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+    for source, target in zip(chain, chain[1:]):
+        result = convert(source, target)
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+        assert result.stdout.startswith(f"wrote {target} (")
+    assert_same_state(torch.load(chain[-1], weights_only=True), net.state_dict())
+    bad = bad_torch_file(tmp_path, "pickled_object")
+    result = convert(bad, tmp_path / "out.npz")
+    assert result.returncode == 2 and result.stdout == "", result
+    assert result.stderr == (f"convert_weights.py: error: {bad}: refused: it pickles posix.system, and the reader "
+                             "unpickles nothing but tensors and plain containers (nothing was run); save "
+                             "model.state_dict() instead\n")
+    assert not (tmp_path / "marker").exists() and not (tmp_path / "out.npz").exists()
 
 
 # ---- the same reader behind every flag that takes weights ------------------------------------------------------
@@ -400,6 +445,23 @@ class WritesAMarker:
         return os.system, (f"touch {self.marker}",)
 
 
+def rewrite_records(path, change) -> None:
+    """The zip at `path` rewritten record by record, change(name, data) -> the new data, stored as torch.save stores."""
+    with zipfile.ZipFile(path) as archive:
+        records = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in records:
+            archive.writestr(name, change(name, data))
+
+
+def quietly(make):
+    """make(), its warnings silenced: torch warns that quantized and complex32 tensors are deprecated or experimental
+    (and the tests turn warnings into errors)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return make()
+
+
 def bad_torch_file(tmp_path, kind) -> pathlib.Path:
     state = state_of()
     path = tmp_path / f"{kind}.pt"
@@ -433,6 +495,35 @@ def bad_torch_file(tmp_path, kind) -> pathlib.Path:
     elif kind == "not_a_checkpoint":
         path.write_text("linear1.weight,1\n")
         return path
+    elif kind == "meta":
+        obj = {**state, "linear1.weight": torch.empty(20, 1, device="meta")}
+    elif kind == "sparse":
+        obj = {**state, "linear1.weight": state["linear1.weight"].to_sparse()}
+    elif kind == "quantized":
+        obj = {**state, "linear2.weight": quietly(lambda: torch.quantize_per_tensor(state["linear2.weight"], 0.01, 0,
+                                                                                     torch.qint8))}
+    elif kind == "complex32":  # no numpy dtype
+        obj = {**state, "linear2.bias": quietly(lambda: state["linear2.bias"].to(torch.complex32))}
+    elif kind == "float8":  # numpy has it (ml_dtypes); weights are not float8
+        obj = {**state, "linear2.bias": state["linear2.bias"].to(torch.float8_e4m3fn)}
+    elif kind == "legacy_format":
+        torch.save(state, path, _use_new_zipfile_serialization=False)
+        return path
+    elif kind == "npz_named_pt":
+        with open(path, "wb") as f:
+            np.savez(f, **{k: v.numpy() for k, v in state.items()})
+        return path
+    elif kind == "short_storage":  # linear1.weight's 80 bytes cut to 40
+        torch.save(state, path)
+        rewrite_records(path, lambda name, data: data[:40] if name.endswith("/data/0") else data)
+        return path
+    elif kind == "view_beyond_storage":  # linear2.bias is element 2 of a storage of 3; the file says element 3
+        torch.save({**state, "linear2.bias": torch.zeros(3)[2:]}, path)
+        pickled = zipfile.ZipFile(path).read(f"{kind}/data.pkl")
+        assert pickled.count(b"K\x02") == 1  # BININT1 2: the storage offset, the only 2 in the pickle
+        rewrite_records(path, lambda name, data: pickled.replace(b"K\x02", b"K\x03") if name.endswith("data.pkl")
+                        else data)
+        return path
     else:
         raise AssertionError(kind)
     torch.save(obj, path)
@@ -447,17 +538,31 @@ def bad_torch_file(tmp_path, kind) -> pathlib.Path:
                    "Linear weights as (out, in)"),
     ("non_finite", "'linear1.bias' has non-finite values (1 of 20; first inf at [3])"),
     ("int_dtype", "'linear2.bias' has dtype int64: weights must be float16, bfloat16, float32 or float64"),
-    ("pickled_object", "refused: it pickles posix.system as well as tensors, and torch.load(weights_only=True) runs "
-                       "no such thing"),
-    ("whole_module", "refused: it pickles torch_impl.twin.model.Net as well as tensors"),
+    ("pickled_object", "refused: it pickles posix.system, and the reader unpickles nothing but tensors and plain "
+                       "containers (nothing was run); save model.state_dict() instead"),
+    ("whole_module", "refused: it pickles torch_impl.twin.model.Net, and the reader unpickles nothing but tensors"),
     ("port_names", "missing keys 'linear1.weight', 'linear1.bias', 'linear2.weight', 'linear2.bias' (found 'b1', "
                    "'b2', 'w1', 'w2': the port's names, which an .npz holds; scripts/convert_weights.py converts)"),
     ("torch_zip_as_npz", "a torch checkpoint (torch.save's zip), not an .npz: name it .pt"),
-    ("not_a_checkpoint", "not a torch checkpoint torch.load(weights_only=True) can read (Unsupported operand"),
+    ("not_a_checkpoint", "not a torch checkpoint (torch.save writes a zip archive; this is none)"),
+    ("meta", "'linear1.weight' is a meta tensor (float32, shape (20, 1)), which holds no values: save the tensor from "
+             "the device that holds them"),
+    ("sparse", "'linear1.weight' is a sparse tensor (torch.sparse_coo), and weights are dense: save tensor.to_dense()"),
+    ("quantized", "'linear2.weight' is a quantized tensor (torch.qint8, per_tensor_affine), and weights are floats: "
+                  "save tensor.dequantize()"),
+    ("complex32", "'linear2.bias' has dtype complex32: weights must be float16, bfloat16, float32 or float64"),
+    ("float8", "'linear2.bias' has dtype float8_e4m3fn: weights must be float16, bfloat16, float32 or float64"),
+    ("legacy_format", "a torch checkpoint in the format before torch 1.6 (_use_new_zipfile_serialization=False), "
+                      "which the reader does not take: torch.save it again with torch 1.6 or later"),
+    ("npz_named_pt", "an .npz (numpy's zip of .npy arrays), not a torch checkpoint: name it .npz"),
+    ("short_storage", "not a torch checkpoint the reader can read (damaged: short_storage/data/0 holds 40 bytes, not "
+                      "20 x 4)"),
+    ("view_beyond_storage", "not a torch checkpoint the reader can read (damaged: a tensor (storage offset 3, size "
+                            "(1,), stride (1,)) that reaches element 3 of a storage of 3)"),
 ])
 def test_an_almost_right_file_gets_one_line_and_exit_2(tmp_path, capsys, kind, message):
     """Each through convert_weights.py onto an existing OUT, which stays as it was; the marker of the pickled
-    object's __reduce__ is never written (weights_only=True refuses it before running anything)."""
+    object's __reduce__ is never written (the reader refuses its global before anything runs)."""
     path = bad_torch_file(tmp_path, kind)
     target = tmp_path / "out.npz"
     target.write_bytes(b"old")
@@ -579,11 +684,11 @@ def test_a_failed_write_leaves_nothing_half_written(tmp_path, monkeypatch):
     target = tmp_path / "net.pt"
     target.write_bytes(b"old")
 
-    def torch_save_fails_midway(obj, f):
+    def save_fails_midway(arrays, f, where):
         f.write(b"half a checkpoint")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(torch, "save", torch_save_fails_midway)
+    monkeypatch.setattr(torch_file, "save", save_fails_midway)
     with pytest.raises(InputError, match=f"cannot write {target}: No space left on device"):
         weights.write(target, params)
     assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["net.pt"]

@@ -1,24 +1,24 @@
-"""Weight files in and out, strictly: torch checkpoints, safetensors and the port's .npz. No jax and no torch here:
-torch's own load and save for .pt/.pth files are torch_impl/twin/checkpoint.py's.
+"""Weight files in and out, strictly: torch checkpoints, safetensors and the port's .npz. No jax and no torch here,
+for any format: torch.save's format is read and written by jax_impl/files/torch_file.py.
 
 Formats, by suffix:
     .pt, .pth     torch.save of a state_dict: torch's names and layout, linear1.weight (H, 1), linear1.bias (H,),
-                  linear2.weight (1, H), linear2.bias (1,). Read with torch.load(..., weights_only=True), which
-                  unpickles tensors and plain containers only and refuses anything else without running it.
+                  linear2.weight (1, H), linear2.bias (1,). Read as torch.load(..., weights_only=True) reads it:
+                  tensors and plain containers only, anything else refused without running it (torch_file.py);
+                  written so that torch.load(..., weights_only=True) reads it back bit for bit.
     .safetensors  torch's names and layout, metadata {"format": "pt"}; through safetensors' numpy API, without torch.
     .npz          the port's names and layout, w1 (1, H), b1 (H,), w2 (H, 1), b2 (1,); no pickle.
 
 read() refuses with one line (InputError) naming the problem: an unknown suffix, unexpected keys (listed), missing
 keys (with what was found), a shape that does not fit Net(1, H, 1) (the tensor named, and said to look transposed
-where it does), a dtype other than float16, bfloat16, float32 and float64, non-finite values. Where the intent is
-clear and nothing is lost it reads on and says what it did in a one-line note: a checkpoint dict holding the
-state_dict under 'state_dict', 'model_state_dict' or 'model'; the 'module.' prefix of DataParallel/DDP; float16 and
-bfloat16 (every value is a float32: widened exactly); float64 asked for as float32 (rounded, and the note says by
-how much).
+where it does), a dtype other than float16, bfloat16, float32 and float64, non-finite values; in a torch
+checkpoint also a pickled global other than a tensor's (named), a meta, sparse or quantized tensor (named), a file
+of the format before torch 1.6, a damaged file. Where the intent is clear and nothing is lost it reads on and says
+what it did in a one-line note: a checkpoint dict holding the state_dict under 'state_dict', 'model_state_dict' or
+'model'; the 'module.' prefix of DataParallel/DDP; float16 and bfloat16 (every value is a float32: widened exactly);
+float64 asked for as float32 (rounded, and the note says by how much).
 
-torch_impl.twin.checkpoint is imported only for a .pt/.pth file: every format ends in the same checks, which are numpy
-and belong here; torch's part is one torch.load (and one torch.save). Without torch the other formats work and a .pt
-file is one line naming what is missing.
+Every format ends in the same checks, which are numpy and belong here; each reader only turns its file into arrays.
 """
 
 import pathlib
@@ -26,6 +26,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from jax_impl.files import torch_file
 from jax_impl.files.params_io import (
     PARAM_NAMES,
     InputError,
@@ -139,23 +140,12 @@ def to_layout(params: Mapping, layout: str, hidden: int | None = None, where: st
 
 
 # ---- reading ---------------------------------------------------------------------------------------------------
-# Each reader returns {name: array} as stored; a tensor numpy cannot hold (a float8, a quantized tensor) comes back as
-# its dtype's name, a str, so that the key check still speaks first and the dtype check then names it.
-
-def _torch_checkpoint(path, doing: str):
-    """torch_impl.twin.checkpoint, where torch's own load and save live (this package never imports torch); InputError
-    when torch is not installed."""
-    import importlib
-
-    try:
-        return importlib.import_module("torch_impl.twin.checkpoint")
-    except ImportError:
-        raise InputError(f"{path}: {doing} a torch checkpoint needs torch, which is not installed (pip install torch; "
-                         "or convert the file to .safetensors where torch is: scripts/convert_weights.py)") from None
-
+# Each reader returns {name: array} as stored; a tensor of a dtype numpy lacks (torch's complex32, a float8 where the
+# safetensors installed knows none) comes back as its dtype's name, a str, so that the key check still speaks first
+# and the dtype check then names it.
 
 def _state_dict_of(obj, is_tensor, notes: list, where: str) -> Mapping:
-    """The state_dict in what torch.load returned: the dict of tensors itself, or a checkpoint dict's one under a
+    """The state_dict in what torch_file.load read: the dict of tensors itself, or a checkpoint dict's one under a
     CHECKPOINT_KEYS key (noted, with what else it held)."""
     if not isinstance(obj, Mapping):
         raise InputError(f"{where}holds a {type(obj).__name__}, not a state_dict (a dict of tensors): save "
@@ -181,10 +171,12 @@ def _state_dict_of(obj, is_tensor, notes: list, where: str) -> Mapping:
 
 
 def _read_torch(path, notes: list, where: str) -> dict:
-    checkpoint = _torch_checkpoint(path, "reading")
-    obj, is_tensor, to_numpy = checkpoint.load(path, where)
-    state = _state_dict_of(obj, is_tensor, notes, where)
-    return {name: to_numpy(value) for name, value in state.items()}
+    """The state_dict's tensors, each named where it is no dense tensor (meta, sparse, quantized)."""
+    state = _state_dict_of(torch_file.load(path, where), torch_file.is_tensor, notes, where)
+    for name, value in state.items():
+        if isinstance(value, torch_file.Unreadable) and value.what:
+            raise InputError(f"{where}{name!r} is {value.what}")
+    return {name: value.dtype if isinstance(value, torch_file.Unreadable) else value for name, value in state.items()}
 
 
 def _read_safetensors(path, notes: list, where: str) -> dict:
@@ -283,8 +275,8 @@ def read(path, *, dtype=None, hidden: int | None = None) -> tuple[dict[str, np.n
 def write(path, params: Mapping) -> str:
     """The port's params (w1 (1, H), b1 (H,), w2 (H, 1), b2 (1,); float arrays of any kind numpy accepts) -> a file
     in the format its suffix names, dtypes kept. Atomic: on any error no file is left at `path`, and an old one is as
-    it was. Returns what was written, in words. InputError: an unknown suffix, bad params, an unwritable folder,
-    torch missing for .pt/.pth."""
+    it was. Returns what was written, in words. InputError: an unknown suffix, bad params, an unwritable folder, a
+    dtype a .pt/.pth cannot hold."""
     fmt = format_of(path)
     layout = LAYOUT_OF[fmt]
     arrays = to_layout({k: np.asarray(v) for k, v in params.items()}, layout)
@@ -297,9 +289,8 @@ def write(path, params: Mapping) -> str:
             with atomic_path(path) as tmp:
                 save_file(arrays, tmp, metadata=SAFETENSORS_METADATA)
         else:
-            checkpoint = _torch_checkpoint(path, "writing")
             with atomic_path(path) as tmp, open(tmp, "wb") as f:
-                checkpoint.save(arrays, f)
+                torch_file.save(arrays, f, f"{path}: ")
     except OSError as e:
         raise InputError(f"cannot write {path}: {e.strerror or e}") from None
     dtypes = sorted({a.dtype.name for a in arrays.values()})
