@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from jax_impl.core import data, layout, model
-from torch_impl.twin.convert import JAX_TO_TORCH, from_state_dict, to_state_dict
+from jax_impl.files import weights
+from torch_impl.twin.convert import JAX_TO_TORCH, from_state_dict, tensor_to_numpy, to_state_dict
 from torch_impl.twin.model import Net
 
 # |Net(to_state_dict(p))(x) - model.forward(p, x)| in float32. Measured over jax.random keys 0-99 at hidden 20 and
@@ -133,3 +134,32 @@ def test_a_wrong_width_names_the_tensor_that_is_off(bad):
     params[bad] = np.zeros(tuple(19 if d == 20 else d for d in params[bad].shape))
     with pytest.raises(ValueError, match=f"tensor '{bad}' has shape"):
         to_state_dict(params)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_tensor_to_numpy_keeps_the_bits(dtype):
+    tensor = torch.tensor([0.0, -0.0, 1.5, -2.25, 1e-7, 3e38]).to(dtype)[::2]  # a strided view
+    array = tensor_to_numpy(tensor)
+    assert array.dtype.name == str(dtype).removeprefix("torch.") and array.flags.c_contiguous
+    assert array.tobytes() == tensor.contiguous().view(torch.uint8).numpy().tobytes()
+    array[0] = 9
+    assert tensor[0] == 0  # a copy
+    assert tensor_to_numpy(torch.zeros(2, dtype=torch.float4_e2m1fn_x2)) == "float4_e2m1fn_x2"  # no numpy dtype
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_the_twin_and_the_torch_free_files_agree(tmp_path, dtype):
+    """A .pt torch.save wrote, read without torch (weights.read), is the twin's from_state_dict of torch.load; and
+    weights.write's .pt, read by torch.load(weights_only=True), is the twin's to_state_dict of the same params."""
+    torch.manual_seed(7)
+    state = Net(1, 9, 1).to(dtype).state_dict()
+    torch.save(state, tmp_path / "net.pt")
+    params, _ = weights.read(tmp_path / "net.pt", dtype=None)
+    twin = from_state_dict(torch.load(tmp_path / "net.pt", weights_only=True))
+    for name in params:  # bfloat16 is read widened to float32, exactly
+        assert params[name].tobytes() == twin[name].astype(params[name].dtype).tobytes(), name
+    weights.write(tmp_path / "back.pt", params)
+    loaded = torch.load(tmp_path / "back.pt", weights_only=True)
+    for name, tensor in to_state_dict(params).items():
+        assert loaded[name].dtype == tensor.dtype and torch.equal(loaded[name], tensor), name
+        assert loaded[name].numpy().tobytes() == tensor.numpy().tobytes(), name

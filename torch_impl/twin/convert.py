@@ -12,7 +12,20 @@ import numpy as np
 import torch
 
 from jax_impl.files.weights import JAX_TO_TORCH, from_layout, to_layout  # noqa: F401  (JAX_TO_TORCH)
-from torch_impl.twin.checkpoint import tensor_to_numpy
+
+
+def tensor_to_numpy(tensor):
+    """A torch tensor's values as a numpy array of its dtype, a copy (bfloat16 as ml_dtypes.bfloat16, which numpy
+    lacks: the same bits); the dtype's name (a str) for a tensor numpy cannot hold."""
+    tensor = tensor.detach().cpu()
+    if tensor.dtype == torch.bfloat16:
+        import ml_dtypes  # numpy's bfloat16
+
+        return tensor.view(torch.int16).numpy().view(ml_dtypes.bfloat16).copy()
+    try:
+        return tensor.numpy().copy()
+    except (TypeError, RuntimeError):  # float8, complex32, quantized: no numpy dtype
+        return str(tensor.dtype).removeprefix("torch.")
 
 
 def to_state_dict(params, hidden: int | None = None) -> dict[str, torch.Tensor]:
