@@ -1,6 +1,7 @@
-"""The layers import in one direction (docs/design.md). Every module's imports, those inside functions included, are
-read with ast (nothing is imported), and the graph is held to the rules below: a wrong direction, a cycle, or
-argparse/matplotlib reachable from the training function's module fails, naming the modules."""
+"""The layers import in one direction (docs/design.md). Every module's imports, those inside functions included and
+the dynamic ones (importlib.import_module and __import__ of a string constant), are read with ast (nothing is
+imported), and the graph is held to the rules below: a wrong direction, a cycle, or argparse/matplotlib reachable from
+the training function's module fails, naming the modules."""
 
 import ast
 import pathlib
@@ -43,13 +44,39 @@ def project_modules() -> dict[str, pathlib.Path]:
     return {module_name(p): p for p in paths}
 
 
+def dynamic_import(node: ast.AST) -> str | None:
+    """The module a call imports by a string constant: importlib.import_module("m"), import_module("m") (imported
+    from importlib) or __import__("m"); None for any other node. A name computed at run time cannot be read."""
+    if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)):
+        return None
+    func = node.func
+    if (isinstance(func, ast.Attribute) and func.attr == "import_module" and isinstance(func.value, ast.Name)
+            and func.value.id == "importlib") or (isinstance(func, ast.Name)
+                                                  and func.id in ("import_module", "__import__")):
+        return node.args[0].value
+    return None
+
+
+def project_module_of(target: str, modules) -> str | None:
+    """A project name as a module of the graph: itself, or the nearest package above it that is one (a module that
+    no longer exists, imported by name, still counts as an arrow into its package); None outside the project."""
+    while target and target.split(".")[0] in ("jax_impl", "torch_impl"):
+        if target in modules:
+            return target
+        target = target.rpartition(".")[0]
+    return None
+
+
 def imports_of(source: str, name: str, modules) -> set[str]:
     """Every module `source` imports, anywhere in it: a project module by its full name (`from pkg import mod` is
     pkg.mod), an outside one by its top-level package."""
     found = set()
     package = name if any(m.startswith(name + ".") for m in modules) else name.rpartition(".")[0]
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
+        if (dynamic := dynamic_import(node)) is not None:
+            found.add(dynamic)
+        elif isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
@@ -58,8 +85,8 @@ def imports_of(source: str, name: str, modules) -> set[str]:
                 base = ".".join(parts + ([base] if base else []))
             found.add(base)
             found |= {f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in modules}
-    project = {m for m in found if m in modules}
-    return project | {m.split(".")[0] for m in found - project if m.split(".")[0] not in ("jax_impl", "torch_impl")}
+    project = {project_module_of(m, modules) for m in found} - {None}
+    return project | {m.split(".")[0] for m in found if m.split(".")[0] not in ("", "jax_impl", "torch_impl")}
 
 
 def import_graph(sources: dict[str, str]) -> dict[str, set[str]]:
@@ -153,6 +180,12 @@ PLANTED = {
         "jax_impl.files.weights", "from torch_impl.twin import checkpoint\n",
         ["jax_impl.files.weights imports torch_impl.twin.checkpoint: jax_impl never imports",
          "import cycle: "]),
+    # weights.py itself until the reader of torch.save's format without torch: a dynamic import, the same circle
+    "the weight files reach the torch twin through importlib: a circle all the same": (
+        "jax_impl.files.weights", 'import importlib\n\ndef _torch_checkpoint():\n'
+                                  '    return importlib.import_module("torch_impl.twin.checkpoint")\n',
+        ["jax_impl.files.weights imports torch_impl.twin.checkpoint: jax_impl never imports",
+         "import cycle: "]),
     "the core reads files through the weight-file layer": (
         "jax_impl.core.data", "from jax_impl.files.params_io import load_npz\n",
         ["jax_impl.core.data imports jax_impl.files.params_io: jax_impl.core may import only"]),
@@ -180,3 +213,20 @@ def test_the_checker_reads_imports_inside_functions_and_relative_ones():
     found = violations(graph)
     assert "jax_impl.core.train reaches matplotlib" in found
     assert any(line.startswith("jax_impl.core.model imports matplotlib") for line in found)
+
+
+def test_the_checker_reads_dynamic_imports_of_a_string_constant():
+    sources = {"jax_impl.core.model": 'import importlib\nimportlib.import_module("matplotlib.pyplot")\n',
+               "jax_impl.core.train": 'def f():\n    return __import__("jax_impl.core.model")\n',
+               "jax_impl.files.weights": 'from importlib import import_module\nimport_module("torch_impl.twin.gone")\n'
+                                         'import_module(name_made_at_run_time)\n',
+               "jax_impl.core": "", "torch_impl.twin": ""}
+    graph = import_graph(sources)
+    assert graph["jax_impl.core.model"] == {"importlib", "matplotlib"}
+    assert graph["jax_impl.core.train"] == {"jax_impl.core.model"}
+    # a module that is not there (deleted, or a typo) still counts as an arrow into its package
+    assert graph["jax_impl.files.weights"] == {"importlib", "torch_impl.twin"}
+    found = violations(graph)
+    assert "jax_impl.core.train reaches matplotlib" in found
+    assert any(line.startswith("jax_impl.files.weights imports torch_impl.twin: jax_impl never imports")
+               for line in found)
