@@ -1,15 +1,15 @@
-"""scripts/bench.py's own logic (records complete, timings positive, the JSON schema, a --tiny run end to end).
-Timings are never asserted: they belong to the benchmark, not to the tests."""
+"""The benchmark's logic (torch_impl/bench: timing, records, report) and scripts/bench.py (records complete, timings
+positive, the JSON schema, a --tiny run end to end). Timings are never asserted: they belong to the benchmark, not to
+the tests."""
 
 import json
 
 import jax
 import pytest
-from conftest import import_script, read_image
+from conftest import read_image
 
-from torch_impl.bench import floor
-
-bench = import_script("bench")
+from torch_impl.bench import floor, report, timing
+from torch_impl.bench.records import RECORD_KEYS, make_record
 
 # --- the benchmark's logic --------------------------------------------------------------------------------------------
 
@@ -17,18 +17,18 @@ def test_time_runs_first_call_apart_and_repeats_within_bounds(monkeypatch):
     """Scripted durations instead of a clock, so that the count of warm-ups does not hang on sleep's jitter."""
     # first call (a compilation); a warm-up 30x faster; a warm-up not 20% faster (warm-ups stop); six timed runs
     durations = iter([3.0, 0.1, 0.095] + [0.1, 0.12, 0.08, 0.1, 0.11, 0.09])
-    monkeypatch.setattr(bench, "_timed", lambda run: next(durations))
-    timing = bench.time_runs(lambda: None, repeats=6, budget_s=10.0)
-    assert timing == {"compile_s": 3.0, "median_s": pytest.approx(0.1), "min_s": 0.08, "max_s": 0.12, "repeats": 6}
+    monkeypatch.setattr(timing, "timed", lambda run: next(durations))
+    timed = timing.time_runs(lambda: None, repeats=6, budget_s=10.0)
+    assert timed == {"compile_s": 3.0, "median_s": pytest.approx(0.1), "min_s": 0.08, "max_s": 0.12, "repeats": 6}
     assert next(durations, None) is None  # every scripted call was made, no more
-    monkeypatch.setattr(bench, "_timed", lambda run: 0.01)
-    slow = bench.time_runs(lambda: None, repeats=50, budget_s=0.01)
-    assert slow["repeats"] == bench.MIN_REPEATS  # over budget: stop at the minimum, never below
+    monkeypatch.setattr(timing, "timed", lambda run: 0.01)
+    slow = timing.time_runs(lambda: None, repeats=50, budget_s=0.01)
+    assert slow["repeats"] == timing.MIN_REPEATS  # over budget: stop at the minimum, never below
 
 
 def record(framework, variant, median, points=100, hidden=20, models=1):
-    timing = {"compile_s": 0.5, "median_s": median, "min_s": median, "max_s": median, "repeats": 3}
-    return bench.make_record(framework, variant, "cpu", points, hidden, 201, models, timing)
+    measured = {"compile_s": 0.5, "median_s": median, "min_s": median, "max_s": median, "repeats": 3}
+    return make_record(framework, variant, "cpu", points, hidden, 201, models, measured)
 
 
 def test_table_and_targets_from_records():
@@ -37,13 +37,13 @@ def test_table_and_targets_from_records():
     records = [record("jax", "train.fit", 0.002), record("torch", "eager", 0.2), floor,
                record("jax", "train.fit", 0.1, points=10_000), record("torch", "eager", 0.4, points=10_000),
                record("jax", "ensemble", 0.2, models=256), record("torch", "ensemble", 0.5, models=256)]
-    failed = bench.make_record("torch", "compile", "cpu", 100, 20, 201, error="RuntimeError: no compiler")
-    table = bench.markdown_table([*records, failed]).splitlines()
+    failed = make_record("torch", "compile", "cpu", 100, 20, 201, error="RuntimeError: no compiler")
+    table = report.markdown_table([*records, failed]).splitlines()
     assert table[0].startswith("| framework | variant |") and table[1].startswith("|---")
     assert "| 100.0x |" in table[2] and "| 1.0x |" in table[3] and table[4].endswith("|  |")  # floor: no ratio
     assert "failed: RuntimeError: no compiler" in table[-1]
     records = [r | {"machine": {"jax_devices": 2}} for r in records]
-    targets = "\n".join(bench.target_lines(records))
+    targets = "\n".join(report.target_lines(records))
     assert "train.fit 100x faster than torch eager (target >= 100x: met)" in targets
     assert ("1.80x the arithmetic floor, median of 300 paired rounds (quartiles 1.70-1.95; aim <= 2.5x: met)"
             in targets)
@@ -57,13 +57,13 @@ def test_pictures_target_from_paired_process_records():
     paired = {"paired_ratio_p25": 1.2, "paired_ratio_p75": 1.45, "paired_rounds": 10, "paired_base_median_s": 1.0}
     records = [record("jax", "process, cache warm, pictures", 1.3) | paired | {"paired_ratio_median": 1.3},
                record("torch", "process, pictures", 2.9) | paired | {"paired_ratio_median": 1.5}]
-    targets = bench.target_lines(records)
+    targets = report.target_lines(records)
     assert ("- whole process: jax's default run (pictures) at 1.30x its --no-plots run (1.30 s against 1.00 s), median "
             "of 10 paired runs (quartiles 1.20-1.45; target <= 1.4x: met)") in targets
     assert ("- whole process: torch's default run (pictures) at 1.50x its --no-plots run (2.90 s against 1.00 s), "
             "median of 10 paired runs (quartiles 1.20-1.45)") in targets
     over = [records[0] | {"paired_ratio_median": 1.41}]
-    assert any(line.endswith("target <= 1.4x: NOT met)") for line in bench.target_lines(over))
+    assert any(line.endswith("target <= 1.4x: NOT met)") for line in report.target_lines(over))
 
 
 def test_tiny_run_end_to_end(script, tmp_path):
@@ -83,7 +83,7 @@ def test_tiny_run_end_to_end(script, tmp_path):
         pass
     assert want <= set(by_name), set(by_name)
     for r in records:
-        assert set(bench.RECORD_KEYS) <= set(r), r
+        assert set(RECORD_KEYS) <= set(r), r
         assert r["error"] is None, r["error"]
         assert (r["device"], r["points"], r["hidden"], r["steps"]) == ("cpu", 64, 8, 21)
         assert 0 < r["min_s"] <= r["median_s"] <= r["max_s"], r
@@ -93,7 +93,7 @@ def test_tiny_run_end_to_end(script, tmp_path):
             assert r["paired_rounds"] == 5 and 0 < r["paired_ratio_p25"] <= r["paired_ratio_median"]
             assert r["paired_ratio_median"] <= r["paired_ratio_p75"]
         else:
-            assert r["compile_s"] > 0 and bench.MIN_REPEATS <= r["repeats"] <= 3, r
+            assert r["compile_s"] > 0 and timing.MIN_REPEATS <= r["repeats"] <= 3, r
         assert r["versions"]["jax"] == jax.__version__ and r["machine"]["cores"] >= 1
     lines = done.stdout.splitlines()
     assert lines[0].startswith("| framework | variant | device |")
@@ -120,3 +120,18 @@ def test_bad_flags_are_one_line_and_exit_2(script, flags):
     done = script("bench.py", *flags)
     assert done.returncode == 2 and done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1 and "error" in done.stderr
+
+
+def test_cases_are_selected_by_plan_and_variants():
+    """One row per case, each name once; the plan's switches and --variants' words pick the rows."""
+    from types import SimpleNamespace
+
+    from torch_impl.bench import cases
+
+    names = [c.name for c in cases.CASES]
+    assert len(set(names)) == len(names) and cases.FLOOR not in names
+    cpu = SimpleNamespace(device="cpu", torch_compile=False, variants=None)
+    assert [c.variant for c in cases.selected(cpu, "torch", "run")] == ["eager"]
+    gpu = SimpleNamespace(device="gpu", torch_compile=True, variants=["compile", "graph"])
+    assert [c.variant for c in cases.selected(gpu, "torch", "run")] == ["compile", "cuda graph"]
+    assert [c.name for c in cases.selected(cpu, "jax", "ensemble")] == ["jax ensemble"]

@@ -4,14 +4,9 @@ the product only); imports jax, not torch.
 """
 
 import statistics
-import time
 
-
-def timed(fn) -> float:
-    """Seconds fn() takes (fn returns only when its work is done)."""
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+from torch_impl.bench.records import make_record
+from torch_impl.bench.timing import timed
 
 
 def step_arithmetic(points: int, hidden: int, optimizer: str = "adam") -> tuple[int, int]:
@@ -98,6 +93,16 @@ def paired_ratio(run_fused, points, hidden, steps, device, rounds: int) -> dict:
         floor = min(timed(lambda run=run: run(sigmoid_passes, fma_passes)) for run in programs)
         ratios.append(fused / floor)
     return paired_summary(ratios)
+
+
+def floor_record(points, hidden, steps, rates, device, paired=None) -> dict:
+    """The floor as a benchmark record: `steps` steps' FLOPs and sigmoids at measure_rates's `rates` (seconds, as
+    median, min and max alike; no first call), the counts and rates, and paired_ratio's fields where measured."""
+    flops, sigmoids = step_arithmetic(points, hidden)
+    seconds = steps * (flops / rates["flop_rate"] + sigmoids / rates["sigmoid_rate"])
+    timing = {"compile_s": None, "median_s": seconds, "min_s": seconds, "max_s": seconds, "repeats": 0}
+    return make_record("jax", "arithmetic floor", device, points, hidden, steps, 1, timing, flops_per_step=flops,
+                       sigmoids_per_step=sigmoids, **rates, **(paired or {}))
 
 
 def paired_summary(ratios) -> dict:

@@ -1,0 +1,74 @@
+"""The benchmark's cases, one row each: framework, variant, the sizes it runs at, and the builder of its timed
+callable. Adding a case is adding a row to CASES.
+
+Every case at a size gets the same data and initial weights (inputs: data.run_inputs, the scripts' own rule);
+a builder takes those inputs and a model count and returns run(), which returns when its work is done.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch_impl.bench import jax_runs, torch_runs
+from torch_impl.bench.plan import EVERY, LR, NOTEBOOK
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """One size's inputs: x, y (N, 1) and params (model.py's layout), JAX arrays on the JAX device."""
+
+    x: Any
+    y: Any
+    params: dict
+    hidden: int
+    steps: int
+    device: str  # "cpu" or "gpu"
+    lr: float = LR
+    every: int = EVERY
+
+
+def inputs(points: int, hidden: int, steps: int, device: str, jax_device) -> Inputs:
+    """The notebook's data and weights at its size, else fresh draws (data key 0, weights key 1), by data.run_inputs."""
+    import jax
+
+    from jax_impl.core import data
+
+    flags = {} if (points, hidden) == NOTEBOOK else {"seed": 1, "points": points}
+    params, x, y = jax.device_put(data.run_inputs(hidden=hidden, **flags), jax_device)
+    return Inputs(x, y, params, hidden, steps, device)
+
+
+@dataclass(frozen=True)
+class Case:
+    framework: str
+    variant: str
+    build: Callable  # (Inputs, models) -> run()
+    sizes: str = "run"  # "run": each (points, hidden) of the run; "ensemble": plan.ensemble_size, each model count
+    runs_if: Callable = lambda plan: True  # whether this run (bench.py's completed flags) includes the case
+
+    @property
+    def name(self) -> str:
+        return f"{self.framework} {self.variant}"
+
+
+CASES = (
+    Case("torch", "eager", torch_runs.eager),
+    Case("torch", "compile", torch_runs.compiled, runs_if=lambda plan: plan.torch_compile),
+    Case("torch", "cuda graph", torch_runs.cuda_graph, runs_if=lambda plan: plan.device == "gpu"),
+    Case("jax", "train.fit", jax_runs.fused),
+    Case("jax", "jit step loop", jax_runs.step_loop),
+    Case("torch", "ensemble", torch_runs.ensemble, sizes="ensemble"),
+    Case("jax", "ensemble", jax_runs.ensemble, sizes="ensemble"),
+)
+FLOOR = "jax arithmetic floor"  # not a timed case: floor.py computes it from this core's rates
+
+
+def wanted(name: str, words) -> bool:
+    """--variants: a case runs when its name contains one of the words (None: every case)."""
+    return words is None or any(word in name for word in words)
+
+
+def selected(plan, framework: str, sizes: str) -> list[Case]:
+    """The cases of one framework and kind of sizes that this run includes, in CASES's order."""
+    return [c for c in CASES if (c.framework, c.sizes) == (framework, sizes) and c.runs_if(plan)
+            and wanted(c.name, plan.variants)]

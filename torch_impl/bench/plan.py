@@ -1,0 +1,44 @@
+"""What one benchmark run measures: the notebook's training settings, and per mode (--tiny, --quick, the full sweep)
+the sizes, ensemble sizes, repeats, per-case budget, whether torch.compile runs and how many whole processes run.
+Flags the user gives override the mode's."""
+
+NOTEBOOK = (100, 20)  # (points, hidden): the notebook's size
+LR = 0.2  # the notebook's Adam learning rate
+EVERY = 20  # the notebook's snapshot interval
+STEPS = {"tiny": 21, "quick": 201, "full": 201}
+
+# The CPU sweep skips 10^5 points at width 256 (the hidden layer alone is 100 MB a copy; torch eager would take
+# minutes a run). torch.compile's first call compiles C++ for ~50 s on 2 cores: only in the full sweep.
+WIDE_CPU = [(100, 256), (1_000, 256), (10_000, 256)]
+MODES = {
+    "full": {"cpu": [(100, 20), (1_000, 20), (10_000, 20), (100_000, 20), *WIDE_CPU],
+             "gpu": [(n, h) for h in (20, 256) for n in (100, 1_000, 10_000, 100_000, 1_000_000)],
+             "models": {"cpu": [1, 64, 256, 1024], "gpu": [1, 64, 256, 1024, 4096, 16384]},
+             "repeats": 15, "budget_s": 20.0, "torch_compile": True, "process_runs": 5, "paired_rounds": 300},
+    "quick": {"cpu": [(100, 20), (10_000, 20)], "gpu": [(100, 20), (100_000, 20)],
+              "models": {"cpu": [256, 1024], "gpu": [1, 1024]}, "repeats": 30, "budget_s": 3.0,
+              "torch_compile": False, "process_runs": 0, "paired_rounds": 300},
+    "tiny": {"cpu": [(64, 8)], "gpu": [(64, 8)], "models": {"cpu": [2], "gpu": [2]}, "repeats": 3,
+             "budget_s": 0.5, "torch_compile": False, "process_runs": 0, "paired_rounds": 5},
+}
+
+
+def complete(args, min_repeats: int):
+    """bench.py's parsed flags with the mode's values filled in: sizes [(points, hidden)], models (ensemble sizes,
+    [] with --no-ensemble), steps, repeats (at least min_repeats), budget_s, torch_compile, process (runs),
+    paired_rounds, and ensemble_size (the ensembles' (points, hidden)). Returns args."""
+    name = "tiny" if args.tiny else "quick" if args.quick else "full"
+    mode = MODES[name]
+    if args.points or args.hidden:
+        args.sizes = [(n, h) for h in args.hidden or [NOTEBOOK[1]] for n in args.points or [NOTEBOOK[0]]]
+    else:
+        args.sizes = mode[args.device]
+    args.ensemble_size = args.sizes[0] if args.tiny else NOTEBOOK
+    args.models = [] if args.no_ensemble else mode["models"][args.device]
+    args.steps = args.steps or STEPS[name]
+    args.repeats = max(min_repeats, args.repeats or mode["repeats"])
+    args.budget_s = args.budget_s or mode["budget_s"]
+    args.torch_compile = mode["torch_compile"]
+    args.process = mode["process_runs"] if args.process is None else args.process
+    args.paired_rounds = mode["paired_rounds"]
+    return args

@@ -1,0 +1,107 @@
+"""The benchmark's records as a reader sees them: the Markdown table (speed-up against torch eager at the same size)
+and the targets, each a ratio of two medians from one run, met or NOT met."""
+
+from torch_impl.bench.plan import NOTEBOOK
+from torch_impl.bench.records import find
+
+# The issue's targets (issue 9): ratios of two medians from one run.
+TARGETS = {"notebook": 100.0, "floor": 2.5, "points": 2.0, "ensemble": 3.0, "pictures": 1.4}
+TARGET_POINTS = (10_000, 20)
+TARGET_MODELS = (256, 1024)
+
+
+def _ms(seconds) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:,.3f}" if seconds < 1 else f"{seconds * 1e3:,.0f}"
+
+
+def markdown_table(records) -> str:
+    """One row per record; speed-up against torch eager at the same size (and the same number of models)."""
+    baseline = {(r["variant"], r["points"], r["hidden"], r["models"]): r["median_s"] for r in records
+                if r["framework"] == "torch" and r["variant"] in ("eager", "ensemble") and r["median_s"]}
+    lines = ["| framework | variant | device | points | hidden | models | first call (s) | median (ms) | min (ms) "
+             "| max (ms) | vs torch |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in records:
+        kind = "ensemble" if "ensemble" in r["variant"] else "eager"
+        base = baseline.get((kind, r["points"], r["hidden"], r["models"]))
+        measured = r["median_s"] and "process" not in r["variant"] and "floor" not in r["variant"]
+        speedup = f"{base / r['median_s']:.1f}x" if base and measured else ""
+        first = "-" if r["compile_s"] is None else f"{r['compile_s']:.2f}"
+        median = f"failed: {r['error']}" if r["error"] else _ms(r["median_s"])
+        lines.append(f"| {r['framework']} | {r['variant']} | {r['device']} | {r['points']:,} | {r['hidden']} | "
+                     f"{r['models']} | {first} | {median} | {_ms(r['min_s'])} | {_ms(r['max_s'])} | {speedup} |")
+    return "\n".join(lines)
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
+
+
+def _quartiles(r) -> str:
+    return f"quartiles {r['paired_ratio_p25']:.2f}-{r['paired_ratio_p75']:.2f}"
+
+
+def target_lines(records) -> list[str]:
+    """The targets, each a ratio of two medians from this run (where both were measured), with met / NOT met."""
+    return [*_notebook_lines(records), *_process_lines(records), *_size_lines(records), *_ensemble_lines(records)]
+
+
+def _notebook_lines(records) -> list[str]:
+    lines = []
+    fit, eager = find(records, "jax", "train.fit", *NOTEBOOK), find(records, "torch", "eager", *NOTEBOOK)
+    floor = find(records, "jax", "arithmetic floor", *NOTEBOOK)
+    if fit and eager:
+        lines.append(f"- notebook size: train.fit {eager / fit:.0f}x faster than torch eager (target >= "
+                     f"{TARGETS['notebook']:.0f}x: {_verdict(eager / fit >= TARGETS['notebook'])})")
+    paired = next((r for r in records if r["variant"] == "arithmetic floor" and "paired_ratio_median" in r
+                   and (r["points"], r["hidden"]) == NOTEBOOK), None)
+    if paired:
+        ratio, aim = paired["paired_ratio_median"], TARGETS["floor"]
+        lines.append(f"- notebook size: train.fit at {ratio:.2f}x the arithmetic floor, median of "
+                     f"{paired['paired_rounds']} paired rounds ({_quartiles(paired)}; aim <= {aim}x: "
+                     f"{_verdict(ratio <= aim)})")
+    if fit and floor:
+        lines.append(f"- notebook size: train.fit median at {fit / floor:.1f}x the best-of-five floor of "
+                     f"{floor * 1e3:.3f} ms (unpaired)")
+    return lines
+
+
+def _process_lines(records) -> list[str]:
+    lines = []
+    jax_process, torch_process = (find(records, "jax", "process, cache warm", *NOTEBOOK),
+                                  find(records, "torch", "process", *NOTEBOOK))
+    if jax_process and torch_process:
+        lines.append(f"- whole process: train_jax.py at {jax_process / torch_process:.2f} of train_torch.py's wall "
+                     "time (cache warm)")
+    for r in records:
+        if "pictures" in r["variant"] and "paired_ratio_median" in r:
+            ratio, aim = r["paired_ratio_median"], TARGETS["pictures"]
+            target = f"; target <= {aim:g}x: {_verdict(ratio <= aim)}" if r["framework"] == "jax" else ""
+            base = (f" ({r['median_s']:.2f} s against {r['paired_base_median_s']:.2f} s)"
+                    if r.get("paired_base_median_s") else "")
+            lines.append(f"- whole process: {r['framework']}'s default run (pictures) at {ratio:.2f}x its --no-plots "
+                         f"run{base}, median of {r['paired_rounds']} paired runs ({_quartiles(r)}{target})")
+    return lines
+
+
+def _size_lines(records) -> list[str]:
+    lines = []
+    for points, hidden in sorted({(r["points"], r["hidden"]) for r in records if r["variant"] == "eager"}):
+        fit, eager = find(records, "jax", "train.fit", points, hidden), find(records, "torch", "eager", points, hidden)
+        if fit and eager and (points, hidden) != NOTEBOOK:
+            target = TARGETS["points"] if (points, hidden) == TARGET_POINTS else 1.0
+            lines.append(f"- {points:,} points x {hidden}: train.fit {eager / fit:.1f}x faster than torch eager "
+                         f"(target >= {target:g}x: {_verdict(eager / fit >= target)})")
+    return lines
+
+
+def _ensemble_lines(records) -> list[str]:
+    lines = []
+    for models in sorted({r["models"] for r in records if r["variant"] == "ensemble"}):
+        jax_e, torch_e = (find(records, framework, "ensemble", *NOTEBOOK, models) for framework in ("jax", "torch"))
+        if jax_e and torch_e:
+            devices = records[0]["machine"].get("jax_devices", 1)
+            aim = TARGETS["ensemble"]
+            target = f" (target >= {aim:g}x: {_verdict(torch_e / jax_e >= aim)})" if models in TARGET_MODELS else ""
+            lines.append(f"- ensemble of {models:,}: JAX on {devices} device(s) {torch_e / jax_e:.1f}x faster than "
+                         f"batched torch eager{target}")
+    return lines

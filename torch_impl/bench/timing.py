@@ -1,0 +1,67 @@
+"""Timing one benchmark case: the first call (tracing, compilation, one run) apart, untimed warm-ups until the time
+settles, then warm runs within a budget, reported as median, min and max in seconds; and a case measured into its
+record."""
+
+import statistics
+import sys
+import time
+
+from torch_impl.bench.records import make_record
+
+MIN_REPEATS = 3  # median, min and max need at least three warm runs to mean anything
+# torch's first runs at 10^4 points took 11 s, 3.7 s, then 0.56 s here, as the allocator settles: up to this many
+# untimed warm-ups, until one is no more than 20% faster than the one before.
+MAX_WARMUPS = 4
+SETTLED = 0.8  # a warm-up at least this fraction of the previous one's time: the time has settled
+
+
+def timed(fn) -> float:
+    """Seconds fn() takes (fn returns only when its work is done: block_until_ready / synchronize inside)."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def time_runs(run, *, repeats: int, budget_s: float) -> dict:
+    """First call timed apart; warm-ups (MAX_WARMUPS at most); then warm runs, as many as fit in budget_s seconds,
+    between MIN_REPEATS and `repeats`. Returns {compile_s, median_s, min_s, max_s, repeats} (seconds)."""
+    compile_s = previous = timed(run)
+    for _ in range(MAX_WARMUPS):
+        current = timed(run)
+        if current > SETTLED * previous:
+            break
+        previous = current
+    times = []
+    while len(times) < repeats:
+        times.append(timed(run))
+        if len(times) >= MIN_REPEATS and sum(times) > budget_s:
+            break
+    return {"compile_s": compile_s, "median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
+            "repeats": len(times)}
+
+
+def first_line(error: Exception) -> str:
+    """An exception as one line of at most 300 characters: its type and the first line of its message."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"[:300]
+
+
+def progress(message: str) -> None:
+    """One line of the benchmark's progress on stderr, as it happens."""
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def measure(case, inputs, points: int, models: int, *, repeats: int, budget_s: float) -> dict:
+    """A case (cases.Case) timed on its inputs (cases.Inputs) with `models` models: its record, and a progress line.
+    A case that cannot run here (no compiler, no memory) is recorded with its error's first line instead of timings,
+    not fatal."""
+    where = f"{points} points x {inputs.hidden}" + (f", {models} models" if case.sizes == "ensemble" else "")
+    size = (case.framework, case.variant, inputs.device, points, inputs.hidden, inputs.steps, models)
+    try:
+        timing = time_runs(case.build(inputs, models), repeats=repeats, budget_s=budget_s)
+    except Exception as e:
+        progress(f"{case.name:24s} {where:30s} failed: {first_line(e)}")
+        return make_record(*size, error=first_line(e))
+    progress(f"{case.name:24s} {where:30s} first {timing['compile_s']:8.3f} s  median "
+             f"{timing['median_s'] * 1e3:10.3f} ms")
+    return make_record(*size, timing)
