@@ -69,3 +69,17 @@ def sse_loss(params, x, y):
 
 
 LOSSES = {"mse": mse_loss, "sse": sse_loss}
+
+
+def loss_and_prediction(params, x, y, loss: str = "mse"):
+    """LOSSES[loss] (mse: torch.nn.MSELoss, the training loss; sse: the validation cell's), and as the auxiliary
+    output the prediction (N, 1) for the snapshots. Both call forward; XLA computes it once (common subexpressions
+    are merged in a compiled step)."""
+    return LOSSES[loss](params, x, y), forward(params, x)
+
+
+def value_and_grad(params, x, y, loss: str = "mse"):
+    """((loss, prediction (N, 1)), gradients in params' layout): jax.value_and_grad of LOSSES[loss], the port's one
+    gradient. Training steps with it (train.make_step); the gradient checks hold every other method against it.
+    KeyError for a loss not in LOSSES; ValueError for x, y not (N, 1)."""
+    return jax.value_and_grad(loss_and_prediction, has_aux=True)(params, x, y, loss)

@@ -1,4 +1,5 @@
-"""Training: one optimiser step from jax.value_and_grad of model.mse_loss, and the whole run as one compiled scan.
+"""Training: one optimiser step from model.value_and_grad (jax.value_and_grad of model.mse_loss), and the whole run
+as one compiled scan.
 
 Like the notebook, step t computes the prediction and the loss *before* its update, so losses[t] and the
 snapshot at t describe the parameters after t updates.
@@ -12,14 +13,7 @@ import jax.numpy as jnp
 import optax
 
 from jax_impl.core import model, xla_cpu
-from jax_impl.core.model import forward, mse_loss
 from jax_impl.core.optimizers import make_optimizer
-
-
-def loss_and_prediction(params, x, y):
-    """model.mse_loss (torch.nn.MSELoss), and as the auxiliary output the prediction (N, 1) for the snapshots. Both
-    call model.forward; XLA computes it once (common subexpressions are merged in the compiled step)."""
-    return mse_loss(params, x, y), forward(params, x)
 
 
 def make_step(optimizer: optax.GradientTransformation):
@@ -27,7 +21,7 @@ def make_step(optimizer: optax.GradientTransformation):
 
     def step(params, opt_state, x, y):
         # The gradient is autodiff's: jax.value_and_grad of the model's own loss, nothing derived by hand.
-        (loss, prediction), grads = jax.value_and_grad(loss_and_prediction, has_aux=True)(params, x, y)
+        (loss, prediction), grads = model.value_and_grad(params, x, y)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, prediction
 

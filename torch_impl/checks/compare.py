@@ -26,16 +26,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import torch
-from torch.func import functional_call
 
 from jax_impl.core import model, train
 from jax_impl.core.steps import first_nonfinite_step
 from torch_impl.checks.adam_torch import accurate_bias_correction, scale_by_adam_torch
 from torch_impl.checks.precision import full_float32
 from torch_impl.checks.torch_grads import torch_grads as twin_grads
+from torch_impl.checks.torch_grads import torch_loss_and_grads as twin_loss_and_grads
 from torch_impl.twin import convert
 from torch_impl.twin import train as torch_train
-from torch_impl.twin.model import Net
+from torch_impl.twin.model import net_holding
 
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -62,13 +62,6 @@ def _as_run(losses, params) -> Run:
     return Run(np.asarray(losses, np.float64), {k: np.asarray(v, np.float64) for k, v in params.items()})
 
 
-def make_net(params, dtype: torch.dtype) -> Net:
-    """The twin in `dtype` holding `params` exactly (the net is cast first, then loaded: no rounding on the way)."""
-    net = Net(1, np.shape(params["b1"])[0], 1).to(dtype)
-    net.load_state_dict(convert.to_state_dict({k: np.asarray(v) for k, v in params.items()}))
-    return net
-
-
 def to_torch(array, dtype: torch.dtype) -> torch.Tensor:
     return torch.tensor(np.asarray(array), dtype=dtype)  # a copy: torch warns about read-only numpy buffers
 
@@ -84,14 +77,15 @@ def jax_run(params, x, y, *, lr: float, optimizer: str, steps: int) -> Run:
 def torch_run(params, x, y, *, lr: float, optimizer: str, steps: int, dtype: str) -> Run:
     """torch_impl.twin.train.fit (the notebook's loop, torch.optim) from the same weights and data, in `dtype`."""
     tdtype = TORCH_DTYPES[dtype]
-    net = make_net(params, tdtype)
+    net = net_holding(params, tdtype)
     losses, _ = torch_train.fit(net, to_torch(x, tdtype), to_torch(y, tdtype), lr=lr, optimizer=optimizer,
                                 steps=steps, every=steps)
     return _as_run(losses.numpy(), convert.from_state_dict(net.state_dict()))
 
 
 def jax_grads(params, x, y) -> dict:
-    return {k: np.asarray(v, np.float64) for k, v in jax.grad(model.mse_loss)(params, x, y).items()}
+    """The training loss's gradient at `params` (model.value_and_grad, in x's dtype), as float64 numpy arrays."""
+    return {k: np.asarray(v, np.float64) for k, v in model.value_and_grad(params, x, y)[1].items()}
 
 
 def torch_grads(params, x, y, dtype: str) -> dict:
@@ -273,27 +267,26 @@ def optax_float32_bias_corrections(steps: int):
 
 
 def torch_loss_and_grads(x, y, dtype: str):
-    """state_dict -> (loss, grads as a state_dict), by autograd through the twin's modules in `dtype`."""
-    tdtype = TORCH_DTYPES[dtype]
-    xt, yt = to_torch(x, tdtype), to_torch(y, tdtype)
-    net = Net(1, 1, 1)  # its modules only: functional_call swaps in the weights
+    """state_dict -> (loss, grads as a state_dict): checks.torch_grads's autograd of MSELoss through the twin, in
+    `dtype` (the weights, x and y cast to it first)."""
+    cast = lambda a: np.asarray(a, np.dtype(dtype))  # noqa: E731
+    x, y = cast(x), cast(y)
 
     def loss_and_grads(state):
-        state = {k: v.detach().to(tdtype).requires_grad_() for k, v in state.items()}
-        loss = torch.nn.MSELoss()(functional_call(net, state, (xt,)), yt)
-        grads = torch.autograd.grad(loss, list(state.values()))
-        return float(loss.detach()), dict(zip(state, grads))
+        params = {k: cast(v) for k, v in convert.from_state_dict(state).items()}
+        loss, grads = twin_loss_and_grads(params, x, y, "mse")
+        return loss, convert.to_state_dict(grads)
 
     return loss_and_grads
 
 
 def jax_loss_and_grads(x, y):
-    """state_dict -> (loss, grads as a state_dict), by jax.value_and_grad of model.mse_loss in x's dtype."""
-    value_and_grad = jax.jit(jax.value_and_grad(model.mse_loss))
+    """state_dict -> (loss, grads as a state_dict), by model.value_and_grad (the training loss) in x's dtype."""
+    value_and_grad = jax.jit(model.value_and_grad)
 
     def loss_and_grads(state):
         params = {k: jnp.asarray(v, x.dtype) for k, v in convert.from_state_dict(state).items()}
-        loss, grads = value_and_grad(params, x, y)
+        (loss, _), grads = value_and_grad(params, x, y)
         return float(loss), convert.to_state_dict(grads)
 
     return loss_and_grads

@@ -62,8 +62,8 @@ def manual_grads(params, x, y, loss: str = "sse"):
 
 
 def jax_grads(params, x, y, loss: str = "sse"):
-    """jax.grad of model.LOSSES[loss] with respect to params."""
-    return jax.grad(model.LOSSES[loss])(params, x, y)
+    """jax.grad of model.LOSSES[loss] with respect to params: model.value_and_grad's, the gradient training uses."""
+    return model.value_and_grad(params, x, y, loss)[1]
 
 
 def _numpy_loss(params, x, y, loss: str) -> float:

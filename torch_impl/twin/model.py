@@ -1,5 +1,6 @@
 """The notebook's network, as the notebook writes it."""
 
+import numpy as np
 import torch
 
 
@@ -12,3 +13,13 @@ class Net(torch.nn.Module):
 
     def forward(self, x):
         return self.linear2(self.sigmoid(self.linear1(x)))
+
+
+def net_holding(params, dtype: torch.dtype) -> Net:
+    """Net(1, H, 1) in `dtype` holding `params` (the JAX layout, numpy-like arrays) exactly: the net is cast first,
+    then loaded, so nothing is rounded on the way. ValueError (convert's) for names or shapes that do not fit."""
+    from torch_impl.twin.convert import to_state_dict  # convert reads files; the bare Net needs none of it
+
+    net = Net(1, np.shape(params["b1"])[0], 1).to(dtype)
+    net.load_state_dict(to_state_dict({k: np.asarray(v) for k, v in params.items()}))
+    return net
