@@ -13,6 +13,7 @@ from conftest import import_script, read_image, run_main, run_script
 
 from jax_impl.core import data, layout, model
 from torch_impl.checks import compare as C
+from torch_impl.checks import compare_report
 from torch_impl.checks.adam_torch import accurate_bias_correction, adam_torch_formula
 
 F32, F64 = C.TOLERANCES["float32"], C.TOLERANCES["float64"]
@@ -220,10 +221,10 @@ def test_script_text_report(compare_script, monkeypatch, capsys):
     assert "losses: max relative difference" in out and "final parameters" in out and out.rstrip().endswith("agree")
 
 
-def test_script_attribution_table(compare_script, float32_gap, notebook):
+def test_attribution_table(float32_gap, notebook):
     gap, variants, reference = float32_gap
     gradients = {"initial": C.gradient_gap(*notebook)}
-    lines, rows = compare_script.attribution_lines(reference.losses, variants, gradients)
+    lines, rows = compare_report.attribution_lines(reference.losses, variants, gradients)
     assert [r["variant"] for r in rows] == list(gap) and len(rows) == 12
     by_name = {r["variant"]: r for r in rows}
     assert by_name["JAX float32, optax.adam"]["share_of_optax_adam_gap"] == 1.0

@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import import_script, run_main
 
+from jax_impl.app import cli
 from jax_impl.core import data, torch_rng
 from jax_impl.core.layout import PARAM_NAMES
 from torch_impl.twin.convert import from_state_dict
@@ -194,8 +195,7 @@ def test_run_inputs_with_a_torch_seed_is_torchs_draw():
 
 def test_compare_trains_both_sides_from_torchs_draw(scripts):
     """compare.py hands the same (params, x, y) to JAX and to torch: with --torch-seed, torch's own draw."""
-    params, x, y = scripts["compare"].inputs(scripts["compare"].parse_args(["--torch-seed", "4", "--hidden", "3"]),
-                                             np.float32)
+    params, x, y = cli.run_inputs(scripts["compare"].parse_args(["--torch-seed", "4", "--hidden", "3"]), np.float32)
     tx, ty, net, _ = torch_notebook_draws(3, seed=4)
     assert_bits_equal(np.asarray(x), tx.numpy(), "x")
     assert_bits_equal(np.asarray(y), ty.numpy(), "y")

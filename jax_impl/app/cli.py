@@ -28,28 +28,56 @@ def parse_run_args(description: str, argv=None) -> argparse.Namespace:
     """The flags of one training run, shared by train_jax.py and train_torch.py (the same run in either framework),
     parsed from argv (None: sys.argv); a bad value or combination is one line and exit 2."""
     p = ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=positive_int, default=201, help="training steps (notebook: 201)")
-    p.add_argument("--lr", type=positive_float, default=0.2, help="learning rate (notebook: 0.2)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="adam (notebook) or sgd (its comment)")
-    p.add_argument("--hidden", type=positive_int, default=20, help="hidden width (notebook: 20)")
-    p.add_argument("--seed", type=non_negative_int, default=None,
-                   help="draw initial weights from jax.random.key(SEED) instead of the notebook's "
-                        "(needed for --hidden other than 20; 0 is used then)")
-    p.add_argument("--points", type=positive_int, default=None, help="fresh data with this many points")
-    p.add_argument("--noise", type=non_negative_float, default=None, help="fresh data with this noise level")
-    p.add_argument("--data-seed", type=non_negative_int, default=None, help="key for fresh data (default 0)")
-    p.add_argument("--torch-seed", type=torch_seed, default=None, metavar="K", help=TORCH_SEED_HELP)
-    add_init(p)
+    add_run_flags(p)
     p.add_argument("--x64", action="store_true", help="train in float64")
     p.add_argument("--log-every", type=positive_int, default=20, help="snapshot and log every K steps")
     p.add_argument("--out", default="out", help="output folder (default out/)")
     p.add_argument("--no-plots", action="store_true", help="write no pictures")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout instead")
     p.add_argument("--no-cache", action="store_true", help="do not use JAX's persistent compilation cache")
-    args = p.parse_args(argv)
-    check_torch_seed(p, args)
-    check_init(p, args)
+    return check_run_flags(p, p.parse_args(argv))
+
+
+def add_run_flags(parser) -> None:
+    """The flags that choose one training run (train_jax.py, train_torch.py, compare.py): --steps, --lr, --optimizer,
+    --hidden, --seed, the data (add_data_flags) and --init. Call check_run_flags after parsing; run_inputs then
+    gives the run's (params, x, y)."""
+    parser.add_argument("--steps", type=positive_int, default=201, help="training steps (notebook: 201)")
+    parser.add_argument("--lr", type=positive_float, default=0.2, help="learning rate (notebook: 0.2)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
+                        help="adam (notebook) or sgd (its comment)")
+    parser.add_argument("--hidden", type=positive_int, default=20, help="hidden width (notebook: 20)")
+    parser.add_argument("--seed", type=non_negative_int, default=None,
+                        help="draw initial weights from jax.random.key(SEED) instead of the notebook's "
+                             "(needed for --hidden other than 20; 0 is used then)")
+    add_data_flags(parser)
+    add_init(parser)
+
+
+def add_data_flags(parser, torch_seed_help: str | None = None) -> None:
+    """--points, --noise, --data-seed and --torch-seed: where the data come from (data.run_data's rule). Call
+    check_torch_seed after parsing."""
+    parser.add_argument("--points", type=positive_int, default=None, help="fresh data with this many points")
+    parser.add_argument("--noise", type=non_negative_float, default=None, help="fresh data with this noise level")
+    parser.add_argument("--data-seed", type=non_negative_int, default=None, help="key for fresh data (default 0)")
+    parser.add_argument("--torch-seed", type=torch_seed, default=None, metavar="K",
+                        help=torch_seed_help or TORCH_SEED_HELP)
+
+
+def check_run_flags(parser, args) -> argparse.Namespace:
+    """add_run_flags's combinations (check_torch_seed, check_init); returns args."""
+    check_torch_seed(parser, args)
+    check_init(parser, args)
     return args
+
+
+def run_inputs(args, dtype):
+    """(params, x, y) for add_run_flags's flags: data.run_inputs, the one rule that turns flags into a run (JAX
+    arrays in dtype)."""
+    from jax_impl.core import data  # jax: after setup_jax
+
+    return data.run_inputs(seed=args.seed, hidden=args.hidden, points=args.points, noise=args.noise,
+                           data_seed=args.data_seed, torch_seed=args.torch_seed, init=args.init_params, dtype=dtype)
 
 
 def _whole_number(text: str, smallest: int, rule: str) -> int:
