@@ -17,20 +17,14 @@ their truncation plus the losses' rounding over the step. So a near-cancelling e
 well-conditioned one much more tightly. The table gives, per tensor, the largest absolute difference and the worst
 entry's difference in units of its allowance (<= 1 agrees). The JAX side runs at "highest" matmul precision and torch
 with TF32 off (what a GPU would otherwise change). Exit codes: 0 all agree, 1 a method disagrees beyond its
-allowance, 2 bad input.
+allowance, 2 bad input. The check itself: torch_impl/checks/grad_check.py.
 """
 
 import argparse
 import json
 
 from jax_impl.app import cli
-from jax_impl.core import layout
-from jax_impl.core.layout import PARAM_NAMES
 from jax_impl.files import weights
-
-METHODS = ("manual", "jax", "torch", "finite_diff")
-REFERENCE = "jax"
-NOTEBOOK_NAMES = {"w2": "W2", "b2": "b2", "w1": "W1", "b1": "b1"}  # the cell prints W2, b2, W1, b1 in this order
 
 
 def parse_args(argv=None):
@@ -57,137 +51,32 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def random_params(key, hidden: int, dtype):
-    """N(0, 1) weights in the validation cell's layout and order: randn(1,H), randn(H), randn(H,1), randn(1).
-
-    Drawn in float32 and cast, so that a float64 check starts from the float32 one's numbers (data.DRAW_DTYPE)."""
-    import jax
-
-    from jax_impl.core import data
-
-    shapes = layout.param_shapes(hidden)
-    keys = dict(zip(PARAM_NAMES, jax.random.split(key, 4)))
-    return {name: jax.random.normal(keys[name], shapes[name], data.DRAW_DTYPE).astype(dtype) for name in PARAM_NAMES}
-
-
-def all_methods(params, x, y, loss: str) -> dict:
-    """{method: {tensor: numpy array}} for the four methods, the JAX side at "highest" matmul precision and torch with
-    TF32 off."""
-    import numpy as np
-
-    from torch_impl.checks import jax_grads as grads
-    from torch_impl.checks.precision import full_float32
-    from torch_impl.checks.torch_grads import torch_grads
-
-    with full_float32():
-        results = {"manual": grads.manual_grads(params, x, y, loss), "jax": grads.jax_grads(params, x, y, loss),
-                   "torch": torch_grads(params, x, y, loss),
-                   "finite_diff": grads.finite_difference_grads(params, x, y, loss)}
-        return {m: {k: np.asarray(v) for k, v in results[m].items()} for m in METHODS}
-
-
-def check(results: dict, params, x, y, loss: str, dtype: str) -> tuple[dict, dict]:
-    """Each method against jax.grad: (allowances {method: {tensor: array}}, report {method: grad_error.compare}).
-
-    manual, torch: both sides' rounding; finite_diff: jax.grad's rounding plus the differences' own error (their
-    truncation estimated from a second run at twice the step)."""
-    from torch_impl.checks import grad_error
-    from torch_impl.checks import jax_grads as grads
-
-    rounding = grad_error.rounding_allowance(params, x, y, loss, dtype)
-    fd_2h = grads.finite_difference_grads(params, x, y, loss, eps=2 * grads.FD_EPS)
-    fd = grad_error.finite_difference_allowance(results["finite_diff"], fd_2h, params, x, y, loss, grads.FD_EPS)
-    allowances = {"manual": {k: 2 * v for k, v in rounding.items()},
-                  "torch": {k: 2 * v for k, v in rounding.items()},
-                  "finite_diff": {k: rounding[k] + fd[k] for k in PARAM_NAMES}}
-    report = {m: grad_error.compare(results[m], results[REFERENCE], allowances[m]) for m in allowances}
-    return allowances, report
-
-
-def table(report: dict) -> str:
-    lines = [f"{'tensor':<7}{'method':<13}{'max abs diff':>14}{'worst entry':>13}{'its allowance':>15}"
-             f"{'units':>10}  ok"]
-    for name in PARAM_NAMES:
-        for method, by_name in report.items():
-            d = by_name[name]
-            ok = "yes" if d["units"] <= 1 else "NO"
-            worst = f"[{d['worst']}]"
-            lines.append(f"{name:<7}{method:<13}{d['max_abs']:>14.2e}{worst:>13}{d['allowance']:>15.2e}"
-                         f"{d['units']:>10.3f}  {ok}")
-    return "\n".join(lines)
-
-
-def notebook_style(grads: dict) -> str:
-    """Each method's gradients printed as the validation cell prints them: torch's tensor format, W2, b2, W1, b1."""
-    import numpy as np
-    import torch
-
-    lines = []
-    for name, label in NOTEBOOK_NAMES.items():
-        for method, values in grads.items():
-            lines.append(f"{label}.grad [{method}]:{torch.from_numpy(np.array(values[name]))}")
-        lines.append("")
-    return "\n".join(lines)
-
-
 def main(argv=None):
     args = parse_args(argv)
+    params_np = None
     if args.params is not None:
         params_np, note = weights.read(args.params, dtype="float64" if args.x64 else "float32", hidden=args.hidden)
         if note:  # what the reader accepted on the way (a checkpoint dict, bfloat16, ...); InputError: exit 2
             cli.note(f"{args.params}: {note}")
-        source = str(args.params)
     cli.setup_jax(x64=args.x64)
 
-    import jax
     import jax.numpy as jnp
-    import numpy as np
 
-    from jax_impl.core import data, torch_rng
-    from torch_impl.checks import grad_error
-    from torch_impl.checks import jax_grads as grads
+    from torch_impl.checks import grad_check, grad_error
 
     dtype = jnp.float64 if args.x64 else jnp.float32
-    x, y = data.notebook_data(dtype)
-    if args.params is not None:
-        params = {k: jnp.asarray(v, dtype) for k, v in params_np.items()}
-    elif args.torch_seed is not None:
-        hidden = args.hidden or 20
-        draws = torch_rng.notebook_draws(args.torch_seed, hidden)
-        x, y = jnp.asarray(draws["x"], dtype), jnp.asarray(draws["y"], dtype)
-        params = {k: jnp.asarray(v, dtype) for k, v in torch_rng.validation_draw(args.torch_seed, hidden).items()}
-        source = f"the validation cell's weights after torch.manual_seed({args.torch_seed})"
-    else:
-        seed = 0 if args.seed is None else args.seed
-        params = random_params(jax.random.key(seed), args.hidden or 20, dtype)
-        source = f"N(0, 1) draw from jax.random.key({seed})"
-
-    results = all_methods(params, x, y, args.loss)
-    dtype_name = str(np.dtype(dtype))
-    allowances, report = check(results, params, x, y, args.loss, dtype_name)
-    bad = grad_error.mismatches(report)
-    blind = grad_error.unjudged(allowances, results[REFERENCE])
-    hidden = int(params["b1"].shape[0])
-
+    params, x, y, source = grad_check.inputs(params=params_np, params_file=args.params, torch_seed=args.torch_seed,
+                                             seed=args.seed, hidden=args.hidden, dtype=dtype)
+    results = grad_check.all_methods(params, x, y, args.loss)
+    about = {"loss": args.loss, "source": source, "dtype": jnp.dtype(dtype).name, "points": int(x.shape[0])}
+    allowances, report = grad_check.check(results, params, x, y, args.loss, about["dtype"])
     if args.json:
-        print(json.dumps({
-            "loss": args.loss, "dtype": dtype_name, "hidden": hidden, "points": int(x.shape[0]), "params": source,
-            "weights": {k: np.asarray(v).tolist() for k, v in params.items()},
-            "reference": REFERENCE, "fd_eps": grads.FD_EPS, "rounding_factor": grad_error.ROUNDING_FACTOR,
-            "grads": {m: {k: v.tolist() for k, v in results[m].items()} for m in METHODS},
-            "allowances": {m: {k: v.tolist() for k, v in a.items()} for m, a in allowances.items()},
-            "report": report, "mismatches": bad, "unjudged": blind, "ok": not bad,
-        }))
+        print(json.dumps(grad_check.json_report(params, results, report, allowances, **about)))
     else:
         if args.print_grads:
-            print(notebook_style(results))
-        print(f"gradient of {args.loss} at {source}: hidden {hidden}, {dtype_name}, {x.shape[0]} points; each method "
-              f"against jax.grad, in units of the error model's allowance (checks/grad_error.py; <= 1 agrees)")
-        print(table(report))
-        for method, names in blind.items():
-            print(f"note: {method} cannot judge {', '.join(names)} here: its allowance exceeds the gradient itself")
-        print("all four agree within their allowances" if not bad else "MISMATCH: " + "; ".join(bad))
-    if bad:
+            print(grad_check.notebook_style(results))
+        print("\n".join(grad_check.text_report(results, report, allowances, **about)))
+    if grad_error.mismatches(report):
         raise SystemExit(cli.MISMATCH)
 
 

@@ -18,15 +18,13 @@ import pytest
 from jax_impl.core import data, layout, model, train
 from jax_impl.core.layout import PARAM_NAMES
 from jax_impl.core.optimizers import make_optimizer
-from torch_impl.checks import grad_error
+from torch_impl.checks import grad_check, grad_error
 
 try:
-    from conftest import import_script
+    import conftest  # noqa: F401  (its strict JAX settings, also when this file runs as a script)
 except ImportError:  # run as a script
     sys.path.insert(0, os.path.dirname(__file__))
-    from conftest import import_script
-
-validate_grads = import_script("validate_grads")
+    import conftest  # noqa: F401
 
 # The planted errors the issue names: one entry of one method's gradient off by this much, relative to that entry.
 PLANTED = {"float32": 1e-3, "float64": 1e-9}
@@ -38,7 +36,7 @@ def dtype_name():
 
 def saturated(seed: int, dtype):
     """N(0, 1) weights with every |w1| in [50, 100]: most hidden units saturate on [-1, 1]."""
-    params = validate_grads.random_params(jax.random.key(100 + seed), 20, dtype)
+    params = grad_check.random_params(jax.random.key(100 + seed), 20, dtype)
     magnitude = jax.random.uniform(jax.random.key(200 + seed), (1, 20), model.DRAW_DTYPE, 50, 100).astype(dtype)
     return {**params, "w1": jnp.where(params["w1"] < 0, -magnitude, magnitude)}
 
@@ -71,7 +69,7 @@ def states(dtype) -> dict:
                                   data.notebook_validation_params().items()},
            "notebook initial": data.notebook_init_params(dtype)}
     for seed, hidden in [(0, 1), (1, 5), (2, 20), (3, 20), (4, 64), (5, 256), (6, 3), (7, 20), (8, 40), (9, 128)]:
-        out[f"randn seed {seed} hidden {hidden}"] = validate_grads.random_params(jax.random.key(seed), hidden, dtype)
+        out[f"randn seed {seed} hidden {hidden}"] = grad_check.random_params(jax.random.key(seed), hidden, dtype)
     for optimizer in ("adam", "sgd"):
         for seed, hidden in [(None, 20), (3, 20), (4, 64), (5, 7), (6, 1), (7, 32)]:
             start = (data.notebook_init_params(dtype) if seed is None
@@ -87,8 +85,8 @@ def states(dtype) -> dict:
 
 def check(params, loss):
     x, y = data.notebook_data(params["w1"].dtype)
-    results = validate_grads.all_methods(params, x, y, loss)
-    allowances, report = validate_grads.check(results, params, x, y, loss, dtype_name())
+    results = grad_check.all_methods(params, x, y, loss)
+    allowances, report = grad_check.check(results, params, x, y, loss, dtype_name())
     return results, allowances, report
 
 
@@ -166,7 +164,7 @@ def planted_error_is_flagged(params, tensors, relative):
             planted[k] *= 1 + relative
             bad = {**results, method: {**results[method], tensor: planted.reshape(value.shape).astype(
                 results[method][tensor].dtype)}}
-            _, bad_report = validate_grads.check(bad, params, x, y, "sse", dtype_name())
+            _, bad_report = grad_check.check(bad, params, x, y, "sse", dtype_name())
             lines = grad_error.mismatches(bad_report)
             assert len(lines) == 1 and lines[0].startswith(f"{method} {tensor}[{k}]"), (method, tensor, lines)
 

@@ -15,7 +15,7 @@ from jax.test_util import check_grads
 from jax_impl.core import data, layout, model, train
 from jax_impl.core.layout import PARAM_NAMES
 from jax_impl.files.params_io import load_params, save_npz
-from torch_impl.checks import grad_error, precision
+from torch_impl.checks import grad_check, grad_error, precision
 from torch_impl.checks import jax_grads as grads
 
 validate_grads = import_script("validate_grads")
@@ -66,14 +66,14 @@ def printed_unit(text):
 def test_four_methods_agree(source, loss):
     x, y = data.notebook_data()
     params = (notebook_weights() if source == "notebook"
-              else validate_grads.random_params(jax.random.key(source), 20, jnp.float32))
-    results = validate_grads.all_methods(params, x, y, loss)
+              else grad_check.random_params(jax.random.key(source), 20, jnp.float32))
+    results = grad_check.all_methods(params, x, y, loss)
     for name in PARAM_NAMES:
         shapes = {m: results[m][name].shape for m in results}
         assert set(shapes.values()) == {params[name].shape}, (name, shapes)
         assert results["manual"][name].dtype == results["jax"][name].dtype == np.float32
         assert results["finite_diff"][name].dtype == np.float64
-    _, report = validate_grads.check(results, params, x, y, loss, "float32")
+    _, report = grad_check.check(results, params, x, y, loss, "float32")
     assert grad_error.mismatches(report) == []
     assert {m: set(by_name) for m, by_name in report.items()} == {m: set(PARAM_NAMES) for m in
                                                                   ("manual", "torch", "finite_diff")}
@@ -105,7 +105,7 @@ def test_the_checks_run_at_full_float32_precision(monkeypatch):
     monkeypatch.setattr(grads, "manual_grads", recording(grads.manual_grads))
     x, y = data.notebook_data()
     assert not precision.in_force()
-    validate_grads.all_methods(notebook_weights(), x, y, "sse")
+    grad_check.all_methods(notebook_weights(), x, y, "sse")
     assert seen == [True, True] and not precision.in_force()
 
 
@@ -215,7 +215,7 @@ def test_script_prints_the_table_and_the_notebook_style_grads(monkeypatch, capsy
     # Each method's four tensors printed as the notebook prints them; the numbers judged in units of the last printed
     # digit (its last digit is float32 rounding: jax.grad's W2[0] prints -245.7227 or -245.7228 by summation order).
     for method in ("manual", "jax", "torch", "finite_diff"):
-        printed = {name: printed_tensor(out, label, method) for name, label in validate_grads.NOTEBOOK_NAMES.items()}
+        printed = {name: printed_tensor(out, label, method) for name, label in grad_check.NOTEBOOK_NAMES.items()}
         if method in ("jax", "torch"):
             assert_near_printed(printed, PRINTED_UNITS_FLOAT32 + 0.5)  # + half a unit: our own printing
     rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["w1"], ["b1"], ["w2"], ["b2"])]
