@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 import torch
 
 from jax_impl.core import data
@@ -52,3 +53,15 @@ def test_make_data_shapes_noise_and_determinism():
     np.testing.assert_array_equal(np.asarray(y), np.asarray(y2))
     _, y3 = data.make_data(jax.random.key(4), points=1000, noise=0.5)
     assert not np.array_equal(np.asarray(y), np.asarray(y3))
+
+
+@pytest.mark.parametrize("torch_seeds", [False, True])
+def test_ensemble_params_are_run_inputs_weights_seed_by_seed(torch_seeds):
+    """The sweep's model with seed S starts where the single run with --seed S (or --torch-seed S) starts."""
+    seeds = [3, 1, 3]
+    stacked = data.ensemble_params(seeds, 5, torch_seeds=torch_seeds, points=30)
+    for i, seed in enumerate(seeds):
+        params, _, _ = data.run_inputs(hidden=5, **({"torch_seed": seed, "points": 30} if torch_seeds else
+                                                   {"seed": seed}))
+        for name, value in params.items():
+            np.testing.assert_array_equal(np.asarray(stacked[name][i]), np.asarray(value), err_msg=name)

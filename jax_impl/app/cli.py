@@ -129,6 +129,50 @@ def torch_seed(text: str) -> int:
     return value
 
 
+def comma_list(item, what: str):
+    """An argparse type for a comma-separated list: none empty, none twice, each value checked by `item` (an
+    argparse type); `what` names the values in its errors ("learning rates"). Returns the list of item's values."""
+
+    def parse(text: str) -> list:
+        items = [entry.strip() for entry in text.split(",")]
+        if not text.strip() or any(not entry for entry in items):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of {what}")
+        if len(set(items)) != len(items):
+            raise argparse.ArgumentTypeError(f"{text!r} names a {what[:-1]} twice")
+        return [item(entry) for entry in items]
+
+    return parse
+
+
+def optimizer_name(text: str) -> str:
+    """An argparse type: a name in optimizers.OPTIMIZERS."""
+    if text not in OPTIMIZERS:
+        raise argparse.ArgumentTypeError(f"unknown optimizer {text!r} (choose from {', '.join(OPTIMIZERS)})")
+    return text
+
+
+lr_list = comma_list(positive_float, "learning rates")
+hidden_list = comma_list(positive_int, "widths")
+optimizer_list = comma_list(optimizer_name, "optimizers")
+
+
+def seed_list(text: str) -> list[int] | range:
+    """An argparse type: 'N' -> seeds 0..N-1; 'A:B' -> A..B-1; 'a,b,c' -> those seeds. Each below 2**64 (what
+    torch.manual_seed takes; jax.random.key's stop at 2**31 - 1 without x64: the caller checks that)."""
+    if "," not in text and ":" not in text:
+        return range(positive_int(text))
+    if "," not in text:
+        start, _, stop = text.partition(":")
+        start, stop = non_negative_int(start.strip() or "x"), positive_int(stop.strip() or "x")
+        if stop <= start or stop - 1 > TORCH_MAX_SEED:
+            raise argparse.ArgumentTypeError(f"{text!r}: need START < STOP <= 2**64")
+        return range(start, stop)
+    seeds = comma_list(non_negative_int, "seeds")(text)
+    if max(seeds) > TORCH_MAX_SEED:
+        raise argparse.ArgumentTypeError(f"seed {max(seeds)} is above 2**64 - 1")
+    return seeds
+
+
 def check_torch_seed(parser, args) -> None:
     """--torch-seed K takes the data and the initial weights from torch's stream, so --seed (jax.random weights) and
     --data-seed (jax.random data) would choose them a second way: either with it is a usage error. --data-seed is

@@ -66,3 +66,12 @@ def model_record(record, curves: bool) -> dict:
     if curves:
         out["losses"] = [float(v) if math.isfinite(v) else None for v in record["losses"]]
     return out
+
+
+def summary(records, rows, best, groups, *, curves: bool, **about) -> dict:
+    """sweep.json: `about` (devices and the like, first), the groups, the best configuration, every configuration
+    (summarise's rows) and every model (model_record)."""
+    return {**about, "groups": groups,
+            "best": None if best is None else {k: best[k] for k in ("hidden", "optimizer", "lr", "mean", "std")},
+            "configurations": [{k: v for k, v in r.items() if k != "first"} for r in rows],
+            "models": [model_record(r, curves) for r in records]}

@@ -81,6 +81,19 @@ def run_inputs(*, seed=None, hidden: int = 20, points=None, noise=None, data_see
     return init_params(jax.random.key(seed or 0), hidden, dtype), x, y
 
 
+def ensemble_params(seeds, hidden: int = 20, *, torch_seeds: bool = False, points=None, dtype=jnp.float32):
+    """run_inputs's initial weights for each seed, stacked on a leading model axis (w1 (E, 1, H), b1 (E, H),
+    w2 (E, H, 1), b2 (E, 1)): model i starts as the single run with --seed seeds[i] (jax.random.key, through
+    ensemble.init_ensemble), or with torch_seeds as the run with --torch-seed seeds[i] (Net(1, hidden, 1) after
+    torch.manual_seed and the data cell's `points` draws), drawn in float32 and then cast to dtype."""
+    from jax_impl.core.ensemble import init_ensemble  # ensemble imports the training program; data needs it here only
+
+    if not torch_seeds:
+        return init_ensemble(seeds, hidden, dtype)
+    drawn = torch_rng.notebook_params_for_seeds(seeds, hidden, points or torch_rng.NOTEBOOK_POINTS)
+    return {k: jnp.asarray(v, dtype) for k, v in drawn.items()}
+
+
 def as_numpy(params) -> dict[str, np.ndarray]:
     """A parameter dict's arrays as numpy arrays (same shapes and dtypes)."""
     return {k: np.asarray(v) for k, v in params.items()}
