@@ -37,23 +37,22 @@ def random_params(key, hidden: int, dtype):
 
 
 def inputs(*, params=None, params_file=None, torch_seed=None, seed=None, hidden=None, dtype):
-    """(params, x, y, where the weights come from, in words) for validate_grads.py's flags, JAX arrays in dtype:
-    `params` (numpy, the port's layout, read from params_file) on the notebook's data; or the validation cell's
-    weights and the data after torch.manual_seed(torch_seed); else random_params from jax.random.key(seed or 0),
-    width hidden (default 20), on the notebook's data."""
+    """(params, x, y, where the weights come from, in words) for validate_grads.py's flags, JAX arrays in dtype.
+    The data: data.run_data's (the notebook's, or torch's draw after torch.manual_seed(torch_seed)). The weights:
+    `params` (numpy, the port's layout, read from params_file); or the validation cell's after
+    torch.manual_seed(torch_seed); else random_params from jax.random.key(seed or 0). Width `hidden` (default 20)."""
     import jax
     import jax.numpy as jnp
 
     from jax_impl.core import data, torch_rng
 
-    x, y = data.notebook_data(dtype)
+    x, y = data.run_data(torch_seed=torch_seed, dtype=dtype)
     if params is not None:
         return {k: jnp.asarray(v, dtype) for k, v in params.items()}, x, y, str(params_file)
     if torch_seed is not None:
-        draws = torch_rng.notebook_draws(torch_seed, hidden or 20)
-        x, y = jnp.asarray(draws["x"], dtype), jnp.asarray(draws["y"], dtype)
-        weights = {k: jnp.asarray(v, dtype) for k, v in torch_rng.validation_draw(torch_seed, hidden or 20).items()}
-        return weights, x, y, f"the validation cell's weights after torch.manual_seed({torch_seed})"
+        drawn = torch_rng.validation_draw(torch_seed, hidden or 20)
+        source = f"the validation cell's weights after torch.manual_seed({torch_seed})"
+        return {k: jnp.asarray(v, dtype) for k, v in drawn.items()}, x, y, source
     seed = seed or 0
     return random_params(jax.random.key(seed), hidden or 20, dtype), x, y, f"N(0, 1) draw from jax.random.key({seed})"
 
