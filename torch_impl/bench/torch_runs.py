@@ -75,7 +75,7 @@ def compiled(inputs, models=1):
     """twin.train.fit's loop with torch.compile'd forward + loss and optimizer step (torch's recipe for both)."""
     x, y, state = tensors(inputs)
     net = fresh_net(state, inputs)
-    opt = torch.optim.Adam(net.parameters(), lr=inputs.lr)
+    opt = torch_train.make_optimizer("adam", net.parameters(), inputs.lr)
     loss_func = torch.nn.MSELoss()
     forward = torch.compile(lambda x, y: (lambda p: (loss_func(p, y), p))(net(x)))
     opt_step = torch.compile(opt.step)
