@@ -1,0 +1,25 @@
+"""scripts/bench_pictures.py's arithmetic (torch_impl/bench/pictures.py) on given times, and its bad input; the
+timing itself is not run here (no timed tests)."""
+
+import pytest
+
+from torch_impl.bench import pictures
+
+
+def test_summary_of_paired_rounds():
+    rounds = [{"jax, no pictures": 1.0, "jax, pictures": 1.5, "torch, pictures": 3.0},
+              {"jax, no pictures": 2.0, "jax, pictures": 2.4, "torch, pictures": 4.0},
+              {"jax, no pictures": 1.0, "jax, pictures": 1.3, "torch, pictures": 2.6}]
+    summary = pictures.summarise(rounds)
+    assert summary["jax, no pictures"]["median_s"] == 1.0
+    assert summary["jax, pictures"]["median_s"] == 1.5
+    ratio = summary["jax pictures / jax no pictures"]
+    assert ratio["paired_ratio_median"] == pytest.approx(1.3)  # of 1.5, 1.2, 1.3: within each round, not 1.5 / 1.0
+    assert ratio["paired_rounds"] == 3 and ratio["paired_ratio_p25"] == pytest.approx(1.2)
+    assert summary["jax pictures / torch pictures"]["paired_ratio_median"] == pytest.approx(0.5)
+
+
+def test_a_root_without_the_scripts_is_one_line(tmp_path, script):
+    result = script("bench_pictures.py", "--root", tmp_path, "--rounds", 1)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"bench_pictures.py: error: --root {tmp_path.resolve()}: no scripts/train_jax.py there"]
