@@ -127,7 +127,7 @@ def report(args, x, y, dtype, records, finals, groups):
     save_text(out / "table.txt", table)
     written = ["sweep.json", "table.txt"]
     if not args.no_plots:
-        from jax_impl.app.plots import plot_best_fit, plot_curves, plot_heatmap  # matplotlib: only when drawing
+        from jax_impl.app.sweep_plots import plot_best_fit, plot_curves, plot_heatmap  # matplotlib: only when drawing
 
         plot_heatmap(records, rows, args.seeds, args.lrs, out / "heatmap.png")
         plot_curves(records, args.lrs, out / "curves.png")

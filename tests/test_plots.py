@@ -145,7 +145,7 @@ def test_grid_panels_sit_where_tight_layout_puts_them(notebook_run, tmp_path, ev
 
 
 def test_importing_plots_leaves_pyplot_out():
-    """Only sweep.py, compare.py and bench.py draw with pyplot (plots.plt imports it on first use)."""
+    """Only sweep_plots, compare.py and bench.py draw with pyplot (plots.plt imports it on first use)."""
     code = ("import sys; from jax_impl.app import plots; print('matplotlib.pyplot' in sys.modules); "
             "plots.plt; print('matplotlib.pyplot' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
