@@ -22,7 +22,7 @@ import json
 import time
 
 from jax_impl.app import cli
-from jax_impl.app.outputs import start_picture_process, write_outputs
+from jax_impl.app.outputs import import_plots, write_outputs
 from jax_impl.core.steps import first_nonfinite_step, log_line, snapshot_steps
 
 
@@ -48,7 +48,6 @@ def main(argv=None):
     args = parse_args(argv)
     out = cli.prepare_out_dir(args.out)
     steps, title = snapshot_steps(args.steps, args.log_every), f"PyTorch, {args.optimizer} lr {args.lr}"
-    pictures = None if args.no_plots else start_picture_process(steps, title)  # imports matplotlib meanwhile
 
     import numpy as np
     import torch
@@ -58,6 +57,8 @@ def main(argv=None):
     from torch_impl.twin.notebook import notebook_draws
     from torch_impl.twin.train import fit, make_optimizer
 
+    # matplotlib, imported in a thread while torch trains (outputs.import_plots)
+    plots = None if args.no_plots else import_plots()
     dtype = torch.float64 if args.x64 else torch.float32
     notebook_run = args.seed is None and args.hidden == 20 and args.points is None and args.noise is None
     if notebook_run or args.torch_seed is not None:
@@ -70,8 +71,6 @@ def main(argv=None):
         net.load_state_dict(to_state_dict(params, args.hidden))
         x, y = torch.tensor(x), torch.tensor(y)  # copies: jax hands out read-only buffers
     net, x, y = net.to(dtype), x.to(dtype), y.to(dtype)
-    if pictures is not None:
-        pictures.draw_from_data(x.numpy(), y.numpy())  # what needs no results, drawn while this process trains
     if args.init_params is not None:  # --init: those weights, on the data above (already in the run's dtype)
         net.load_state_dict(to_state_dict(args.init_params), strict=True)
     say = (lambda *a: None) if args.json else print
@@ -96,7 +95,7 @@ def main(argv=None):
     written = write_outputs(out, x=x.numpy(), y=y.numpy(), steps=steps,
                             snapshots=np.stack([s.numpy() for s in snapshots]), losses=losses,
                             params=from_state_dict(net.state_dict()), title=title,
-                            plots=not args.no_plots, pictures=pictures)
+                            plots=plots)
     summary = {"framework": "torch", "device": "cpu", "dtype": str(losses.dtype), "steps": args.steps,
                "points": int(x.shape[0]), "hidden": args.hidden, "optimizer": args.optimizer, "lr": args.lr,
                "final_loss": float(losses[-1]), "compile_s": 0.0, "setup_s": setup_s, "run_s": run_s,

@@ -123,15 +123,24 @@ def read_image(path) -> dict:
 
 
 def assert_notebook_pictures(out) -> None:
-    """The four pictures a default training run writes (train_jax.py and train_torch.py alike), opened and sized."""
-    grid = read_image(out / "snapshots.png")
-    assert grid["size"][0] > 800 and grid["size"][1] > 500  # a 4 x 3 grid of panels
-    gif = read_image(out / "learning.gif")
-    assert gif["frames"] == 11 and gif["size"][0] > 300
+    """The four pictures a default training run writes (train_jax.py and train_torch.py alike): 480 x 320 pixels
+    each, the GIF's 11 frames, and the grid of those frames and the loss curve, 4 x 3 panels 8 pixels apart (the
+    GIF's palette moves a colour by at most 15/255)."""
+    import numpy as np
+    from PIL import Image
+
     for name in ("data.png", "loss.png"):
         image = read_image(out / name)
-        assert image["size"][0] > 300 and image["size"][1] > 200
-        assert image["grey_levels"] > 10  # something was drawn
+        assert image["size"] == (480, 320) and image["grey_levels"] > 10  # something was drawn
+    assert read_image(out / "learning.gif")["frames"] == 11
+    grid = np.asarray(Image.open(out / "snapshots.png").convert("RGB"), dtype=int)
+    assert grid.shape == (3 * 320 + 2 * 8, 4 * 480 + 3 * 8, 3)
+    panels = [grid[r * 328:r * 328 + 320, c * 488:c * 488 + 480] for r in range(3) for c in range(4)]
+    with Image.open(out / "learning.gif") as gif:
+        for k in range(11):
+            gif.seek(k)
+            assert np.abs(np.asarray(gif.convert("RGB"), dtype=int) - panels[k]).max() <= 15, k
+    assert (panels[11] == np.asarray(Image.open(out / "loss.png").convert("RGB"))).all()
 
 
 # ---- printed losses, judged in units of their last digit, never digit for digit ----------------------------------

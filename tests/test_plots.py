@@ -1,8 +1,8 @@
-"""The training run's pictures (app.plots through outputs.draw_pictures): the same bytes for the same inputs, in
-this process or a picture process, written whole or not at all, the grid's panels where tight_layout puts subplots
-with shared axes, and no pyplot."""
+"""The training run's pictures (app.plots, through outputs.write_outputs): what each shows (the fit lines are the
+snapshots, the step labels sit above the data, the grid's panels are the GIF's frames and the loss curve, a diverged
+curve is cut), the same bytes for the same inputs, every file written whole or not at all, and no pyplot."""
 
-import os
+import ast
 import subprocess
 import sys
 
@@ -13,13 +13,15 @@ from conftest import ROOT, read_image
 from PIL import Image
 
 from jax_impl.app import outputs, plots
-from jax_impl.app.outputs import draw_pictures, start_picture_process, write_outputs
+from jax_impl.app.outputs import import_plots, write_outputs
 from jax_impl.core import data, train
 from jax_impl.core.layout import param_shapes
-from jax_impl.core.steps import snapshot_steps
+from jax_impl.core.steps import log_line, snapshot_steps
+from jax_impl.files.params_io import InputError
 
 PICTURES = ["data.png", "learning.gif", "loss.png", "snapshots.png"]
 STEPS = snapshot_steps(201, 20)
+FRAME = (plots.FIGSIZE[0] * plots.DPI, plots.FIGSIZE[1] * plots.DPI)  # (480, 320): every picture's and panel's size
 
 
 @pytest.fixture(scope="module")
@@ -31,117 +33,209 @@ def notebook_run():
             "losses": np.asarray(trajectory.losses), "title": "JAX, adam lr 0.2"}
 
 
-def test_same_inputs_same_bytes(notebook_run, tmp_path):
-    first, second = tmp_path / "first", tmp_path / "second"
-    first.mkdir(), second.mkdir()
-    assert draw_pictures(first, **notebook_run) == draw_pictures(second, **notebook_run)
-    assert sorted(p.name for p in first.iterdir()) == PICTURES  # and no temporary file left behind
+@pytest.fixture(scope="module")
+def drawn(notebook_run, tmp_path_factory):
+    """The four pictures of the notebook's run, drawn once."""
+    out = tmp_path_factory.mktemp("pictures")
+    assert plots.draw_pictures(out, **notebook_run) == ["data.png", "snapshots.png", "learning.gif", "loss.png"]
+    return out
+
+
+def rgb(image) -> np.ndarray:
+    return np.asarray(image.convert("RGB"), dtype=int)
+
+
+def gif_frames(path) -> list[np.ndarray]:
+    with Image.open(path) as gif:
+        frames = []
+        for k in range(gif.n_frames):
+            gif.seek(k)
+            frames.append(rgb(gif))
+        return frames
+
+
+def test_each_frame_is_the_snapshot_in_red_under_its_label(notebook_run):
+    """The fit figure's line holds the snapshot's prediction, thick and red; the title is the notebook's log line, in
+    red, above the axes (so it covers no data); the axes are labelled."""
+    x, y, snapshots, losses = (notebook_run[k] for k in ("x", "y", "snapshots", "losses"))
+    fit = plots.FitFigure(x, y, snapshots)
+    assert fit.data().size == FRAME and fit.title.get_text() == "data: y = x² + noise"
+    assert (fit.ax.get_xlabel(), fit.ax.get_ylabel()) == ("x", "y")
+    renderer = fit.fig.canvas.get_renderer()
+    for prediction, t in zip(snapshots, STEPS):
+        assert fit.frame(prediction, t, losses).size == FRAME
+        np.testing.assert_array_equal(fit.line.get_ydata(), np.ravel(prediction))
+        assert fit.line.get_color() == "red" and fit.line.get_linewidth() == 4
+        assert fit.title.get_text() == log_line(t, losses) and fit.title.get_color() == "red"
+        assert fit.title.get_window_extent(renderer).y0 >= fit.ax.bbox.y1  # above the axes, not on the data
+    low, high = fit.ax.get_ylim()  # every snapshot in view (the first fit lies below the data)
+    assert low < snapshots.min() < y.min() and high > max(y.max(), snapshots.max())
+
+
+def test_the_gif_is_the_frames_and_the_grid_tiles_them_with_the_loss_curve(notebook_run, drawn):
+    """learning.gif: 11 frames of the fit figure (its 256-colour palette moves a colour by at most 15/255); the grid:
+    the same 11 frames and loss.png in a 4 x 3 grid, none of its cells empty."""
+    x, y, snapshots, losses = (notebook_run[k] for k in ("x", "y", "snapshots", "losses"))
+    fit = plots.FitFigure(x, y, snapshots)
+    expected = [rgb(fit.frame(p, t, losses)) for p, t in zip(snapshots, STEPS)]
+    frames = gif_frames(drawn / "learning.gif")
+    assert len(frames) == 11 and frames[0].shape == (FRAME[1], FRAME[0], 3)
+    for got, want in zip(frames, expected):
+        assert np.abs(got - want).max() <= 15
+    assert not any(np.array_equal(frames[k], frames[k + 1]) for k in range(10))
+    grid = rgb(Image.open(drawn / "snapshots.png"))
+    gap, (w, h) = plots.GRID_GAP, FRAME
+    assert grid.shape == (3 * h + 2 * gap, 4 * w + 3 * gap, 3)
+    cells = [grid[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] for r in range(3) for c in range(4)]
+    for cell, want in zip(cells, expected):
+        np.testing.assert_array_equal(cell, want)
+    np.testing.assert_array_equal(cells[11], rgb(Image.open(drawn / "loss.png")))
+    assert (grid[h:h + gap] == 255).all() and (grid[:, w:w + gap] == 255).all()  # white between the panels
+
+
+@pytest.mark.parametrize("every,columns,rows", [(50, 4, 2), (40, 4, 2), (17, 4, 4), (100, 4, 1), (10, 4, 6),
+                                                (300, 2, 1)])
+def test_the_loss_curve_fills_the_last_rows_free_cells(notebook_run, every, columns, rows):
+    """5, 6, 12, 3, 21 and 1 snapshots: the loss curve spans what the snapshots leave of the last row (all of it
+    after 12), so that no cell of the grid is empty."""
+    steps = snapshot_steps(201, every)
+    snapshots = np.resize(notebook_run["snapshots"], (len(steps), *notebook_run["snapshots"].shape[1:]))
+    fit = plots.FitFigure(notebook_run["x"], notebook_run["y"], snapshots)
+    frames = [fit.frame(p, t, notebook_run["losses"]) for p, t in zip(snapshots, steps)]
+    loss = plots.loss_figure({"run": notebook_run["losses"]})
+    grid = rgb(plots.grid_image(frames, loss))
+    (w, h), gap = FRAME, plots.GRID_GAP
+    assert grid.shape == (rows * h + (rows - 1) * gap, columns * w + (columns - 1) * gap, 3)
+    first_free = len(steps) % columns  # the loss curve, drawn as wide as the cells from here to the row's end
+    span = columns - first_free
+    assert loss.canvas.get_width_height() == (span * w + (span - 1) * gap, h)
+    np.testing.assert_array_equal(grid[-h:, first_free * (w + gap):], rgb(plots.canvas_image(loss)))
+    for c in range(columns):  # every cell holds a drawing: dark pixels (ticks, labels, frame) in each
+        for r in range(rows):
+            assert (grid[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] < 128).any()
+
+
+def test_divergence_step():
+    losses = np.linspace(1.0, 0.5, 10)
+    assert plots.divergence_step(losses) is None
+    assert plots.divergence_step(np.r_[losses, np.inf, 1.0]) == 10
+    assert plots.divergence_step(np.r_[losses, np.nan]) == 10
+    assert plots.divergence_step(np.r_[losses, 999.0, 1001.0, 1e22]) == 11  # above EXPLODED (1e3) times the first
+
+
+def test_diverged_curves_are_cut_and_marked_and_leave_the_scale_alone(notebook_run):
+    """An ensemble's loss curves on one plot: one that turned non-finite and one that blew up to 1e22 end before the
+    step they diverged at, with an x on their last point, and the log axis stays within the finite curves' range."""
+    losses = notebook_run["losses"].astype(float)
+    curves = {"fine": losses, "nan": np.r_[losses[:120], [np.nan] * 81],
+              "blown up": np.r_[losses[:50], np.geomspace(1, 1e22, 30), [np.inf] * 121]}
+    blown = int(np.argmax(curves["blown up"] > 1e3 * losses[0]))
+    fig = plots.loss_figure(curves)
+    ax = fig.axes[0]
+    lines = [line for line in ax.get_lines() if line.get_marker() != "x"]
+    marks = [line for line in ax.get_lines() if line.get_marker() == "x"]
+    assert [len(line.get_ydata()) for line in lines] == [201, 120, blown]
+    assert [line.get_label() for line in lines] == ["fine", "nan: diverged at step 120 (cut)",
+                                                    f"blown up: diverged at step {blown} (cut)"]
+    assert [(m.get_xdata()[0], m.get_ydata()[0]) for m in marks] == [(119, losses[119]),
+                                                                      (blown - 1, curves["blown up"][blown - 1])]
+    assert [m.get_color() for m in marks] == [lines[1].get_color(), lines[2].get_color()]
+    fig.canvas.draw()
+    low, high = ax.get_ylim()
+    assert ax.get_yscale() == "log" and low > 1e-3 and high < 1e4
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("step", "MSE loss")
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert labels and not any("$" in label for label in labels)  # plain text: no mathtext to set up
+
+
+def test_same_inputs_same_bytes(notebook_run, drawn, tmp_path):
+    assert plots.draw_pictures(tmp_path, **notebook_run) == ["data.png", "snapshots.png", "learning.gif", "loss.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == PICTURES  # and no temporary file left behind
     for name in PICTURES:
-        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+        assert (tmp_path / name).read_bytes() == (drawn / name).read_bytes(), name
+    for name in ("data.png", "loss.png"):
+        image = read_image(tmp_path / name)
+        assert image["size"] == FRAME and image["grey_levels"] > 10
 
-
-def test_figures_built_before_the_results_draw_what_fresh_ones_draw(notebook_run, tmp_path):
-    """The picture process builds the grid, the animation and the loss curve before the results (and draws the loss
-    curve once with stand-in curves): saved, and saved again after another run's results, they match fresh figures."""
-    x, y, steps, snapshots, losses, title = (notebook_run[k] for k in ("x", "y", "steps", "snapshots", "losses",
-                                                                      "title"))
-    grid, animation = plots.SnapshotGrid(x, y, steps, title), plots.SnapshotAnimation(x, y)
-    loss = plots.LossCurves([title])
-    loss.warm_up()
-    other = tmp_path / "other"
-    other.mkdir()
-    # first a run whose fits leave the data's range (the grid's y limits grow), then the notebook's run
-    for run_snapshots, run_losses, folder in ((snapshots * 3 - 1, losses * 10, other), (snapshots, losses, tmp_path)):
-        grid.save(run_snapshots, run_losses, folder / "snapshots.png")
-        animation.save(run_snapshots, steps, run_losses, folder / "learning.gif")
-        loss.save([run_losses], folder / "loss.png")
-    for name in ("snapshots.png", "learning.gif", "loss.png"):
-        assert (other / name).read_bytes() != (tmp_path / name).read_bytes(), name
-    fresh = tmp_path / "fresh"
-    fresh.mkdir()
-    draw_pictures(fresh, **notebook_run)
-    for name in ("snapshots.png", "learning.gif", "loss.png"):
-        assert (tmp_path / name).read_bytes() == (fresh / name).read_bytes(), name
 
 def test_a_failed_write_keeps_the_old_picture(notebook_run, tmp_path, monkeypatch):
-    """Every picture is encoded by PIL's save (matplotlib's PNGs too), into its file or into memory first; one that
-    fails half-way leaves what was there."""
+    """Every picture is encoded by PIL's save, into a temporary file renamed over the old one only when whole
+    (atomic_path); one that fails half-way leaves what was there."""
     for name in PICTURES:
         (tmp_path / name).write_bytes(b"the previous run's picture")
 
     def half_a_save(self, fp, *args, **kwargs):
-        if hasattr(fp, "write"):
-            fp.write(b"half a picture")
-        else:
-            with open(fp, "wb") as f:
-                f.write(b"half a picture")
+        with open(fp, "wb") as f:
+            f.write(b"half a picture")
         raise OSError("No space left on device")
 
+    fit = plots.FitFigure(notebook_run["x"], notebook_run["y"], notebook_run["snapshots"])
+    image = fit.data()
+    grid = plots.grid_image([image] * 3, plots.loss_figure({"run": notebook_run["losses"]}))
     monkeypatch.setattr(Image.Image, "save", half_a_save)
-    x, y, steps, snapshots, losses = (notebook_run[k] for k in ("x", "y", "steps", "snapshots", "losses"))
-    draws = {"data.png": lambda path: plots.plot_data(x, y, path),
-             "snapshots.png": lambda path: plots.plot_snapshot_grid(x, y, snapshots, steps, losses, path),
-             "learning.gif": lambda path: plots.animate_snapshots(x, y, snapshots, steps, losses, path),
-             "loss.png": lambda path: plots.plot_loss_curve({"run": losses}, path)}
-    for name, draw in draws.items():
+    writes = {"data.png": lambda path: plots.save_image(image, path),
+              "snapshots.png": lambda path: plots.save_image(grid, path),
+              "learning.gif": lambda path: plots.save_gif([image, image], path),
+              "loss.png": lambda path: plots.plot_loss_curve({"run": notebook_run["losses"]}, path)}
+    for name, write in writes.items():
         with pytest.raises(OSError, match="No space left"):
-            draw(tmp_path / name)
+            write(tmp_path / name)
     assert sorted(p.name for p in tmp_path.iterdir()) == PICTURES
     assert all((tmp_path / name).read_bytes() == b"the previous run's picture" for name in PICTURES)
 
 
-def longest_runs(dark: np.ndarray) -> np.ndarray:
-    """Per column of a boolean image, the most consecutive True pixels."""
-    runs = np.zeros(dark.shape[1], int)
-    current = np.zeros(dark.shape[1], int)
-    for row in dark:
-        current = np.where(row, current + 1, 0)
-        runs = np.maximum(runs, current)
-    return runs
+def params20():
+    return {name: np.zeros(shape, np.float32) for name, shape in param_shapes(20).items()}
 
 
-def frame_lines(image: np.ndarray, min_run: int) -> list[list[int]]:
-    """Columns and rows of an RGB image where the panels' dark frames run: min_run dark pixels in a row, which the
-    tick labels' strokes never have."""
-    dark = image.max(axis=-1) < 90
-    return [np.flatnonzero(longest_runs(pixels) >= min_run).tolist() for pixels in (dark, dark.T)]
+def test_write_outputs_draws_with_the_imported_module_or_not_at_all(notebook_run, drawn, tmp_path):
+    """plots=None (--no-plots): no picture; plots=import_plots(): the four pictures, as draw_pictures draws them."""
+    without, with_plots = tmp_path / "without", tmp_path / "with"
+    without.mkdir(), with_plots.mkdir()
+    assert write_outputs(without, params=params20(), plots=None, **notebook_run) == [
+        "params.npz", "model.safetensors", "losses.json"]
+    assert sorted(p.name for p in without.iterdir()) == ["losses.json", "model.safetensors", "params.npz"]
+    future = import_plots()
+    assert future.result(timeout=60) is plots
+    written = write_outputs(with_plots, params=params20(), plots=future, **notebook_run)
+    assert written == ["params.npz", "model.safetensors", "losses.json", "data.png", "snapshots.png",
+                       "learning.gif", "loss.png"]
+    assert sorted(p.name for p in with_plots.iterdir()) == sorted(written)
+    for name in PICTURES:
+        assert (with_plots / name).read_bytes() == (drawn / name).read_bytes(), name
 
 
-def tight_layout_grid(x, y, snapshots, steps, losses, title, path):
-    """The grid as subplots with shared axes under tight_layout draw it: one axes a panel."""
-    import matplotlib.pyplot as plt
-
-    rows = -(-len(steps) // plots.GRID_COLUMNS)
-    fig, axes = plt.subplots(rows, plots.GRID_COLUMNS, figsize=(4 * plots.GRID_COLUMNS, 3 * rows), dpi=80,
-                             sharex=True, sharey=True, squeeze=False)
-    for ax, prediction, t in zip(axes.flat, snapshots, steps):
-        ax.scatter(np.ravel(x), np.ravel(y), s=8)
-        ax.plot(np.ravel(x), np.ravel(prediction), "r-", lw=5 * 11 / 20)
-        ax.text(0.5, 0, "t = %d, Loss=%.4f" % (t, losses[t]), fontdict={"size": 11, "color": "red"}, ha="center")
-    for ax in axes.flat[len(steps):]:
-        ax.axis("off")
-    fig.suptitle(title)
-    fig.tight_layout()
-    plots.save_png(fig, path, dpi=80)
+def test_a_picture_that_cannot_be_written_is_one_input_error(notebook_run, drawn, tmp_path):
+    """A folder where snapshots.png goes: InputError naming it (one line, exit 2 in the scripts); data.png, drawn
+    before, is written whole, and the pictures after it keep the earlier run's bytes."""
+    (tmp_path / "snapshots.png").mkdir()
+    for name in ("learning.gif", "loss.png"):
+        (tmp_path / name).write_bytes(b"the previous run's picture")
+    with pytest.raises(InputError, match=r"cannot write .*snapshots\.png: Is a directory"):
+        write_outputs(tmp_path, params=params20(), plots=import_plots(), **notebook_run)
+    assert (tmp_path / "data.png").read_bytes() == (drawn / "data.png").read_bytes()
+    assert all((tmp_path / name).read_bytes() == b"the previous run's picture" for name in ("learning.gif", "loss.png"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["params.npz", "model.safetensors", "losses.json", *PICTURES])  # and no temporary file left behind
 
 
-@pytest.mark.parametrize("every", [20, 50, 10])
-def test_grid_panels_sit_where_tight_layout_puts_them(notebook_run, tmp_path, every):
-    """11, 5 and 21 panels: every panel's frame within a pixel of tight_layout's (it places them at fractions of a
-    pixel; the grid rounds each to whole pixels so that one background serves all)."""
-    run = {**notebook_run, "steps": snapshot_steps(201, every)}
-    run["snapshots"] = np.stack([notebook_run["snapshots"][0]] * len(run["steps"]))
-    run["snapshots"][1:] = notebook_run["snapshots"][-1]  # the first and the last fit: wide and narrow y ranges
-    tight_layout_grid(**run, path=tmp_path / "reference.png")
-    plots.plot_snapshot_grid(**run, path=tmp_path / "grid.png")
-    reference, grid = (np.asarray(Image.open(tmp_path / name).convert("RGB")) for name in ("reference.png", "grid.png"))
-    assert grid.shape == reference.shape
-    columns, rows = frame_lines(reference, min_run=150)
-    assert len(columns) == 2 * plots.GRID_COLUMNS and len(rows) == 2 * -(-len(run["steps"]) // plots.GRID_COLUMNS)
-    grid_columns, grid_rows = frame_lines(grid, min_run=150)
-    assert len(grid_columns) == len(columns) and len(grid_rows) == len(rows)
-    assert np.abs(np.subtract(grid_columns, columns)).max() <= 1 and np.abs(np.subtract(grid_rows, rows)).max() <= 1
-    assert read_image(tmp_path / "grid.png")["grey_levels"] > 10
+def test_no_picture_machinery():
+    """The pictures are drawn in the run's process: outputs, plots and cli hold no process pool, fork or signal
+    handler, no `global` statement, and at module level only constants (numbers, strings, tuples of them)."""
+    for name in ("outputs.py", "plots.py", "cli.py"):
+        tree = ast.parse((ROOT / "jax_impl" / "app" / name).read_text())
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                    for alias in node.names}
+        imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert not imported & {"multiprocessing", "signal"}, name
+        attributes = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+        assert not attributes & {"fork", "ProcessPoolExecutor", "get_context"}, name
+        assert not any(isinstance(node, ast.Global) for node in ast.walk(tree)), name
+        for node in tree.body:
+            if isinstance(node, ast.Assign):
+                values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
+                assert all(isinstance(v, (ast.Constant, ast.Tuple)) for v in values), (name, ast.unparse(node))
+    assert not hasattr(outputs, "PictureProcess")
 
 
 def test_importing_plots_leaves_pyplot_out():
@@ -150,72 +244,3 @@ def test_importing_plots_leaves_pyplot_out():
             "plots.plt; print('matplotlib.pyplot' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.stdout.split() == ["False", "True"], done.stderr
-
-
-@pytest.mark.parametrize("given", ["the run's data", "other data", "no data", "another title", "a process gone"])
-def test_the_picture_process_draws_the_same_bytes(notebook_run, tmp_path, given):
-    """write_outputs with a picture process (here a fresh interpreter: this process runs JAX) writes what drawing in
-    this process writes: given the run's data before the results, as the scripts give it (it draws part of the
-    pictures then), or other data, none, or another title (it draws them all from the results), or when its process
-    is gone (they are drawn in this one)."""
-    here, there = tmp_path / "here", tmp_path / "there"
-    here.mkdir(), there.mkdir()
-    draw_pictures(here, **notebook_run)
-    params = {name: np.zeros(shape, np.float32) for name, shape in param_shapes(20).items()}
-    x, y, title = notebook_run["x"], notebook_run["y"], notebook_run["title"]
-    pictures = start_picture_process(STEPS, title if given != "another title" else "another title")
-    if given in ("the run's data", "another title"):
-        pictures.draw_from_data(x, y)
-    elif given == "other data":
-        pictures.draw_from_data(x, y + 1)
-    elif given == "a process gone":
-        pictures.pool.submit(os._exit, 1)  # as if killed: draw() draws in this process
-    written = write_outputs(there, params=params, plots=True, pictures=pictures, **notebook_run)
-    assert sorted(written) == sorted(["params.npz", "model.safetensors", "losses.json", *PICTURES])
-    assert sorted(p.name for p in there.iterdir()) == sorted(written)  # and no temporary file left behind
-    for name in PICTURES:
-        assert (there / name).read_bytes() == (here / name).read_bytes(), name
-    # The figures built before the results are used only for the run they were built for (and the fresh interpreter,
-    # which runs neither JAX nor torch, forks for the grid on Linux)
-    prepared = outputs.PREPARED_FORKED if sys.platform.startswith("linux") else outputs.PREPARED
-    assert pictures.how == {"the run's data": prepared, "a process gone": outputs.IN_THIS_PROCESS}.get(
-        given, outputs.WHOLE)
-
-
-def test_the_scripts_picture_processes_draw_the_same_bytes(notebook_run, tmp_path):
-    """As train_jax.py and train_torch.py draw on Linux: the picture process forked before JAX is imported, given the
-    data while the run trains, and the grid drawn by a fork of it. It writes what drawing in this process writes."""
-    here, there = tmp_path / "here", tmp_path / "there"
-    here.mkdir(), there.mkdir()
-    draw_pictures(here, **notebook_run)
-    np.savez(tmp_path / "run.npz", **{k: np.asarray(v) for k, v in notebook_run.items()})
-    code = f"""if True:
-        import sys
-        import numpy as np
-        from jax_impl.app import outputs
-        from jax_impl.core.layout import param_shapes
-        run = dict(np.load({str(tmp_path / "run.npz")!r}))
-        run = {{**run, "steps": run["steps"].tolist(), "title": str(run["title"])}}
-        pictures = outputs.start_picture_process(run["steps"], run["title"])
-        pictures.draw_from_data(run["x"], run["y"])
-        params = {{name: np.zeros(shape, np.float32) for name, shape in param_shapes(20).items()}}
-        outputs.write_outputs(__import__("pathlib").Path({str(there)!r}), params=params, plots=True,
-                              pictures=pictures, **run)
-        print(repr(pictures.how), "jax" in sys.modules)
-    """
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert done.returncode == 0, done.stderr
-    linux = sys.platform.startswith("linux")
-    assert done.stdout.splitlines() == [f"{outputs.PREPARED_FORKED if linux else outputs.PREPARED!r} False"]
-    for name in PICTURES:
-        assert (there / name).read_bytes() == (here / name).read_bytes(), name
-
-
-def test_ctrl_c_in_a_task_within_a_task_still_stops_the_task():
-    """The picture process ends at once on Ctrl-C only between tasks (outputs._on_interrupt): a task run inside
-    another (the grid where the process cannot fork) leaves it in a task until the outer one ends."""
-    seen = []
-    inner = outputs._task(lambda: seen.append(outputs._BUSY))
-    outer = outputs._task(lambda: (inner(), seen.append(outputs._BUSY)))
-    outer()
-    assert seen == [True, True] and outputs._BUSY is False

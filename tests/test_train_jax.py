@@ -3,11 +3,10 @@
 import json
 import os
 import signal
-import time
 
 import numpy as np
 import pytest
-from conftest import NOTEBOOK_LOG, assert_loss_log, assert_notebook_pictures, start_script
+from conftest import NOTEBOOK_LOG, assert_loss_log, assert_notebook_pictures, read_image, start_script
 
 from jax_impl.files import weights
 from jax_impl.files.params_io import load_params
@@ -118,15 +117,10 @@ def test_divergence_names_the_step_and_keeps_earlier_outputs(tmp_path, script):
     assert (tmp_path / "losses.json").read_text() == "[1.0]"
 
 
-def assert_group_gone(run):
-    with pytest.raises(ProcessLookupError):  # the picture process (and its fork) ended with the run
-        os.killpg(run.pid, 0)
-
-
 def test_ctrl_c_is_one_line_and_leaves_no_process(tmp_path):
-    """Ctrl-C (SIGINT to the terminal's process group: the run, its picture process) while the run trains: exit 130,
-    one line, the earlier run's files untouched and no process left. 400,000 steps train for ~1 s after "Net(" is
-    printed, so the signal lands in training."""
+    """Ctrl-C (SIGINT to the terminal's process group) while the run trains: exit 130, one line, the earlier run's
+    files untouched and no process left. 400,000 steps train for ~1 s after "Net(" is printed, so the signal lands
+    in training (the import of matplotlib in its thread is done or nearly: the exit waits for it)."""
     (tmp_path / "losses.json").write_text("[1.0]")
     run = start_script("train_jax.py", "--steps", "400000", "--log-every", "100000", "--out", tmp_path)
     try:
@@ -138,35 +132,22 @@ def test_ctrl_c_is_one_line_and_leaves_no_process(tmp_path):
     assert run.returncode == 130 and stderr.strip() == "train_jax.py: interrupted"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["losses.json"]
     assert (tmp_path / "losses.json").read_text() == "[1.0]"
-    assert_group_gone(run)
-
-
-def test_two_quick_ctrl_c_leave_no_process(tmp_path):
-    """Two Ctrl-C 0.2 s apart while JAX starts and the picture process imports matplotlib: the run ends (a picture
-    process that ignored Ctrl-C was left waiting for a run whose exit the second one broke: a hang) and no process is
-    left. JAX may swallow a KeyboardInterrupt that lands in its garbage-collection callback; then the run goes on and
-    ends normally, which is also allowed here."""
-    run = start_script("train_jax.py", "--steps", "400000", "--log-every", "100000", "--out", tmp_path)
-    try:
-        for delay in (0.3, 0.2):
-            time.sleep(delay)
-            os.killpg(run.pid, signal.SIGINT)
-        _, stderr = run.communicate(timeout=60)
-    finally:
-        run.kill()
-    assert run.returncode in (0, 130), stderr
-    if run.returncode == 130:
-        assert stderr.strip().splitlines()[-1] == "train_jax.py: interrupted"
-    time.sleep(0.5)  # the picture process ends after the run: give it the time its exit takes
-    assert_group_gone(run)
+    with pytest.raises(ProcessLookupError):  # the process group is gone: the run made no other process
+        os.killpg(run.pid, 0)
 
 
 def test_a_picture_that_cannot_be_written_is_one_line(tmp_path, script):
-    """A folder where snapshots.png goes: the picture process' OSError becomes one line and exit 2."""
+    """A folder where snapshots.png goes: the OSError becomes one line and exit 2; what was written before it
+    (the weights, the losses, data.png) is whole."""
     (tmp_path / "snapshots.png").mkdir()
     result = script("train_jax.py", "--out", tmp_path)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "snapshots.png" in result.stderr and "Is a directory" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.png", "losses.json", "model.safetensors",
+                                                         "params.npz", "snapshots.png"]
+    assert len(json.loads((tmp_path / "losses.json").read_text())) == 201
+    assert load_params(tmp_path / "params.npz")["w1"].shape == (1, 20)
+    assert read_image(tmp_path / "data.png")["grey_levels"] > 10
 
 
 @pytest.mark.parametrize("flags", [["--seed", "3"], ["--points", "40", "--data-seed", "5", "--seed", "2"]])

@@ -4,7 +4,6 @@ import argparse
 import math
 import os
 import pathlib
-import signal
 import sys
 
 from jax_impl.core.optimizers import OPTIMIZERS
@@ -243,8 +242,6 @@ def run_main(main) -> None:
     except InputError as e:
         fail(str(e))
     except KeyboardInterrupt:
-        # A second Ctrl-C would break the exit's wait for the picture process, which ends on the first (outputs.py)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
         print(f"{pathlib.Path(sys.argv[0]).name}: interrupted", file=sys.stderr)
         raise SystemExit(INTERRUPTED) from None
 
