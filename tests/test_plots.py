@@ -205,6 +205,22 @@ def test_write_outputs_draws_with_the_imported_module_or_not_at_all(notebook_run
         assert (with_plots / name).read_bytes() == (drawn / name).read_bytes(), name
 
 
+def test_paused_gc_leaves_the_collector_as_it_found_it():
+    import gc
+
+    assert gc.isenabled()
+    with outputs.paused_gc():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with pytest.raises(OSError), outputs.paused_gc():
+            raise OSError("a picture that failed")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_a_picture_that_cannot_be_written_is_one_input_error(notebook_run, drawn, tmp_path):
     """A folder where snapshots.png goes: InputError naming it (one line, exit 2 in the scripts); data.png, drawn
     before, is written whole, and the pictures after it keep the earlier run's bytes."""
