@@ -15,7 +15,7 @@ import json
 import time
 
 from jax_impl.app import cli
-from jax_impl.app.outputs import import_plots, write_outputs
+from jax_impl.app.outputs import write_outputs
 from jax_impl.core.steps import first_nonfinite_step, log_line, snapshot_steps
 
 
@@ -36,8 +36,6 @@ def main(argv=None):
 
     from jax_impl.core import data, train
 
-    # matplotlib, imported in a thread while JAX starts its CPU client and compiles (outputs.import_plots)
-    plots = None if args.no_plots else import_plots()
     dtype = jnp.float64 if args.x64 else jnp.float32
     params, x, y = data.run_inputs(seed=args.seed, hidden=args.hidden, points=args.points, noise=args.noise,
                                    data_seed=args.data_seed, torch_seed=args.torch_seed, init=args.init_params,
@@ -64,7 +62,7 @@ def main(argv=None):
         say(log_line(t, losses))
     written = write_outputs(out, x=x, y=y, steps=steps, snapshots=np.asarray(trajectory.snapshots), losses=losses,
                             params=data.as_numpy(trajectory.params), title=title,
-                            plots=plots)
+                            plots=not args.no_plots)
     summary = {"framework": "jax", "device": str(jax.devices()[0].platform), "dtype": str(np.dtype(dtype)),
                "steps": args.steps, "points": int(x.shape[0]), "hidden": args.hidden, "optimizer": args.optimizer,
                "lr": args.lr, "final_loss": float(losses[-1]), "compile_s": compile_s, "run_s": run_s,

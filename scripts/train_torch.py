@@ -22,7 +22,7 @@ import json
 import time
 
 from jax_impl.app import cli
-from jax_impl.app.outputs import import_plots, write_outputs
+from jax_impl.app.outputs import write_outputs
 from jax_impl.core.steps import first_nonfinite_step, log_line, snapshot_steps
 
 
@@ -57,8 +57,6 @@ def main(argv=None):
     from torch_impl.twin.notebook import notebook_draws
     from torch_impl.twin.train import fit, make_optimizer
 
-    # matplotlib, imported in a thread while torch trains (outputs.import_plots)
-    plots = None if args.no_plots else import_plots()
     dtype = torch.float64 if args.x64 else torch.float32
     notebook_run = args.seed is None and args.hidden == 20 and args.points is None and args.noise is None
     if notebook_run or args.torch_seed is not None:
@@ -95,7 +93,7 @@ def main(argv=None):
     written = write_outputs(out, x=x.numpy(), y=y.numpy(), steps=steps,
                             snapshots=np.stack([s.numpy() for s in snapshots]), losses=losses,
                             params=from_state_dict(net.state_dict()), title=title,
-                            plots=plots)
+                            plots=not args.no_plots)
     summary = {"framework": "torch", "device": "cpu", "dtype": str(losses.dtype), "steps": args.steps,
                "points": int(x.shape[0]), "hidden": args.hidden, "optimizer": args.optimizer, "lr": args.lr,
                "final_loss": float(losses[-1]), "compile_s": 0.0, "setup_s": setup_s, "run_s": run_s,

@@ -13,7 +13,7 @@ from conftest import ROOT, read_image
 from PIL import Image
 
 from jax_impl.app import outputs, plots
-from jax_impl.app.outputs import import_plots, write_outputs
+from jax_impl.app.outputs import write_outputs
 from jax_impl.core import data, train
 from jax_impl.core.layout import param_shapes
 from jax_impl.core.steps import log_line, snapshot_steps
@@ -188,16 +188,14 @@ def params20():
     return {name: np.zeros(shape, np.float32) for name, shape in param_shapes(20).items()}
 
 
-def test_write_outputs_draws_with_the_imported_module_or_not_at_all(notebook_run, drawn, tmp_path):
-    """plots=None (--no-plots): no picture; plots=import_plots(): the four pictures, as draw_pictures draws them."""
+def test_write_outputs_draws_the_pictures_or_none(notebook_run, drawn, tmp_path):
+    """plots=False (--no-plots): no picture; plots=True: the four pictures, as draw_pictures draws them."""
     without, with_plots = tmp_path / "without", tmp_path / "with"
     without.mkdir(), with_plots.mkdir()
-    assert write_outputs(without, params=params20(), plots=None, **notebook_run) == [
+    assert write_outputs(without, params=params20(), plots=False, **notebook_run) == [
         "params.npz", "model.safetensors", "losses.json"]
     assert sorted(p.name for p in without.iterdir()) == ["losses.json", "model.safetensors", "params.npz"]
-    future = import_plots()
-    assert future.result(timeout=60) is plots
-    written = write_outputs(with_plots, params=params20(), plots=future, **notebook_run)
+    written = write_outputs(with_plots, params=params20(), plots=True, **notebook_run)
     assert written == ["params.npz", "model.safetensors", "losses.json", "data.png", "snapshots.png",
                        "learning.gif", "loss.png"]
     assert sorted(p.name for p in with_plots.iterdir()) == sorted(written)
@@ -228,7 +226,7 @@ def test_a_picture_that_cannot_be_written_is_one_input_error(notebook_run, drawn
     for name in ("learning.gif", "loss.png"):
         (tmp_path / name).write_bytes(b"the previous run's picture")
     with pytest.raises(InputError, match=r"cannot write .*snapshots\.png: Is a directory"):
-        write_outputs(tmp_path, params=params20(), plots=import_plots(), **notebook_run)
+        write_outputs(tmp_path, params=params20(), plots=True, **notebook_run)
     assert (tmp_path / "data.png").read_bytes() == (drawn / "data.png").read_bytes()
     assert all((tmp_path / name).read_bytes() == b"the previous run's picture" for name in ("learning.gif", "loss.png"))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(

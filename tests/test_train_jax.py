@@ -120,7 +120,7 @@ def test_divergence_names_the_step_and_keeps_earlier_outputs(tmp_path, script):
 def test_ctrl_c_is_one_line_and_leaves_no_process(tmp_path):
     """Ctrl-C (SIGINT to the terminal's process group) while the run trains: exit 130, one line, the earlier run's
     files untouched and no process left. 400,000 steps train for ~1 s after "Net(" is printed, so the signal lands
-    in training (the import of matplotlib in its thread is done or nearly: the exit waits for it)."""
+    in training."""
     (tmp_path / "losses.json").write_text("[1.0]")
     run = start_script("train_jax.py", "--steps", "400000", "--log-every", "100000", "--out", tmp_path)
     try:
