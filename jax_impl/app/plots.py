@@ -18,7 +18,7 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import LogFormatter, LogLocator
+from matplotlib.ticker import LogFormatter, LogLocator, MaxNLocator
 from PIL import Image
 
 from jax_impl.core.steps import log_line
@@ -54,7 +54,7 @@ def canvas_image(fig) -> Image.Image:
 def save_image(image, path) -> None:
     """A PIL image as a PNG at `path`, written whole or not at all (atomic_path)."""
     with atomic_path(path) as tmp:
-        image.save(tmp, format="png", dpi=(DPI, DPI))
+        image.save(tmp, format="png", dpi=(DPI, DPI), compress_level=3)  # zlib's 6: 20% smaller, 40% slower
 
 
 def save_png(fig, path, dpi: int) -> None:
@@ -86,6 +86,7 @@ def plot_losses(ax, curves: dict) -> None:
         if t:
             ax.plot(t - 1, kept[-1], "x", color=line.get_color(), ms=10, mew=2)
     ax.set(yscale="log", xlabel="step", ylabel="MSE loss")
+    ax.xaxis.set_major_locator(MaxNLocator(5))  # 5 ticks an axis (FitFigure)
     # Plain tick labels ('1e-02'): the default's mathtext (10^-2) costs ~0.1 s to set up, in every run. Minor ticks
     # at 2 and 5 only (labelled where the curves span under a decade): the default's 8 a decade cost ~0.04 s.
     ax.yaxis.set(major_formatter=LogFormatter(), minor_locator=LogLocator(subs=(2, 5)),
@@ -128,6 +129,10 @@ class FitFigure:
         (self.line,) = self.ax.plot(np.ravel(x), np.ravel(snapshots[0]), color="red", lw=4, animated=True)
         self.title = self.ax.set_title("data: y = x² + noise", animated=True)  # laid out, not drawn
         self.ax.set(xlabel="x", ylabel="y", ylim=fit_limits(y, snapshots))
+        # At most 5 ticks an axis: matplotlib's default 8 or 9 at this size read no better and cost 0.02 s of the
+        # figure's 0.07 s to lay out and draw
+        self.ax.xaxis.set_major_locator(MaxNLocator(5))
+        self.ax.yaxis.set_major_locator(MaxNLocator(5))
         self.fig.canvas.draw()
         self.background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
 
