@@ -118,31 +118,35 @@ def test_the_loss_curve_fills_the_last_rows_free_cells(notebook_run, every, colu
 def test_divergence_step():
     losses = np.linspace(1.0, 0.5, 10)
     assert plots.divergence_step(losses) is None
-    assert plots.divergence_step(np.r_[losses, np.inf, 1.0]) == 10
+    assert plots.divergence_step(np.r_[losses, np.inf, 1.0]) == 10  # the first non-finite loss
     assert plots.divergence_step(np.r_[losses, np.nan]) == 10
-    assert plots.divergence_step(np.r_[losses, 999.0, 1001.0, 1e22]) == 11  # above EXPLODED (1e3) times the first
+    assert plots.divergence_step(np.r_[losses, 999.0, 1001.0, 1e22]) == 11  # from there EXPLODED (1e3) times the first
+    assert plots.divergence_step(np.r_[losses, 2000.0, 1e22, 0.5]) is None  # a spike it recovers from
+    assert plots.divergence_step([np.nan, 1.0]) == 0
 
 
 def test_diverged_curves_are_cut_and_marked_and_leave_the_scale_alone(notebook_run):
     """An ensemble's loss curves on one plot: one that turned non-finite and one that blew up to 1e22 end before the
-    step they diverged at, with an x on their last point, and the log axis stays within the finite curves' range."""
+    step they diverged at, with an x on their last point; one with a spike it recovers from is drawn whole; the log
+    axis stays within the curves' finite range."""
     losses = notebook_run["losses"].astype(float)
-    curves = {"fine": losses, "nan": np.r_[losses[:120], [np.nan] * 81],
+    curves = {"fine": losses, "spike": np.r_[losses[:5], 5e3, losses[6:]], "nan": np.r_[losses[:120], [np.nan] * 81],
               "blown up": np.r_[losses[:50], np.geomspace(1, 1e22, 30), [np.inf] * 121]}
     blown = int(np.argmax(curves["blown up"] > 1e3 * losses[0]))
+    assert blown == 54
     fig = plots.loss_figure(curves)
     ax = fig.axes[0]
     lines = [line for line in ax.get_lines() if line.get_marker() != "x"]
     marks = [line for line in ax.get_lines() if line.get_marker() == "x"]
-    assert [len(line.get_ydata()) for line in lines] == [201, 120, blown]
-    assert [line.get_label() for line in lines] == ["fine", "nan: diverged at step 120 (cut)",
+    assert [len(line.get_ydata()) for line in lines] == [201, 201, 120, blown]
+    assert [line.get_label() for line in lines] == ["fine", "spike", "nan: diverged at step 120 (cut)",
                                                     f"blown up: diverged at step {blown} (cut)"]
     assert [(m.get_xdata()[0], m.get_ydata()[0]) for m in marks] == [(119, losses[119]),
                                                                       (blown - 1, curves["blown up"][blown - 1])]
-    assert [m.get_color() for m in marks] == [lines[1].get_color(), lines[2].get_color()]
+    assert [m.get_color() for m in marks] == [lines[2].get_color(), lines[3].get_color()]
     fig.canvas.draw()
     low, high = ax.get_ylim()
-    assert ax.get_yscale() == "log" and low > 1e-3 and high < 1e4
+    assert ax.get_yscale() == "log" and low > 1e-3 and 5e3 < high < 1e5  # the spike in view, not the 1e22
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("step", "MSE loss")
     labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
     assert labels and not any("$" in label for label in labels)  # plain text: no mathtext to set up

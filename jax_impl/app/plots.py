@@ -18,7 +18,7 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import LogFormatter, LogLocator, MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogFormatter, LogLocator, MaxNLocator
 from PIL import Image
 
 from jax_impl.core.steps import log_line
@@ -27,7 +27,7 @@ from jax_impl.files.params_io import atomic_path
 matplotlib.use("Agg")  # pyplot, when imported (sweep, compare, bench), draws headless too
 FIGSIZE, DPI = (6, 4), 80  # every picture of a run, and each panel of its grid: 480 x 320 pixels
 GRID_COLUMNS, GRID_GAP = 4, 8  # the grid's panels a row, and the white pixels between them
-EXPLODED = 1e3  # a loss this many times the first step's: the run diverged there (its curve is cut)
+EXPLODED = 1e3  # a run whose loss ends this many times its first has diverged (its curve is cut)
 
 
 def __getattr__(name):
@@ -69,10 +69,14 @@ def save_png(fig, path, dpi: int) -> None:
 
 
 def divergence_step(losses) -> int | None:
-    """The first step whose loss is non-finite or EXPLODED times the first step's, or None: where a run diverged."""
+    """Where a run diverged: its first non-finite loss, or where its exploded tail starts (EXPLODED times the first
+    loss or more, to the end); None for a run that ends below that (a spike it recovers from is no divergence)."""
     losses = np.asarray(losses, dtype=float)
-    bad = ~np.isfinite(losses) | (losses > EXPLODED * losses[0])
-    return int(bad.argmax()) if bad.any() else None
+    finite = np.isfinite(losses)
+    end = len(losses) if finite.all() else int(finite.argmin())
+    calm = np.flatnonzero(losses[:end] < EXPLODED * losses[0])
+    step = 0 if calm.size == 0 else int(calm[-1]) + 1
+    return None if step == len(losses) else step
 
 
 def plot_losses(ax, curves: dict) -> None:
@@ -87,9 +91,9 @@ def plot_losses(ax, curves: dict) -> None:
             ax.plot(t - 1, kept[-1], "x", color=line.get_color(), ms=10, mew=2)
     ax.set(yscale="log", xlabel="step", ylabel="MSE loss")
     ax.xaxis.set_major_locator(MaxNLocator(5))  # 5 ticks an axis (FitFigure)
-    # Plain tick labels ('1e-02'): the default's mathtext (10^-2) costs ~0.1 s to set up, in every run. Minor ticks
-    # at 2 and 5 only (labelled where the curves span under a decade): the default's 8 a decade cost ~0.04 s.
-    ax.yaxis.set(major_formatter=LogFormatter(), minor_locator=LogLocator(subs=(2, 5)),
+    # Plain tick labels (0.01, 1000): the default's mathtext (10^-2) costs ~0.1 s to set up, in every run. Minor
+    # ticks at 2 and 5 only (labelled where the curves span under a decade): the default's 8 a decade cost ~0.04 s.
+    ax.yaxis.set(major_formatter=FuncFormatter(lambda value, _: f"{value:g}"), minor_locator=LogLocator(subs=(2, 5)),
                  minor_formatter=LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 1)))
     ax.legend()
 
