@@ -19,6 +19,7 @@ import tempfile
 import time
 
 from torch_impl.bench.floor import paired_summary
+from torch_impl.bench.machine import cpu_name, load_average
 
 # name -> (script, flags): the commands a round runs
 COMMANDS = {"jax, no pictures": ("train_jax.py", ["--no-plots"]),
@@ -73,15 +74,10 @@ def summarise(rounds: list[dict]) -> dict:
 
 
 def machine() -> dict:
-    """The CPU as lscpu names it, the cores, the load averages now, and the versions that decide the timings."""
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                cpu = line.split(":", 1)[1].strip()
+    """The CPU's model name (what lscpu shows), the cores, the load averages now, and the versions that decide the
+    timings, read from the installed packages' metadata (no import of jax or torch here)."""
     versions = {"python": platform.python_version()}
     for package in PACKAGES:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[package] = importlib.metadata.version(package)
-    return {"cpu": cpu, "cores": os.cpu_count(), "load_avg": [round(v, 2) for v in os.getloadavg()],
-            "versions": versions}
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "load_avg": load_average(), "versions": versions}
