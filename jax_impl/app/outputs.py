@@ -35,10 +35,10 @@ def write_outputs(out: pathlib.Path, *, x, y, steps, snapshots, losses, params, 
     save_text(out / "losses.json", json.dumps([float(v) for v in np.asarray(losses)]))
     written = ["params.npz", "model.safetensors", "losses.json"]
     if plots:
-        from jax_impl.app import plots as P  # matplotlib: ~0.3 s to import, only for a run that draws
-
         try:
             with paused_gc():
+                from jax_impl.app import plots as P  # matplotlib: ~0.3 s to import, only for a run that draws
+
                 written += P.draw_pictures(out, x=np.asarray(x), y=np.asarray(y), steps=list(steps),
                                            snapshots=np.asarray(snapshots), losses=np.asarray(losses), title=title)
         except OSError as e:  # a full disk, a folder where a picture goes: one line
