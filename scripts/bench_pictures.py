@@ -15,10 +15,10 @@ import sys
 
 from jax_impl.app import cli
 from jax_impl.files.params_io import InputError, save_text
-from torch_impl.bench import pictures
+from torch_impl.bench import pictures, report
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-TARGET_RATIO = 1.6  # default run / --no-plots run, paired median
+TARGET_RATIO = report.TARGETS["pictures"]  # default run / --no-plots run, paired median
 
 
 def main(argv=None):
@@ -38,7 +38,8 @@ def main(argv=None):
     result = {"what": "wall seconds of whole processes, each round the three commands side by side (order reversed "
                       "every other round); ratios taken within a round",
               "command": "python scripts/bench_pictures.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "root": str(root), "machine": before, "load_avg_end": pictures.machine()["load_avg"],
+              "root": "." if root == ROOT else str(root), "machine": before,
+              "load_avg_end": pictures.machine()["load_avg"],
               "targets": {"pictures / no pictures at most": TARGET_RATIO, "met": ratio <= TARGET_RATIO,
                           "faster than torch with pictures": versus_torch < 1},
               "summary": summary, "rounds": rounds}

@@ -5,7 +5,8 @@ from torch_impl.bench.plan import NOTEBOOK
 from torch_impl.bench.records import find
 
 # The issue's targets (issue 9): ratios of two medians from one run.
-TARGETS = {"notebook": 100.0, "floor": 2.5, "points": 2.0, "ensemble": 3.0, "pictures": 1.4}
+# pictures: the default run at most 1.6x its --no-plots run (the pictures drawn in the run's own process)
+TARGETS = {"notebook": 100.0, "floor": 2.5, "points": 2.0, "ensemble": 3.0, "pictures": 1.6}
 TARGET_POINTS = (10_000, 20)
 TARGET_MODELS = (256, 1024)
 
