@@ -2,7 +2,7 @@
 
     python scripts/sweep.py --seeds 16 --lrs 0.001,0.003,0.01,0.03,0.1,0.3,1,3 --optimizer adam,sgd --out out/sweep
     python scripts/sweep.py --seeds 0,1,2 --lrs 0.05,0.2 --hidden 10,20 --optimizer adam,sgd --json --curves
-    XLA_FLAGS=--xla_force_host_platform_device_count=4 python scripts/sweep.py --seeds 8 --lrs 0.1,0.2 --no-plots
+    JAX_NUM_CPU_DEVICES=4 python scripts/sweep.py --seeds 8 --lrs 0.1,0.2 --no-plots
     python scripts/sweep.py --seeds 8 --lrs 0.1,0.2 --num-processes 2 --process-id 0 --coordinator 127.0.0.1:4000 &
     python scripts/sweep.py --seeds 8 --lrs 0.1,0.2 --num-processes 2 --process-id 1 --coordinator 127.0.0.1:4000
 

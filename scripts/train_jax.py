@@ -37,9 +37,7 @@ def main(argv=None):
     from jax_impl.core import data, train
 
     dtype = jnp.float64 if args.x64 else jnp.float32
-    params, x, y = data.run_inputs(seed=args.seed, hidden=args.hidden, points=args.points, noise=args.noise,
-                                   data_seed=args.data_seed, torch_seed=args.torch_seed, init=args.init_params,
-                                   dtype=dtype)
+    params, x, y = cli.run_inputs(args, dtype)
     lr = jnp.asarray(args.lr, dtype)
     say = (lambda *a: None) if args.json else print
 

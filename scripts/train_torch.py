@@ -7,12 +7,12 @@
     python scripts/train_torch.py --init out/model.safetensors   # start from these weights (.pt, .safetensors, .npz)
 
 Without --seed the data and the initial weights are torch's own draw after torch.manual_seed(1), as in the notebook
-(equal, bit for bit, to what train_jax.py loads from jax_impl/core/notebook_data.npz); --torch-seed K: torch's own draw
-after torch.manual_seed(K), with --hidden, --points and --noise in the notebook's cells (train_jax.py --torch-seed K
-reproduces it without torch). Otherwise --seed K, --hidden other than 20,
---points and --noise use the JAX draws of train_jax.py (jax.random.key(K) through to_state_dict), so both scripts start
-from the same weights on the same data; only then is jax imported (--no-cache: without JAX's persistent compilation
-cache for those draws; torch compiles nothing). Writes into --out (default out/): data.png, snapshots.png,
+(equal, bit for bit, to what train_jax.py draws without torch, jax_impl/core/torch_rng.py); --torch-seed K: torch's
+own draw after torch.manual_seed(K), with --hidden, --points and --noise in the notebook's cells (train_jax.py
+--torch-seed K reproduces it without torch). Otherwise --seed K, --hidden other than 20, --points and --noise use
+the JAX draws of train_jax.py (jax.random.key(K) through to_state_dict), so both scripts start from the same weights
+on the same data; only then is jax imported (--no-cache: without JAX's persistent compilation cache for those draws;
+torch compiles nothing). Writes into --out (default out/): data.png, snapshots.png,
 learning.gif, loss.png, params.npz (the JAX layout: w1 (1,H), b1 (H,), w2 (H,1), b2 (1,)), model.safetensors (the
 net's state_dict) and losses.json. --init FILE: those initial weights, on the data the other flags choose.
 Exit codes: 2 bad input, 3 the loss diverged.

@@ -117,7 +117,7 @@ def test_converted_net_computes_the_jax_forward(seed, hidden):
 
 
 def test_notebook_weights_give_the_notebooks_first_loss_in_both():
-    """Net's forward at the shipped initial weights, through the conversion, gives the notebook's t = 0 loss."""
+    """Net's forward at the notebook's initial weights, through the conversion, gives the notebook's t = 0 loss."""
     x, y = data.notebook_data()
     params = data.notebook_init_params()
     net = Net(1, 20, 1)

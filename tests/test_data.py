@@ -1,4 +1,5 @@
-"""The shipped notebook data and weights against a fresh torch draw, bit for bit; fresh data from jax.random."""
+"""The notebook data and weights (torch_rng's draw) against a fresh torch draw, bit for bit; fresh data from
+jax.random."""
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +11,14 @@ from jax_impl.core import data
 from torch_impl.twin.convert import from_state_dict
 from torch_impl.twin.notebook import notebook_draws
 
+# torch_rng reproduces torch's AVX2 / AVX-512 kernels (tests/test_torch_rng.py says why): elsewhere torch's own draw
+# differs in the last bits.
+TORCH_KERNELS_REPRODUCED = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
+same_kernels = pytest.mark.skipif(not TORCH_KERNELS_REPRODUCED,
+                                  reason="torch_rng reproduces torch's AVX2 / AVX-512 kernels")
 
+
+@same_kernels
 def test_notebook_data_equals_torch_draw_bit_for_bit():
     x, y, net, _ = notebook_draws()
     jx, jy = data.notebook_data()
@@ -19,6 +27,7 @@ def test_notebook_data_equals_torch_draw_bit_for_bit():
     assert jx.shape == (100, 1) and jx.dtype == jnp.float32
 
 
+@same_kernels
 def test_notebook_initial_weights_equal_torch_draw_bit_for_bit():
     _, _, net, _ = notebook_draws()
     want = from_state_dict(net.state_dict())
@@ -27,11 +36,12 @@ def test_notebook_initial_weights_equal_torch_draw_bit_for_bit():
         np.testing.assert_array_equal(np.asarray(got[name]), want[name], err_msg=name)
 
 
+@same_kernels
 def test_validation_weights_equal_the_sixth_randn_draw():
     _, _, _, validation = notebook_draws()
-    shipped = data.notebook_validation_params()
+    drawn = data.notebook_validation_params()
     for name in ("w1", "b1", "w2", "b2"):
-        np.testing.assert_array_equal(shipped[name], validation[name], err_msg=name)
+        np.testing.assert_array_equal(drawn[name], validation[name], err_msg=name)
 
 
 def test_notebook_draw_matches_the_notebook_semantics():

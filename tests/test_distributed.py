@@ -30,7 +30,7 @@ def free_port() -> int:
 
 def run_two_processes(out) -> list[subprocess.CompletedProcess]:
     coordinator = f"127.0.0.1:{free_port()}"
-    # Without this process's XLA_FLAGS (conftest's device count): each of the two takes its share of the cores.
+    # Without this process's XLA_FLAGS: each of the two sets its own device count, its share of the cores (setup_jax).
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "XLA_FLAGS": ""}
     procs = [subprocess.Popen([sys.executable, str(ROOT / "scripts" / "sweep.py"), *SWEEP, "--out", str(out),
                                "--num-processes", "2", "--process-id", str(i), "--coordinator", coordinator,

@@ -25,7 +25,7 @@ _PARAMS_DIR = tempfile.TemporaryDirectory(prefix="notebook-params-")
 NOTEBOOK_PARAMS = pathlib.Path(_PARAMS_DIR.name) / "notebook_validation_params.npz"
 save_npz(NOTEBOOK_PARAMS, data.notebook_validation_params())
 
-# The notebook's printed table (seed/notebook.md, the validation cell's output): the oracle. Autograd's row as
+# The notebook's printed table (the validation cell's output in the notebook): the oracle. Autograd's row as
 # printed; torch prints 4 decimals, and 5 significant digits (%.4e) for W1, whose entries span more than 1000x.
 PRINTED = {
     "w2": "-245.7227 -159.0730 -67.4866 -311.3191 -209.0124 -226.7560 -209.4563 -193.9550 -73.4560 -28.2905 "
@@ -43,7 +43,7 @@ PRINTED = {name: text.split() for name, text in PRINTED.items()}
 PRINTED_MANUAL_ROW_DIFFERS = {("w1", 16): "-7.2210e-01", ("w1", 19): "-2.0861e-02"}
 
 # |gradient - printed value| in units of the last printed digit (1e-4, or 1e-4 * 10**exponent for W1). Rounding to
-# the printed digits alone leaves up to 0.5. Measured at the shipped weights: jax.grad in float32 1.40 (W2[14]), the
+# the printed digits alone leaves up to 0.5. Measured at the validation weights: jax.grad in float32 1.40 (W2[14]), the
 # exact float64 gradient 0.82 (W2[14]). The rest is float32 rounding: at |W2| ~ 300 one float32 ulp is 3e-5, and
 # the 100-term sums carry a few ulps, so the 4th decimal is set by the summation order, not by the weights (the
 # float64 gradient itself rounds differently from the printed float32 one at 6 of the 61 entries).
@@ -168,7 +168,7 @@ def test_jax_grad_reproduces_the_printed_table_float32():
 
 
 def test_torch_twin_reproduces_the_printed_table_float32():
-    """torch autograd in float32 at the shipped weights, judged as jax.grad is: its last printed digit depends on the
+    """torch autograd in float32 at the validation weights, judged as jax.grad is: its last printed digit depends on the
     CPU's summation kernels (W2[1] prints -159.0730 on an Intel Xeon and -159.0731 on an AMD EPYC, -159.07306 there),
     so it is held to the same units of the last digit, not to the digits."""
     from torch_impl.checks.torch_grads import torch_grads

@@ -196,7 +196,7 @@ def test_sweep_script_equals_train_jax(sweep_run, script, tmp_path):
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary == json.loads((out / "sweep.json").read_text())
-    # One host device per core (this process's XLA_FLAGS, which the script inherits), every one used.
+    # One CPU device per core (cli.setup_jax's jax_num_cpu_devices), every one used.
     assert summary["devices"] == jax.device_count() and summary["processes"] == 1 and len(summary["models"]) == 12
     assert [g["models"] for g in summary["groups"]] == [6, 6]
     single = script("train_jax.py", "--seed", 5, "--lr", 0.2, "--x64", "--json", "--no-plots", "--no-cache", "--out",

@@ -1,5 +1,5 @@
 """jax_impl.core.torch_rng against torch itself, bit for bit: the stream for any seed, rand, randn, nn.Linear's init,
-linspace, the notebook's draws and its validation draw; the shipped files; and the scripts' --torch-seed."""
+linspace, the notebook's draws and its validation draw (data.py's source); and the scripts' --torch-seed."""
 
 import json
 

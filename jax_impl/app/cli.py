@@ -112,9 +112,13 @@ def positive_float(text: str) -> float:
 
 
 def non_negative_float(text: str) -> float:
-    """An argparse type: 0, or a finite number > 0 (positive_float's rule)."""
-    value = positive_float(text) if text.strip() not in ("0", "0.0") else 0.0
-    return value
+    """An argparse type: 0 however spelled (0, 0.0, 0e0, -0), or a finite number > 0 (positive_float's rule)."""
+    try:
+        if float(text) == 0:
+            return 0.0
+    except ValueError:
+        pass  # positive_float names the value
+    return positive_float(text)
 
 
 TORCH_SEED_HELP = ("data and initial weights as torch.manual_seed(K) and the notebook's cells give them (K = 1: the "

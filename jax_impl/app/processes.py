@@ -38,5 +38,5 @@ def joined(coordinator: str | None, num_processes: int, process_id: int, timeout
                 sharding.initialize_processes(coordinator, num_processes, process_id, timeout_s)
             except Exception as e:  # a missing peer (sharding.rendezvous), a port in use, an unreachable host
                 raise InputError(f"could not join {num_processes} processes at {coordinator} within {timeout_s} s: "
-                                 f"{str(e).strip().splitlines()[0][:300]}") from None
+                                 f"{(str(e).strip().splitlines() or [type(e).__name__])[0][:300]}") from None
         yield

@@ -48,12 +48,6 @@ def save_text(path, text: str) -> None:
         pathlib.Path(tmp).write_text(text)
 
 
-def save_bytes(path, data: bytes) -> None:
-    """`data` at `path`, written whole or not at all (atomic_path)."""
-    with atomic_path(path) as tmp:
-        pathlib.Path(tmp).write_bytes(data)
-
-
 def load_npz(path, names=None) -> dict[str, np.ndarray]:
     """The named numeric arrays of an .npz file (every array if names is None); InputError for a missing file, a
     non-npz (a torch.save zip is named as one), a missing key, an object array, a non-numeric or non-finite array."""
