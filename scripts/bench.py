@@ -27,7 +27,6 @@ Progress goes to stderr. No compilation cache is warm at the start: JAX's persis
 gets a fresh folder. Timings on a shared machine are noisy: compare medians from one run, on one machine.
 """
 
-import argparse
 import json
 import os
 import pathlib
@@ -42,7 +41,7 @@ from torch_impl.bench.timing import MIN_REPEATS, measure, progress
 
 
 def parse_args(argv=None):
-    p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__)
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="where JAX and torch run (default cpu)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="the notebook's size and one larger size")

@@ -22,7 +22,7 @@ TARGET_RATIO = report.TARGETS["pictures"]  # default run / --no-plots run, paire
 
 
 def main(argv=None):
-    p = cli.ArgumentParser(description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__)
     p.add_argument("--rounds", type=cli.positive_int, default=7, help="rounds of the three runs (default 7)")
     p.add_argument("--root", type=pathlib.Path, default=ROOT, help="the checkout whose scripts run (default this one)")
     p.add_argument("--json", metavar="FILE", help="write the results here instead of stdout")

@@ -14,14 +14,13 @@ difference, log scales). Exit codes: 0 agree, 1 disagree beyond a tolerance, 2 b
 non-finite (the finite steps before it are compared and reported, no plot is written).
 """
 
-import argparse
 import json
 
 from jax_impl.app import cli
 
 
 def parse_args(argv=None):
-    p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__)
     cli.add_run_flags(p)  # the same run as train_jax.py's and train_torch.py's flags choose
     p.add_argument("--x64", action="store_true", help="both sides in float64")
     p.add_argument("--attribute", action="store_true",

@@ -14,7 +14,6 @@ What the reader accepted on the way (a checkpoint dict, a DataParallel prefix, h
 Exit codes: 2 bad input (one line naming the problem; OUT is left as it was).
 """
 
-import argparse
 import pathlib
 import sys
 
@@ -24,7 +23,7 @@ from jax_impl.files import weights
 
 
 def parse_args(argv=None):
-    p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__)
     p.add_argument("source", metavar="IN", help="the weights to read: .pt/.pth, .safetensors or .npz")
     p.add_argument("target", metavar="OUT", help="the file to write, in the format its suffix names")
     return p.parse_args(argv)

@@ -73,7 +73,7 @@ def first_difference(stored, fresh):
 
 
 def main():
-    p = cli.ArgumentParser(description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__)
     p.add_argument("--check", action="store_true", help="do not store; exit 1 if the printed outputs differ")
     args = p.parse_args()
     import nbformat

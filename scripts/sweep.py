@@ -23,7 +23,6 @@ is marked (diverged_at, final_loss null) and the others kept: exit 0. Bad input,
 holds (estimated before anything runs), is one line on stderr and exit 2.
 """
 
-import argparse
 import json
 import pathlib
 import sys
@@ -39,7 +38,7 @@ MEMORY_FRACTION = 0.8  # refuse a sweep whose estimate exceeds this share of the
 
 
 def parse_args(argv=None):
-    p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__)
     p.add_argument("--seeds", type=cli.seed_list, default=range(8),
                    help="N (seeds 0..N-1), START:STOP, or a list a,b,c (default 8)")
     p.add_argument("--lrs", type=cli.lr_list, default=[0.01, 0.03, 0.1, 0.3],

@@ -20,7 +20,6 @@ with TF32 off (what a GPU would otherwise change). Exit codes: 0 all agree, 1 a 
 allowance, 2 bad input. The check itself: torch_impl/checks/grad_check.py.
 """
 
-import argparse
 import json
 
 from jax_impl.app import cli
@@ -28,7 +27,7 @@ from jax_impl.files import weights
 
 
 def parse_args(argv=None):
-    p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__)
     source = p.add_mutually_exclusive_group()
     source.add_argument("--params", metavar="FILE",
                         help="the weights: .npz (w1 (1,H), b1 (H,), w2 (H,1), b2 (1,)), .pt/.pth (a torch state_dict) "

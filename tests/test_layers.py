@@ -30,6 +30,8 @@ EXTERNAL = {
 # The standard library's modules that parse flags, draw or read and write files: not in the JAX core.
 NOT_IN_CORE = {"argparse", "pathlib", "pickle", "zipfile", "tempfile", "json", "io", "shutil", "signal",
                "multiprocessing", "subprocess", "concurrent"}
+# The command line and the drawing belong to jax_impl.app: no other layer and no script imports these itself.
+APP_ONLY = {"argparse", "matplotlib"}
 TRAINING_MODULE = "jax_impl.core.train"
 NEVER_FROM_TRAINING = {"argparse", "matplotlib"}
 
@@ -117,6 +119,8 @@ def violations(graph: dict[str, set[str]]) -> list[str]:
                     found.append(f"{name} imports {target}: {layer} may import only {sorted(ALLOWED[layer])}")
             elif layer in EXTERNAL and not (target in EXTERNAL[layer] or stdlib(target)):
                 found.append(f"{name} imports {target}: {layer} may use only {sorted(EXTERNAL[layer])}")
+            elif target in APP_ONLY and layer != "jax_impl.app":
+                found.append(f"{name} imports {target}: only jax_impl.app parses flags and draws")
             elif layer == "jax_impl.core" and target in NOT_IN_CORE:
                 found.append(f"{name} imports {target}: the JAX core parses no flags, draws and reads no files")
     found += [f"import cycle: {' -> '.join(cycle)}" for cycle in cycles(graph)]
@@ -203,6 +207,15 @@ def test_the_checker_names_each_old_wrong_arrow(case):
     found = violations(import_graph(sources))
     for text in expected:
         assert any(line.startswith(text) for line in found), (text, found)
+
+
+def test_the_checker_names_a_script_or_a_check_that_parses_flags_or_draws_itself():
+    sources = {name: path.read_text() for name, path in project_modules().items()}
+    sources["scripts.compare"] += "\nimport argparse\n"
+    sources["torch_impl.checks.compare"] += "\ndef plot():\n    import matplotlib.pyplot\n"
+    found = violations(import_graph(sources))
+    assert "scripts.compare imports argparse: only jax_impl.app parses flags and draws" in found
+    assert "torch_impl.checks.compare imports matplotlib: only jax_impl.app parses flags and draws" in found
 
 
 def test_the_checker_reads_imports_inside_functions_and_relative_ones():

@@ -18,7 +18,11 @@ INTERRUPTED = 130  # Ctrl-C: the shell's 128 + SIGINT
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad flag is one line on stderr (no usage block) and exit code 2."""
+    """argparse, but a bad flag is one line on stderr (no usage block) and exit code 2, and the description (a
+    script's docstring) printed as written. The scripts' one parser: they import no argparse of their own."""
+
+    def __init__(self, *args, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs):
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
 
     def error(self, message):
         self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
@@ -27,7 +31,7 @@ class ArgumentParser(argparse.ArgumentParser):
 def parse_run_args(description: str, argv=None) -> argparse.Namespace:
     """The flags of one training run, shared by train_jax.py and train_torch.py (the same run in either framework),
     parsed from argv (None: sys.argv); a bad value or combination is one line and exit 2."""
-    p = ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=description)
     add_run_flags(p)
     p.add_argument("--x64", action="store_true", help="train in float64")
     p.add_argument("--log-every", type=positive_int, default=20, help="snapshot and log every K steps")
