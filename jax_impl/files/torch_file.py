@@ -125,7 +125,12 @@ def _elements(storage: _Storage, dtype: str, swap: bool) -> np.ndarray | None:
     if len(storage.data) % numpy_dtype.itemsize:
         raise _Corrupt(f"a storage of {len(storage.data)} bytes read as {dtype}")
     flat = np.frombuffer(storage.data, dtype=numpy_dtype)
-    return flat.byteswap() if swap else flat  # byteswap swaps a complex's two parts each, as torch does
+    if not swap:
+        return flat
+    if numpy_dtype.kind == "c":
+        return flat.byteswap()  # a complex's two parts each, as torch swaps them
+    # Through unsigned integers of the same width: ml_dtypes 0.5's bfloat16 (the declared minimum) ignores byteswap
+    return flat.view(f"u{numpy_dtype.itemsize}").byteswap().view(numpy_dtype)
 
 
 def _view(flat: np.ndarray, storage_offset, size, stride) -> np.ndarray:
