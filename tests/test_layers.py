@@ -29,7 +29,7 @@ EXTERNAL = {
 }
 # The standard library's modules that parse flags, draw or read and write files: not in the JAX core.
 NOT_IN_CORE = {"argparse", "pathlib", "pickle", "zipfile", "tempfile", "json", "io", "shutil", "signal",
-               "multiprocessing", "subprocess", "concurrent"}
+               "multiprocessing", "subprocess", "concurrent", "socket"}
 # The command line and the drawing belong to jax_impl.app: no other layer and no script imports these itself.
 APP_ONLY = {"argparse", "matplotlib"}
 TRAINING_MODULE = "jax_impl.core.train"

@@ -1,4 +1,5 @@
-"""The model axis spread over devices (a Mesh and a NamedSharding) and over processes (jax.distributed).
+"""The model axis spread over devices (a Mesh and a NamedSharding) and over processes (jax.distributed, joined by
+jax_impl/app/processes.py).
 
 Models are independent, so the partitioned program needs no communication: each device trains its slice of the
 model axis. Counts that do not divide evenly are padded with copies of the last model, trained and then dropped;
@@ -18,84 +19,6 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jax_impl.core import ensemble, train, xla_cpu
 
 AXIS = "models"
-
-
-def initialize_processes(coordinator: str, num_processes: int, process_id: int, timeout_s: int = 60) -> None:
-    """Join `num_processes` processes into one JAX runtime; call before anything touches a device.
-
-    First `rendezvous`: jax 0.10.2's coordination service does not raise when a process never comes, it aborts the
-    process from C++ (exit 134, a stack trace) after the timeout, so the processes meet on the coordinator's port
-    first, where a missing one is a TimeoutError. jax 0.10.2 on CPU runs cross-process collectives only through gloo
-    (docs/numerics.md), hence the config line.
-    """
-    rendezvous(coordinator, num_processes, process_id, timeout_s)
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id,
-                               initialization_timeout=timeout_s, heartbeat_timeout_seconds=timeout_s,
-                               shutdown_timeout_seconds=timeout_s)
-
-
-def rendezvous(coordinator: str, num_processes: int, process_id: int, timeout_s: float) -> None:
-    """Wait until all `num_processes` processes are up, meeting on the coordinator's HOST:PORT before JAX's service
-    takes it: process 0 listens there, each other process connects (retrying until the deadline) and sends its id;
-    once all ids are in, process 0 answers each "go" and every process returns. The peers close first, so that the
-    port's leftover connections wait out TCP's TIME_WAIT on their side, not on the port process 0 binds next.
-    Raises TimeoutError naming who did not come, or OSError (an address that is not HOST:PORT, a port in use).
-    """
-    import socket
-    import time
-
-    host, _, port = coordinator.rpartition(":")
-    if not host or not port.isdigit():
-        raise OSError(f"coordinator {coordinator!r} is not HOST:PORT")
-    deadline = time.monotonic() + timeout_s
-
-    def left() -> float:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError
-        return remaining
-
-    if process_id == 0:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
-            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            server.bind(("", int(port)))
-            server.listen(num_processes)
-            peers = {}
-            try:
-                while len(peers) < num_processes - 1:
-                    server.settimeout(left())
-                    connection, _ = server.accept()
-                    connection.settimeout(left())
-                    peers[int(connection.recv(16).decode().strip() or -1)] = connection
-                for connection in peers.values():
-                    connection.sendall(b"go\n")
-                for connection in peers.values():  # wait for each peer to close first
-                    connection.settimeout(left())
-                    connection.recv(16)
-            except TimeoutError:
-                missing = sorted(set(range(1, num_processes)) - set(peers))
-                raise TimeoutError(f"process{'es' if len(missing) > 1 else ''} {', '.join(map(str, missing))} "
-                                   f"did not come") from None
-            finally:
-                for connection in peers.values():
-                    connection.close()
-        return
-    connection = None
-    try:
-        while connection is None:
-            try:
-                connection = socket.create_connection((host, int(port)), timeout=min(1.0, left()))
-            except (ConnectionRefusedError, TimeoutError):
-                time.sleep(min(0.2, left()))
-        with connection:
-            connection.sendall(f"{process_id}\n".encode())
-            connection.settimeout(left())
-            if connection.recv(16) != b"go\n":
-                raise TimeoutError
-    except TimeoutError:
-        raise TimeoutError("process 0 never answered" if connection is None else
-                           f"process 0 did not gather all {num_processes} processes") from None
 
 
 def model_mesh(devices=None) -> Mesh:
