@@ -33,9 +33,7 @@ def jax_draws(args):
 
     from jax_impl.core import data
 
-    dtype = jnp.float64 if args.x64 else jnp.float32
-    params, x, y = data.run_inputs(seed=args.seed, hidden=args.hidden, points=args.points, noise=args.noise,
-                                   data_seed=args.data_seed, dtype=dtype)
+    params, x, y = cli.run_inputs(args, jnp.float64 if args.x64 else jnp.float32)
     return data.as_numpy({"x": x, "y": y}).values(), data.as_numpy(params)
 
 

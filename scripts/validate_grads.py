@@ -23,7 +23,6 @@ allowance, 2 bad input. The check itself: torch_impl/checks/grad_check.py.
 import json
 
 from jax_impl.app import cli
-from jax_impl.files import weights
 
 
 def parse_args(argv=None):
@@ -54,9 +53,7 @@ def main(argv=None):
     args = parse_args(argv)
     params_np = None
     if args.params is not None:
-        params_np, note = weights.read(args.params, dtype="float64" if args.x64 else "float32", hidden=args.hidden)
-        if note:  # what the reader accepted on the way (a checkpoint dict, bfloat16, ...); InputError: exit 2
-            cli.note(f"{args.params}: {note}")
+        params_np = cli.read_weights(args.params, x64=args.x64, hidden=args.hidden)
     cli.setup_jax(x64=args.x64)
 
     import jax.numpy as jnp

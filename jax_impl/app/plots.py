@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogFormatter, LogLocator, MaxNLocator, NullLocator
 from PIL import Image
 
-from jax_impl.core.steps import log_line
+from jax_impl.core.steps import first_nonfinite_step, log_line
 from jax_impl.files.params_io import atomic_path
 
 matplotlib.use("Agg")  # pyplot, when imported (sweep, compare, bench), draws headless too
@@ -78,8 +78,8 @@ def divergence_step(losses) -> int | None:
     """Where a run diverged: its first non-finite loss, or where its exploded tail starts (EXPLODED times the first
     loss or more, to the end); None for a run that ends below that (a spike it recovers from is no divergence)."""
     losses = np.asarray(losses, dtype=float)
-    finite = np.isfinite(losses)
-    end = len(losses) if finite.all() else int(finite.argmin())
+    end = first_nonfinite_step(losses)
+    end = len(losses) if end is None else end
     calm = np.flatnonzero(losses[:end] < EXPLODED * losses[0])
     step = 0 if calm.size == 0 else int(calm[-1]) + 1
     return None if step == len(losses) else step

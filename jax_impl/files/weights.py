@@ -26,15 +26,14 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from jax_impl.core.layout import PARAM_NAMES, param_shapes
 from jax_impl.files import torch_file
 from jax_impl.files.params_io import (
-    PARAM_NAMES,
     InputError,
     atomic_path,
     infer_hidden,
     load_npz,
     nonfinite_problem,
-    param_shapes,
     save_npz,
     shape_problem,
 )
