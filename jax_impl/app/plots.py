@@ -4,8 +4,8 @@ the scripts that draw with it (sweep_plots, compare.py, bench.py).
 
 Every picture of a run has one shape, FIGSIZE at DPI, laid out by matplotlib's constrained layout on an Agg canvas
 (no pyplot). One figure draws the data and the fits: data.png, then each snapshot's frame (the fit line's data and the
-title's text changed, drawn on a copy of the rest); the GIF is those frames, and the grid is those frames and the loss
-curve, tiled: each of its panels is drawn once, as in the GIF.
+title's text changed, drawn on a copy of the rest); the grid is those frames and the loss curve, tiled and brought to
+one palette of 256 colours, and the GIF is the grid's panels: each panel is drawn and quantized once.
 
 The step label ('t = 20, Loss=0.1541', red as in the notebook) is the frame's title: inside the axes no place is sure
 to stay free (y = x² fills the top corners, its noise the bottom centre, and a fit at t = 0 may lie anywhere), above
@@ -25,6 +25,9 @@ from jax_impl.core.steps import first_nonfinite_step, log_line
 from jax_impl.files.params_io import atomic_path
 
 matplotlib.use("Agg")  # pyplot, when imported (sweep, compare, bench), draws headless too
+# Unhinted glyphs in every picture: FreeType's autohinter (matplotlib's default) costs 0.015 s of the 0.17 s a run's
+# pictures take (about 40 texts, 11 of them the frames' titles) for sharper but no more readable 10-point text at 80 dpi
+matplotlib.rcParams["text.hinting"] = "none"
 FIGSIZE, DPI = (6, 4), 80  # every picture of a run, and each panel of its grid: 480 x 320 pixels
 GRID_COLUMNS, GRID_GAP = 4, 8  # the grid's panels a row, and the white pixels between them
 EXPLODED = 1e3  # a run whose loss ends this many times its first has diverged (its curve is cut)
@@ -58,9 +61,14 @@ def save_image(image, path) -> None:
 
 
 def palette_image(image) -> Image.Image:
-    """image with at most 256 colours, as a GIF frame holds them: the fast octree (1 ms, where median cut takes 20),
-    without dithering (a plot has few colours and their antialiased blends)."""
-    return image.quantize(method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    """image with at most 256 colours, as a GIF frame holds them: the fast octree (20 ms for the grid, where median cut
+    takes 115), without dithering (a plot has few colours and their antialiased blends), and the colour of the
+    top-left pixel (a picture's white margin) kept exact: the octree would make it its bucket's mean, 254."""
+    paletted = image.quantize(method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    palette, index = paletted.getpalette(), paletted.getpixel((0, 0))
+    palette[3 * index:3 * index + 3] = image.getpixel((0, 0))
+    paletted.putpalette(palette)
+    return paletted
 
 
 def save_png(fig, path, dpi: int) -> None:
@@ -174,20 +182,30 @@ class FitFigure:
 
 
 def save_gif(frames, path, fps=2) -> None:
-    """RGB frames as an animated GIF at `path`, `fps` frames a second, written whole or not at all."""
-    # Each frame its own 256 colours (palette_image), which move a colour by at most 15/255. Pillow's optimize pass,
-    # which shrinks the file by 12 %, took longer than the rest together (measured: 38 -> 20 ms without it).
-    frames = [palette_image(frame) for frame in frames]
-    with atomic_path(path) as tmp:
+    """Frames of one palette (palette_image; a frame of its own colours is given one) as an animated GIF at `path`,
+    `fps` frames a second, written whole or not at all."""
+    frames = [frame if frame.mode == "P" else palette_image(frame) for frame in frames]
+    with atomic_path(path) as tmp:  # Pillow's optimize pass: 12 % smaller, slower than the rest together (38 -> 20 ms)
         frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0,
                        optimize=False)
+
+
+def grid_cell(k: int, columns: int, size) -> tuple[int, int, int, int]:
+    """The box (left, top, right, bottom) of the grid's k-th cell, cells of `size` (w, h) `columns` a row."""
+    (w, h), (row, column) = size, divmod(k, columns)
+    return column * (w + GRID_GAP), row * (h + GRID_GAP), column * (w + GRID_GAP) + w, row * (h + GRID_GAP) + h
+
+
+def grid_columns(count: int) -> int:
+    """Columns of the grid of `count` frames and the loss curve."""
+    return min(GRID_COLUMNS, count + 1)
 
 
 def grid_image(frames, loss) -> Image.Image:
     """The grid: the frames (equal sizes) GRID_COLUMNS a row, GRID_GAP apart, then the loss curve's figure `loss`
     drawn as wide as the last row's free cells (resized if it has to be), so that no cell is empty."""
     (w, h), count = frames[0].size, len(frames)
-    columns = min(GRID_COLUMNS, count + 1)
+    columns = grid_columns(count)
     rows, span = count // columns + 1, columns - count % columns
     if loss.canvas.get_width_height() != (span * w + (span - 1) * GRID_GAP, h):
         loss.set_size_inches((span * w + (span - 1) * GRID_GAP) / DPI, h / DPI)
@@ -195,8 +213,7 @@ def grid_image(frames, loss) -> Image.Image:
         loss.canvas.draw()
     grid = Image.new("RGB", (columns * w + (columns - 1) * GRID_GAP, rows * h + (rows - 1) * GRID_GAP), "white")
     for k, tile in enumerate([*frames, canvas_image(loss)]):
-        row, column = divmod(k, columns)
-        grid.paste(tile, (column * (w + GRID_GAP), row * (h + GRID_GAP)))
+        grid.paste(tile, grid_cell(k, columns, (w, h))[:2])
     return grid
 
 
@@ -210,7 +227,10 @@ def draw_pictures(out, *, x, y, steps, snapshots, losses, title: str) -> list[st
     loss = loss_figure({title: losses})
     loss.canvas.draw()
     loss_png = canvas_image(loss)  # before the grid, which draws the figure again if its last row is wider
-    save_image(grid_image(frames, loss), out / "snapshots.png")
-    save_gif(frames, out / "learning.gif")
+    # The grid and the GIF in one palette: one quantization, and the GIF's frames are the grid's panels, the same pixels
+    grid = palette_image(grid_image(frames, loss))
+    save_image(grid, out / "snapshots.png")
+    save_gif([grid.crop(grid_cell(k, grid_columns(len(frames)), frames[0].size)) for k in range(len(frames))],
+             out / "learning.gif")
     save_image(loss_png, out / "loss.png")
     return ["data.png", "snapshots.png", "learning.gif", "loss.png"]
