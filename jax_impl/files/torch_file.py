@@ -16,10 +16,11 @@ load() unpickles with find_class restricted to what such a state_dict (or a chec
 ints, floats, strings, lists and dicts of an optimizer's state) needs, each global mapped to a stand-in defined here:
 nothing of the file's is imported or called, and any other global is refused with one line naming it, as
 torch.load(weights_only=True) refuses what it does not allow. Tensors come back as numpy arrays (C-contiguous
-copies); those numpy cannot hold as weights come back as Unreadable (a meta, sparse or quantized tensor, a dtype
-numpy lacks), so that the caller names the tensor. save() writes what torch.load(weights_only=True) reads back bit
-for bit: the pickle is written opcode by opcode (_Pickle), since the standard Pickler cannot name torch's globals
-without torch.
+copies; a view, such as a transpose, a strided slice or a slice at an offset into a larger storage, read through its
+offset and strides as torch.load reads it); those numpy cannot hold as weights come back as Unreadable (a meta,
+sparse, quantized or nested tensor, a dtype numpy lacks), so that the caller names the tensor. save() writes what
+torch.load(weights_only=True) reads back bit for bit: the pickle is written opcode by opcode (_Pickle), since the
+standard Pickler cannot name torch's globals without torch.
 """
 
 import dataclasses
@@ -213,6 +214,13 @@ class _Rebuild:
         return Unreadable(dtype, f"a sparse tensor ({layout}), and weights are dense: save tensor.to_dense()")
 
     @staticmethod
+    def nested(buffer, sizes, strides, storage_offsets):
+        """_rebuild_nested_tensor: tensors of different shapes in one buffer, not the one tensor a weight is."""
+        dtype = buffer.dtype.name if isinstance(buffer, np.ndarray) else "?"
+        return Unreadable(dtype, "a nested tensor (torch.nested), and a weight is one dense tensor: save each of "
+                                 "tensor.unbind() under a name of its own")
+
+    @staticmethod
     def qtensor(storage, storage_offset, size, stride, quantizer_params, requires_grad, backward_hooks):
         """_rebuild_qtensor: integers and a scale, not the float values the port takes."""
         dtype = storage.dtype if isinstance(storage, _Storage) else "?"
@@ -246,6 +254,7 @@ class _Unpickler(pickle.Unpickler):
             ("torch._utils", "_rebuild_meta_tensor_no_storage"): rebuild.meta,
             ("torch._utils", "_rebuild_sparse_tensor"): rebuild.sparse,
             ("torch._utils", "_rebuild_qtensor"): rebuild.qtensor,
+            ("torch._utils", "_rebuild_nested_tensor"): rebuild.nested,
             ("torch.storage", "UntypedStorage"): _StorageClass(UNTYPED, 1),
             **{("torch", name): _StorageClass(*spec) for name, spec in STORAGE_CLASSES.items()},
             **{("torch", name): _Dtype(name) for name in NUMPY_DTYPES},

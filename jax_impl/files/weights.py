@@ -12,9 +12,9 @@ Formats, by suffix:
 read() refuses with one line (InputError) naming the problem: an unknown suffix, unexpected keys (listed), missing
 keys (with what was found), a shape that does not fit Net(1, H, 1) (the tensor named, and said to look transposed
 where it does), a dtype other than float16, bfloat16, float32 and float64, non-finite values; in a torch
-checkpoint also a pickled global other than a tensor's (named), a meta, sparse or quantized tensor (named), a file
-of the format before torch 1.6, a damaged file. Where the intent is clear and nothing is lost it reads on and says
-what it did in a one-line note: a checkpoint dict holding the state_dict under 'state_dict', 'model_state_dict' or
+checkpoint also a pickled global other than a tensor's (named), a meta, sparse, quantized or nested tensor (named), a
+file of the format before torch 1.6, a damaged file. Where the intent is clear and nothing is lost it reads on and
+says what it did in a one-line note: a checkpoint dict holding the state_dict under 'state_dict', 'model_state_dict' or
 'model'; the 'module.' prefix of DataParallel/DDP; float16 and bfloat16 (every value is a float32: widened exactly);
 float64 asked for as float32 (rounded, and the note says by how much).
 
@@ -147,8 +147,8 @@ def _state_dict_of(obj, is_tensor, notes: list, where: str) -> Mapping:
     """The state_dict in what torch_file.load read: the dict of tensors itself, or a checkpoint dict's one under a
     CHECKPOINT_KEYS key (noted, with what else it held)."""
     if not isinstance(obj, Mapping):
-        raise InputError(f"{where}holds a {type(obj).__name__}, not a state_dict (a dict of tensors): save "
-                         "model.state_dict()")
+        what = "one tensor" if is_tensor(obj) else f"a {type(obj).__name__}"  # not the reader's own type name
+        raise InputError(f"{where}holds {what}, not a state_dict (a dict of tensors): save model.state_dict()")
     if all(is_tensor(v) for v in obj.values()):
         return obj
     holders = [k for k in CHECKPOINT_KEYS if isinstance(obj.get(k), Mapping)]
