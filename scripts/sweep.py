@@ -24,17 +24,16 @@ holds (estimated before anything runs), is one line on stderr and exit 2.
 """
 
 import json
-import pathlib
 import sys
 
 import numpy as np
 
-from jax_impl.app import cli, processes
+from jax_impl.app import cli, out_dir, processes
 from jax_impl.app.sweep_report import best_row, divergence_lines, summarise, summary, table_text
 from jax_impl.files.params_io import InputError, save_text
 
-MAX_SEED = 2**31 - 1  # jax.random.key takes a 32-bit seed without x64
 MEMORY_FRACTION = 0.8  # refuse a sweep whose estimate exceeds this share of the free memory
+SWEEP_FILES = ("sweep.json", "table.txt", "heatmap.png", "curves.png", "best_fit.png")  # what a sweep writes
 
 
 def parse_args(argv=None):
@@ -62,13 +61,18 @@ def parse_args(argv=None):
                    help="seconds to wait for the other processes (then one line naming who is missing, exit 2)")
     args = p.parse_args(argv)
     cli.check_torch_seed(p, args)
-    if args.torch_seed is None and max(args.seeds) > MAX_SEED:
-        p.error(f"seed {max(args.seeds)} is above {MAX_SEED} (with --torch-seed, seeds go up to 2**64 - 1)")
     if args.num_processes > 1 and args.coordinator is None:
         p.error("--num-processes above 1 needs --coordinator HOST:PORT")
     if args.process_id >= args.num_processes:
         p.error(f"--process-id {args.process_id} is not below --num-processes {args.num_processes}")
     return args
+
+
+def experiment(args) -> dict:
+    """{flag: value} of every flag that changes a result (the processes of a sweep must agree on each), as parsed."""
+    return {f"--{name.replace('_', '-')}": list(value) if name == "seeds" else value
+            for name, value in vars(args).items()
+            if name not in ("out", "json", "curves", "no_plots", "no_cache", "process_id", "coordinator", "timeout")}
 
 
 def check_memory(args, points: int) -> None:
@@ -93,13 +97,13 @@ def main(argv=None):
                   processes=args.num_processes)
     check_memory(args, args.points or 100)
     if args.process_id == 0:
-        cli.prepare_out_dir(args.out)
+        out_dir.check(args.out, SWEEP_FILES)
     import jax.numpy as jnp
 
     from jax_impl.core import data, grid
 
     dtype = jnp.float64 if args.x64 else jnp.float32
-    with processes.joined(args.coordinator, args.num_processes, args.process_id, args.timeout):
+    with processes.joined(args.coordinator, args.num_processes, args.process_id, args.timeout, experiment(args)):
         x, y = (np.asarray(a) for a in data.run_data(points=args.points, noise=args.noise, data_seed=args.data_seed,
                                                      torch_seed=args.torch_seed, dtype=dtype))
         records, finals, groups = grid.fit_grid(x, y, seeds=args.seeds, lrs=args.lrs, hiddens=args.hidden,
@@ -110,31 +114,31 @@ def main(argv=None):
 
 
 def report(args, x, y, dtype, records, finals, groups):
-    """Table, JSON, pictures: process 0 only."""
+    """Table, JSON, pictures (process 0 only): every file new, or none (out_dir.replaced)."""
     import jax
 
     from jax_impl.core import grid
 
-    out = pathlib.Path(args.out)
     rows = summarise(records, args.seeds)
     best = best_row(rows)
     about = {"devices": groups[0]["devices"], "processes": args.num_processes, "platform": jax.devices()[0].platform,
              "dtype": str(np.dtype(dtype)), "steps": args.steps, "points": int(x.shape[0])}
     result = summary(records, rows, best, groups, curves=args.curves, **about)
-    save_text(out / "sweep.json", json.dumps(result))
     table = table_text(rows, best)
-    save_text(out / "table.txt", table)
     written = ["sweep.json", "table.txt"]
-    if not args.no_plots:
-        from jax_impl.app.sweep_plots import plot_best_fit, plot_curves, plot_heatmap  # matplotlib: only when drawing
+    with out_dir.replaced(args.out, SWEEP_FILES) as out:
+        save_text(out / "sweep.json", json.dumps(result))
+        save_text(out / "table.txt", table)
+        if not args.no_plots:
+            from jax_impl.app.sweep_plots import plot_best_fit, plot_curves, plot_heatmap  # matplotlib: only to draw
 
-        plot_heatmap(records, rows, args.seeds, args.lrs, out / "heatmap.png")
-        plot_curves(records, args.lrs, out / "curves.png")
-        written += ["heatmap.png", "curves.png"]
-        if best is not None:  # each model's final weights: only this picture needs them
-            predictions = grid.predictions(finals, range(best["first"], best["first"] + best["seeds"]), x)
-            plot_best_fit(x, y, best, records, predictions, out / "best_fit.png")
-            written.append("best_fit.png")
+            plot_heatmap(records, rows, args.seeds, args.lrs, out / "heatmap.png")
+            plot_curves(records, args.lrs, out / "curves.png")
+            written += ["heatmap.png", "curves.png"]
+            if best is not None:  # each model's final weights: only this picture needs them
+                predictions = grid.predictions(finals, range(best["first"], best["first"] + best["seeds"]), x)
+                plot_best_fit(x, y, best, records, predictions, out / "best_fit.png")
+                written.append("best_fit.png")
     warn = divergence_lines(rows, records)
     if args.json:
         print(json.dumps(result))
@@ -146,10 +150,10 @@ def report(args, x, y, dtype, records, finals, groups):
         print(line)
     print(f"{len(records)} models in {len(groups)} compiled call(s) (one per hidden width and optimizer) on "
           f"{about['devices']} {about['platform']} device(s) in {args.num_processes} process(es): "
-          f"{sum(g['seconds'] for g in groups):.2f} s, compilation included; wrote {', '.join(written)} to {out}/")
+          f"{sum(g['seconds'] for g in groups):.2f} s, compilation included; wrote {', '.join(written)} to "
+          f"{args.out}/")
     if best is None:
         print("no configuration trained without a diverged seed: no best fit drawn")
-
 
 if __name__ == "__main__":
     cli.run_main(main)

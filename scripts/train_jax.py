@@ -14,8 +14,8 @@ state_dict) and losses.json. Exit codes: 2 bad input, 3 the loss diverged.
 import json
 import time
 
-from jax_impl.app import cli
-from jax_impl.app.outputs import write_outputs
+from jax_impl.app import cli, out_dir
+from jax_impl.app.outputs import RUN_FILES, write_outputs
 from jax_impl.core.steps import first_nonfinite_step, log_line, snapshot_steps
 
 
@@ -26,7 +26,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    out = cli.prepare_out_dir(args.out)
+    out = out_dir.check(args.out, RUN_FILES)
     steps, title = snapshot_steps(args.steps, args.log_every), f"JAX, {args.optimizer} lr {args.lr}"
     cli.setup_jax(x64=args.x64, cache_dir=None if args.no_cache else cli.default_cache_dir())
 

@@ -21,8 +21,9 @@ Exit codes: 2 bad input, 3 the loss diverged.
 import json
 import time
 
-from jax_impl.app import cli
-from jax_impl.app.outputs import write_outputs
+from jax_impl.app import cli, out_dir
+from jax_impl.app.outputs import RUN_FILES, write_outputs
+from jax_impl.core.experiment import fresh_data
 from jax_impl.core.steps import first_nonfinite_step, log_line, snapshot_steps
 
 
@@ -44,7 +45,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    out = cli.prepare_out_dir(args.out)
+    out = out_dir.check(args.out, RUN_FILES)
     steps, title = snapshot_steps(args.steps, args.log_every), f"PyTorch, {args.optimizer} lr {args.lr}"
 
     import numpy as np
@@ -56,7 +57,7 @@ def main(argv=None):
     from torch_impl.twin.train import fit, make_optimizer
 
     dtype = torch.float64 if args.x64 else torch.float32
-    notebook_run = args.seed is None and args.hidden == 20 and args.points is None and args.noise is None
+    notebook_run = args.seed is None and args.hidden == 20 and not fresh_data(args.points, args.noise, args.data_seed)
     if notebook_run or args.torch_seed is not None:
         # torch.manual_seed(K), the data, then Net(1, H, 1): the notebook's cells (K = 1 unless --torch-seed)
         x, y, net, _ = notebook_draws(args.hidden, seed=1 if args.torch_seed is None else args.torch_seed,

@@ -34,7 +34,7 @@ def parse_args(argv=None):
     source.add_argument("--torch-seed", type=cli.torch_seed, default=None, metavar="K",
                         help="the validation cell's weights and the data as torch.manual_seed(K) and the notebook's "
                              "cells draw them (K = 1: the weights behind the notebook's printed table)")
-    source.add_argument("--seed", type=cli.non_negative_int, default=None,
+    source.add_argument("--seed", type=cli.seed, default=None,
                         help="without --params: draw every weight N(0, 1) (as the validation cell's torch.randn "
                              "does) with jax.random.normal from key SEED (default 0), in float32 (then cast)")
     p.add_argument("--hidden", type=cli.positive_int, default=None,

@@ -22,3 +22,80 @@ def test_a_positive_number_passes(text, value):
 def test_a_negative_or_non_finite_value_is_named(text, message):
     with pytest.raises(argparse.ArgumentTypeError, match=message):
         cli.non_negative_float(text)
+
+
+# ---- every script's flags: seeds, float32-held numbers, lists judged by value ----------------------------------
+SEED_FLAGS = {"train_jax": ["--seed", "--data-seed", "--torch-seed"], "train_torch": ["--seed", "--data-seed",
+              "--torch-seed"], "compare": ["--seed", "--data-seed", "--torch-seed"], "sweep": ["--data-seed",
+              "--torch-seed"], "validate_grads": ["--seed", "--torch-seed"]}
+FLOAT_FLAGS = {"train_jax": ["--lr", "--noise"], "train_torch": ["--lr", "--noise"], "compare": ["--lr", "--noise"],
+               "sweep": ["--lrs", "--noise"]}
+
+
+@pytest.fixture(scope="module")
+def parsers():
+    from conftest import import_script
+
+    return {name: import_script(name).parse_args for name in SEED_FLAGS}
+
+
+def usage_error(parse, argv, capsys) -> str:
+    """parse(argv)'s one line, asserting exit 2 and one line."""
+    with pytest.raises(SystemExit) as exit_info:
+        parse(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1, (argv, err)
+    return err
+
+
+@pytest.mark.parametrize("name, flag", [(n, f) for n, flags in SEED_FLAGS.items() for f in flags])
+def test_every_seed_flag_takes_exactly_32_bits(parsers, capsys, name, flag):
+    """0 ... 2**32 - 1: jax.random.key (without --x64) and torch.manual_seed keep a seed's low 32 bits, so 2**32 would
+    be seed 0 again (in float32; another key under --x64). 2**63 and 2**64 are one line, not an OverflowError."""
+    attribute = flag[2:].replace("-", "_")
+    assert getattr(parsers[name]([flag, str(2**32 - 1)]), attribute) == 2**32 - 1
+    assert getattr(parsers[name]([flag, "0"]), attribute) == 0
+    for value in (2**32, 2**63, 2**64):
+        assert "2**32 - 1" in usage_error(parsers[name], [flag, str(value)], capsys)
+    assert "must not be negative" in usage_error(parsers[name], [flag, "-1"], capsys)
+
+
+@pytest.mark.parametrize("name, flag", [(n, f) for n, flags in FLOAT_FLAGS.items() for f in flags])
+def test_every_float_flag_is_a_number_float32_holds(parsers, capsys, name, flag):
+    """A value that overflows float32 or rounds to 0 in it is a usage error (every run computes in float32 or takes
+    its numbers from a float32 run); the smallest float32 above 0 (subnormal, 2**-149 ~ 1.4e-45) and the largest
+    (~3.4028235e38) pass."""
+    attribute = flag[2:].replace("-", "_")
+    for text in ("1e-45", "3.4028235e38"):
+        value = getattr(parsers[name]([flag, text]), attribute)
+        assert value == (float(text) if flag != "--lrs" else [float(text)])
+    for text in ("1e39", "3.4028236e38"):
+        assert "overflows float32" in usage_error(parsers[name], [flag, text], capsys)
+    for text in ("1e-46", "7e-46"):  # below 2**-150 ~ 7.0065e-46: rounds to 0
+        assert "rounds to 0 in float32" in usage_error(parsers[name], [flag, text], capsys)
+
+
+def test_a_list_names_each_value_once_however_spelled(capsys):
+    assert cli.lr_list("0.1,0.2") == [0.1, 0.2]
+    for text in ("0.2,2e-1", "0.2, 0.20"):
+        with pytest.raises(argparse.ArgumentTypeError, match="twice"):
+            cli.lr_list(text)
+    with pytest.raises(argparse.ArgumentTypeError, match="twice"):
+        cli.seed_list("1,01")
+
+
+@pytest.mark.parametrize("name", ["train_jax", "train_torch", "compare"])
+def test_a_data_seed_alone_draws_fresh_data(parsers, name):
+    """--data-seed alone is not ignored: it draws fresh data (100 points, noise 0.2) from its key, as --points or
+    --noise do; the notebook's data only without any of them."""
+    from jax_impl.core import data
+    from jax_impl.core.experiment import fresh_data
+
+    args = parsers[name](["--data-seed", "3"])
+    assert fresh_data(args.points, args.noise, args.data_seed)
+    assert not fresh_data(*(getattr(parsers[name]([]), k) for k in ("points", "noise", "data_seed")))
+    x, y = data.run_data(points=args.points, noise=args.noise, data_seed=args.data_seed)
+    notebook_x, notebook_y = data.notebook_data()
+    assert x.shape == notebook_x.shape and not (y == notebook_y).all()
+    fresh = data.make_data(data.jax.random.key(3))
+    assert (x == fresh[0]).all() and (y == fresh[1]).all()

@@ -32,10 +32,11 @@ def run_two_processes(out) -> list[subprocess.CompletedProcess]:
     coordinator = f"127.0.0.1:{free_port()}"
     # Without this process's XLA_FLAGS: each of the two sets its own device count, its share of the cores (setup_jax).
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "XLA_FLAGS": ""}
-    procs = [subprocess.Popen([sys.executable, str(ROOT / "scripts" / "sweep.py"), *SWEEP, "--out", str(out),
-                               "--num-processes", "2", "--process-id", str(i), "--coordinator", coordinator,
-                               "--timeout", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              cwd=ROOT, env=env) for i in range(2)]
+    respelled = ["--lrs", "5e-2,0.20,3e1"]  # process 1: SWEEP's learning rates spelled otherwise, the same experiment
+    procs = [subprocess.Popen([sys.executable, str(ROOT / "scripts" / "sweep.py"), *SWEEP, *(respelled if i else []),
+                               "--out", str(out), "--num-processes", "2", "--process-id", str(i), "--coordinator",
+                               coordinator, "--timeout", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, cwd=ROOT, env=env) for i in range(2)]
     results = []
     try:
         for proc in procs:
@@ -76,3 +77,28 @@ def test_a_process_alone_says_who_is_missing_in_one_line(tmp_path, process_id, w
     assert done.returncode == 2
     assert done.stderr.strip() == (f"sweep.py: error: could not join 2 processes at {coordinator} within 3 s: {why}")
     assert not (tmp_path / "sweep.json").exists()
+
+
+@pytest.mark.parametrize("flag, theirs", [("--lrs", "0.05,0.3,30"), ("--seeds", "0,1,2"), ("--x64", None),
+                                          ("--optimizer", "adam")])
+def test_processes_given_different_experiments_refuse_in_one_line(tmp_path, flag, theirs):
+    """Process 1 given another value of a flag that changes the result: both exit 2 with one line naming the flag,
+    before any training, and nothing is written (without the check, different --lrs wrote process 0's results under
+    its labels, and different --seeds aborted in C++, exit 134). Equal values spelled differently agree."""
+    coordinator, out = f"127.0.0.1:{free_port()}", tmp_path / "out"
+    common = ["--out", str(out), "--num-processes", "2", "--coordinator", coordinator, "--timeout", "60"]
+    own = [*SWEEP, *common]
+    other = [*own, flag] if theirs is None else [*own, flag, theirs]  # argparse: the last value given counts
+    procs = [subprocess.Popen([sys.executable, str(ROOT / "scripts" / "sweep.py"), *argv, "--process-id", str(i)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+             for i, argv in enumerate([own, other])]
+    try:
+        done = [proc.communicate(timeout=TIMEOUT_S) for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+    line = (f"sweep.py: error: process 1 was given another {flag} than process 0: every process of a run must be "
+            "given the same flags (but --process-id); nothing was trained or written")
+    for proc, (stdout, stderr) in zip(procs, done):
+        assert proc.returncode == 2 and stdout == "" and stderr.strip() == line, stderr
+    assert not out.exists()

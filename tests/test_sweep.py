@@ -241,7 +241,7 @@ BAD_FLAGS = [
     (["--seeds", "1,a"], "is not a whole number"),
     (["--seeds=-1,2"], "must not be negative"),
     (["--seeds", "3:3"], "START < STOP"),
-    (["--seeds", "0,4294967296"], "above 2147483647"),
+    (["--seeds", "0,4294967296"], "above 2**32 - 1"),
     (["--hidden", "0"], "must be positive"),
     (["--optimizer", "adam,rmsprop"], "unknown optimizer 'rmsprop'"),
     (["--num-processes", "2"], "needs --coordinator"),

@@ -160,7 +160,7 @@ def scripts():
 
 
 @pytest.mark.parametrize("flags", [
-    ["--torch-seed", "1"], ["--torch-seed", str(2**40 + 9)],
+    ["--torch-seed", "1"], ["--torch-seed", str(2**32 - 7)],
     ["--torch-seed", "5", "--hidden", "8", "--points", "50", "--noise", "0.1"],
 ])
 def test_train_jax_and_train_torch_start_from_the_same_draw(scripts, tmp_path, monkeypatch, capsys, flags):
@@ -205,13 +205,13 @@ def test_compare_trains_both_sides_from_torchs_draw(scripts):
 
 def test_sweep_with_a_torch_seed_starts_from_torchs_draws(scripts, tmp_path, monkeypatch, capsys):
     """Data from --torch-seed 1 (the notebook's); seed S's weights from torch.manual_seed(S), so the model with seed 1
-    starts as the notebook's run; a seed above 2**31 (no jax.random key) is accepted."""
-    code, out = run_main(scripts["sweep"], monkeypatch, capsys, "--torch-seed", 1, "--seeds", f"1,{2**40}",
+    starts as the notebook's run; the largest seed, 2**32 - 1, is accepted."""
+    code, out = run_main(scripts["sweep"], monkeypatch, capsys, "--torch-seed", 1, "--seeds", f"1,{2**32 - 1}",
                          "--lrs", 0.2, "--steps", 3, "--json", "--curves", "--no-plots", "--no-cache", "--out",
                          tmp_path)
     assert code == 0
     models = {m["seed"]: m for m in json.loads(out)["models"]}
-    assert set(models) == {1, 2**40}
+    assert set(models) == {1, 2**32 - 1}
     notebook = torch_rng.notebook_draws(1)
     for seed, model in models.items():
         want = float64_loss(torch_rng.notebook_draws(seed)["params"], notebook["x"], notebook["y"])
@@ -219,12 +219,12 @@ def test_sweep_with_a_torch_seed_starts_from_torchs_draws(scripts, tmp_path, mon
     assert "%.4f" % models[1]["losses"][0] == "0.6136"
 
 
-ALLOWED = ["--torch-seed", str(2**64 - 1), "--hidden", "8", "--points", "5", "--noise", "0", "--x64"]
+ALLOWED = ["--torch-seed", str(2**32 - 1), "--hidden", "8", "--points", "5", "--noise", "0", "--x64"]
 BAD_FLAGS = [
     (["--torch-seed", "1", "--seed", "2"], "--seed would draw them again with jax.random"),
     (["--torch-seed", "1", "--data-seed", "0"], "--data-seed would draw them again with jax.random"),
     (["--torch-seed", "-1"], "must not be negative"),
-    (["--torch-seed", str(2**64)], "above 2**64 - 1"),
+    (["--torch-seed", str(2**32)], "above 2**32 - 1"),  # torch.manual_seed(2**32) is seed 0's stream
     (["--torch-seed", "one"], "is not a whole number"),
 ]
 
@@ -232,8 +232,7 @@ BAD_FLAGS = [
 @pytest.mark.parametrize("name", ["train_jax", "compare", "sweep"])  # train_torch.py parses with train_jax's parser
 def test_torch_seed_flags(scripts, capsys, name):
     args = scripts[name].parse_args(ALLOWED)
-    assert args.torch_seed == 2**64 - 1 and args.data_seed == 0
-    assert scripts[name].parse_args([]).data_seed == 0
+    assert args.torch_seed == 2**32 - 1 and args.data_seed is None
     for argv, message in BAD_FLAGS:
         if name == "sweep" and "--seed" in argv:
             continue  # the sweep has --seeds, which --torch-seed reads as torch seeds
@@ -243,9 +242,14 @@ def test_torch_seed_flags(scripts, capsys, name):
         assert exit_info.value.code == 2 and message in err and err.count("\n") == 1, (argv, err)
 
 
-def test_sweep_seeds_above_31_bits_need_a_torch_seed(scripts, capsys):
-    with pytest.raises(SystemExit):
-        scripts["sweep"].parse_args(["--seeds", f"0,{2**40}"])
-    assert "above 2147483647" in capsys.readouterr().err
-    assert list(scripts["sweep"].parse_args(["--torch-seed", "0", "--seeds", f"{2**64 - 2}:{2**64}"]).seeds) == [
-        2**64 - 2, 2**64 - 1]
+@pytest.mark.parametrize("torch_seeds", [[], ["--torch-seed", "0"]])
+def test_sweep_seeds_stop_at_32_bits(scripts, capsys, torch_seeds):
+    """--seeds, as jax.random keys or as torch seeds: 0 ... 2**32 - 1 in each of its forms, and not one more."""
+    sweep = scripts["sweep"]
+    assert list(sweep.parse_args([*torch_seeds, "--seeds", f"{2**32 - 2}:{2**32}"]).seeds) == [2**32 - 2, 2**32 - 1]
+    assert sweep.parse_args([*torch_seeds, "--seeds", f"0,{2**32 - 1}"]).seeds == [0, 2**32 - 1]
+    for seeds in (f"0,{2**32}", f"{2**32 - 1}:{2**32 + 1}", str(2**32 + 1)):
+        with pytest.raises(SystemExit) as exit_info:
+            sweep.parse_args([*torch_seeds, "--seeds", seeds])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and "2**32" in err and err.count("\n") == 1, (seeds, err)

@@ -5,16 +5,22 @@ import gc
 import math
 import os
 import pathlib
+import signal
+import struct
 import sys
 
 from jax_impl.core.optimizers import OPTIMIZERS
-from jax_impl.core.torch_rng import MAX_SEED as TORCH_MAX_SEED
 from jax_impl.files.params_io import InputError
 
 USAGE_ERROR = 2  # bad flags or files
 DIVERGED = 3  # the loss turned non-finite
 MISMATCH = 1  # a cross-check disagreed beyond its tolerance
 INTERRUPTED = 130  # Ctrl-C: the shell's 128 + SIGINT
+TERMINATED = 143  # SIGTERM: the shell's 128 + SIGTERM
+# Every seed flag takes 0 ... 2**32 - 1: jax.random.key keeps a seed's low 32 bits without x64 and all 64 with it, and
+# torch.manual_seed seeds its mt19937 with the low 32 bits; above 2**32 - 1 two values would name one experiment, or
+# (jax) different ones in float32 and float64.
+MAX_SEED = 2**32 - 1
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -51,7 +57,7 @@ def add_run_flags(parser) -> None:
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
                         help="adam (notebook) or sgd (its comment)")
     parser.add_argument("--hidden", type=positive_int, default=20, help="hidden width (notebook: 20)")
-    parser.add_argument("--seed", type=non_negative_int, default=None,
+    parser.add_argument("--seed", type=seed, default=None,
                         help="draw initial weights from jax.random.key(SEED) instead of the notebook's "
                              "(needed for --hidden other than 20; 0 is used then)")
     add_data_flags(parser)
@@ -63,7 +69,9 @@ def add_data_flags(parser, torch_seed_help: str | None = None) -> None:
     check_torch_seed after parsing."""
     parser.add_argument("--points", type=positive_int, default=None, help="fresh data with this many points")
     parser.add_argument("--noise", type=non_negative_float, default=None, help="fresh data with this noise level")
-    parser.add_argument("--data-seed", type=non_negative_int, default=None, help="key for fresh data (default 0)")
+    parser.add_argument("--data-seed", type=seed, default=None,
+                        help="fresh data from jax.random.key(K) (100 points, noise 0.2 unless given; K = 0 with only "
+                             "--points or --noise)")
     parser.add_argument("--torch-seed", type=torch_seed, default=None, metavar="K",
                         help=torch_seed_help or TORCH_SEED_HELP)
 
@@ -104,14 +112,29 @@ def non_negative_int(text: str) -> int:
     return _whole_number(text, 0, "must not be negative")
 
 
+def seed(text: str) -> int:
+    """An argparse type: a seed, 0 ... MAX_SEED (2**32 - 1), the values that name different experiments."""
+    value = non_negative_int(text)
+    if value > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text} is above 2**32 - 1: jax.random.key (without --x64) and "
+                                         "torch.manual_seed keep only a seed's low 32 bits")
+    return value
+
+
 def positive_float(text: str) -> float:
-    """An argparse type: a finite number > 0, else one line naming the value."""
+    """An argparse type: a number > 0 that float32 holds (finite, not rounded to 0: every run's float32 arithmetic
+    and torch's take it), else one line naming the value."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"{text} must be a finite number above 0")
+    single = struct.unpack("f", struct.pack("f", value))[0]  # rounded to float32 as IEEE does (to nearest)
+    if math.isinf(single):
+        raise argparse.ArgumentTypeError(f"{text} overflows float32 (largest about 3.4028235e38)")
+    if single == 0:
+        raise argparse.ArgumentTypeError(f"{text} rounds to 0 in float32 (smallest above 0 about 1.4e-45)")
     return value
 
 
@@ -126,28 +149,22 @@ def non_negative_float(text: str) -> float:
 
 
 TORCH_SEED_HELP = ("data and initial weights as torch.manual_seed(K) and the notebook's cells give them (K = 1: the "
-                   "notebook's run; 0 <= K < 2**64), reproduced without torch (jax_impl/core/torch_rng.py)")
-
-
-def torch_seed(text: str) -> int:
-    """--torch-seed: what torch.manual_seed accepts, 0 ... 2**64 - 1 (its negative seeds are not offered here)."""
-    value = non_negative_int(text)
-    if value > TORCH_MAX_SEED:
-        raise argparse.ArgumentTypeError(f"{text} is above 2**64 - 1, the largest seed torch.manual_seed takes")
-    return value
+                   "notebook's run; 0 <= K < 2**32), reproduced without torch (jax_impl/core/torch_rng.py)")
+torch_seed = seed  # --torch-seed: torch.manual_seed's distinct seeds are those below 2**32 (MAX_SEED)
 
 
 def comma_list(item, what: str):
-    """An argparse type for a comma-separated list: none empty, none twice, each value checked by `item` (an
+    """An argparse type for a comma-separated list: none empty, no value twice, each checked by `item` (an
     argparse type); `what` names the values in its errors ("learning rates"). Returns the list of item's values."""
 
     def parse(text: str) -> list:
         items = [entry.strip() for entry in text.split(",")]
         if not text.strip() or any(not entry for entry in items):
             raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of {what}")
-        if len(set(items)) != len(items):
+        values = [item(entry) for entry in items]
+        if len(set(values)) != len(values):  # by value: '0.2,2e-1' names one learning rate twice
             raise argparse.ArgumentTypeError(f"{text!r} names a {what[:-1]} twice")
-        return [item(entry) for entry in items]
+        return values
 
     return parse
 
@@ -165,33 +182,29 @@ optimizer_list = comma_list(optimizer_name, "optimizers")
 
 
 def seed_list(text: str) -> list[int] | range:
-    """An argparse type: 'N' -> seeds 0..N-1; 'A:B' -> A..B-1; 'a,b,c' -> those seeds. Each below 2**64 (what
-    torch.manual_seed takes; jax.random.key's stop at 2**31 - 1 without x64: the caller checks that)."""
+    """An argparse type: 'N' -> seeds 0..N-1; 'A:B' -> A..B-1; 'a,b,c' -> those seeds. Each a seed (0 ... MAX_SEED)."""
     if "," not in text and ":" not in text:
-        return range(positive_int(text))
+        count = positive_int(text)
+        if count - 1 > MAX_SEED:
+            raise argparse.ArgumentTypeError(f"{text} seeds: seeds stop at 2**32 - 1")
+        return range(count)
     if "," not in text:
         start, _, stop = text.partition(":")
         start, stop = non_negative_int(start.strip() or "x"), positive_int(stop.strip() or "x")
-        if stop <= start or stop - 1 > TORCH_MAX_SEED:
-            raise argparse.ArgumentTypeError(f"{text!r}: need START < STOP <= 2**64")
+        if stop <= start or stop - 1 > MAX_SEED:
+            raise argparse.ArgumentTypeError(f"{text!r}: need START < STOP <= 2**32")
         return range(start, stop)
-    seeds = comma_list(non_negative_int, "seeds")(text)
-    if max(seeds) > TORCH_MAX_SEED:
-        raise argparse.ArgumentTypeError(f"seed {max(seeds)} is above 2**64 - 1")
-    return seeds
+    return comma_list(seed, "seeds")(text)
 
 
 def check_torch_seed(parser, args) -> None:
     """--torch-seed K takes the data and the initial weights from torch's stream, so --seed (jax.random weights) and
-    --data-seed (jax.random data) would choose them a second way: either with it is a usage error. --data-seed is
-    parsed with default None so that an explicit value shows; it becomes 0 here otherwise."""
+    --data-seed (jax.random data) would choose them a second way: either with it is a usage error."""
     if args.torch_seed is not None:
         for flag in ("seed", "data_seed"):
             if getattr(args, flag, None) is not None:
                 parser.error(f"--torch-seed draws the data and the initial weights as torch.manual_seed(K) does; "
                              f"--{flag.replace('_', '-')} would draw them again with jax.random: give one of them")
-    if getattr(args, "data_seed", 0) is None:
-        args.data_seed = 0
 
 
 INIT_HELP = ("start from the weights in FILE (.pt/.pth: a torch state_dict; .safetensors; .npz: the port's params.npz) "
@@ -249,9 +262,19 @@ def note(message: str) -> None:
     print(f"{pathlib.Path(sys.argv[0]).name}: note: {message}", file=sys.stderr)
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is, as Ctrl-C raises KeyboardInterrupt: the same unwinding (no half-written
+    file: out_dir.replaced and params_io.atomic_path clean up on the way out)."""
+
+
+def _terminated(signum, frame):
+    raise Terminated
+
+
 def run_main(main) -> None:
-    """Call main(); an InputError anywhere becomes one line and exit 2 instead of a traceback, and Ctrl-C one line
-    and exit 130 (every file is written atomically: an interrupted run leaves the earlier one's files whole)."""
+    """Call main(); an InputError anywhere becomes one line and exit 2 instead of a traceback, Ctrl-C one line and
+    exit 130, SIGTERM one line and exit 143 (a run's outputs appear whole at the end or not at all: out_dir)."""
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         main()
         # The work is done and the process ends: the interpreter's last collections would walk every object JAX
@@ -262,6 +285,9 @@ def run_main(main) -> None:
     except KeyboardInterrupt:
         print(f"{pathlib.Path(sys.argv[0]).name}: interrupted", file=sys.stderr)
         raise SystemExit(INTERRUPTED) from None
+    except Terminated:
+        print(f"{pathlib.Path(sys.argv[0]).name}: terminated", file=sys.stderr)
+        raise SystemExit(TERMINATED) from None
 
 
 def prepare_out_dir(path) -> pathlib.Path:

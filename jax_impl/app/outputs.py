@@ -7,6 +7,7 @@ import pathlib
 
 import numpy as np
 
+from jax_impl.app import out_dir
 from jax_impl.files import weights
 from jax_impl.files.params_io import InputError, save_text
 
@@ -26,10 +27,20 @@ def paused_gc():
             gc.enable()
 
 
+RUN_FILES = ("params.npz", "model.safetensors", "losses.json", "data.png", "snapshots.png", "learning.gif", "loss.png")
+
+
 def write_outputs(out: pathlib.Path, *, x, y, steps, snapshots, losses, params, title: str, plots: bool) -> list[str]:
     """params.npz (validation-cell layout), model.safetensors (the same weights as Net(1, H, 1)'s state_dict, for
     torch), losses.json, and unless plots=False data.png, snapshots.png, learning.gif and loss.png
-    (plots.draw_pictures). Each file is written atomically. Returns the names written."""
+    (plots.draw_pictures): RUN_FILES, all of them new or none (out_dir.replaced; an earlier run's pictures do not
+    stay beside a --no-plots run's weights). Returns the names written."""
+    with out_dir.replaced(out, RUN_FILES) as staged:
+        return _write(staged, x=x, y=y, steps=steps, snapshots=snapshots, losses=losses, params=params, title=title,
+                      plots=plots)
+
+
+def _write(out: pathlib.Path, *, x, y, steps, snapshots, losses, params, title: str, plots: bool) -> list[str]:
     weights.write(out / "params.npz", params)
     weights.write(out / "model.safetensors", params)
     save_text(out / "losses.json", json.dumps([float(v) for v in np.asarray(losses)]))

@@ -4,6 +4,8 @@ one line and exit 2, and what the C++ libraries print while the processes talk s
 training itself (one program whatever the process count) is jax_impl/core/sharding.py."""
 
 import contextlib
+import hashlib
+import json
 import os
 import sys
 
@@ -28,43 +30,60 @@ def stdout_to_stderr(active: bool):
 
 
 @contextlib.contextmanager
-def joined(coordinator: str | None, num_processes: int, process_id: int, timeout_s: int):
+def joined(coordinator: str | None, num_processes: int, process_id: int, timeout_s: int, experiment: dict):
     """Inside the block this process is one of `num_processes` (initialize_processes; nothing to join for
     one), with stdout pointed at stderr (gloo writes its connection log to stdout; keep --json clean). InputError
-    naming the coordinator when the processes cannot meet within timeout_s seconds."""
+    naming the coordinator when the processes cannot meet within timeout_s seconds, or naming the flag whose value
+    differs when they were given different `experiment`s ({flag: value}, everything that changes a result)."""
     with stdout_to_stderr(num_processes > 1):
         if num_processes > 1:
             try:
-                initialize_processes(coordinator, num_processes, process_id, timeout_s)
+                initialize_processes(coordinator, num_processes, process_id, timeout_s, experiment)
+            except InputError:
+                raise
             except Exception as e:  # a missing peer (rendezvous), a port in use, an unreachable host
                 raise InputError(f"could not join {num_processes} processes at {coordinator} within {timeout_s} s: "
                                  f"{(str(e).strip().splitlines() or [type(e).__name__])[0][:300]}") from None
         yield
 
 
-def initialize_processes(coordinator: str, num_processes: int, process_id: int, timeout_s: int = 60) -> None:
+def initialize_processes(coordinator: str, num_processes: int, process_id: int, timeout_s: int = 60,
+                         experiment: dict | None = None) -> None:
     """Join `num_processes` processes into one JAX runtime; call before anything touches a device.
 
-    First `rendezvous`: jax 0.10.2's coordination service does not raise when a process never comes, it aborts the
-    process from C++ (exit 134, a stack trace) after the timeout, so the processes meet on the coordinator's port
-    first, where a missing one is a TimeoutError. jax 0.10.2 on CPU runs cross-process collectives only through gloo
-    (docs/numerics.md), hence the config line.
+    First `rendezvous`, where the processes also check that they run one `experiment`: jax 0.10.2's coordination
+    service does not raise when a process never comes, it aborts the process from C++ (exit 134, a stack trace)
+    after the timeout, so the processes meet on the coordinator's port first, where a missing one is a TimeoutError.
+    jax 0.10.2 on CPU runs cross-process collectives only through gloo (docs/numerics.md), hence the config line.
     """
     import jax  # after cli.setup_jax
 
-    rendezvous(coordinator, num_processes, process_id, timeout_s)
+    rendezvous(coordinator, num_processes, process_id, timeout_s, experiment or {})
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id,
                                initialization_timeout=timeout_s, heartbeat_timeout_seconds=timeout_s,
                                shutdown_timeout_seconds=timeout_s)
 
 
-def rendezvous(coordinator: str, num_processes: int, process_id: int, timeout_s: float) -> None:
+def digests(experiment: dict) -> dict[str, str]:
+    """{flag: a digest of its value}: what the processes exchange (short, whatever the value's size: a million
+    seeds). Values are compared as parsed, so equal values spelled differently ('0.2', '2e-1') agree."""
+    return {flag: hashlib.sha256(repr(value).encode()).hexdigest()[:16] for flag, value in experiment.items()}
+
+
+def first_difference(ours: dict, theirs: dict) -> str | None:
+    """The first flag (in ours's order, then theirs's) whose digest differs, or None."""
+    return next((flag for flag in [*ours, *theirs] if ours.get(flag) != theirs.get(flag)), None)
+
+
+def rendezvous(coordinator: str, num_processes: int, process_id: int, timeout_s: float, experiment: dict) -> None:
     """Wait until all `num_processes` processes are up, meeting on the coordinator's HOST:PORT before JAX's service
-    takes it: process 0 listens there, each other process connects (retrying until the deadline) and sends its id;
-    once all ids are in, process 0 answers each "go" and every process returns. The peers close first, so that the
-    port's leftover connections wait out TCP's TIME_WAIT on their side, not on the port process 0 binds next.
-    Raises TimeoutError naming who did not come, or OSError (an address that is not HOST:PORT, a port in use).
+    takes it: process 0 listens there, each other process connects (retrying until the deadline) and sends its id
+    and its experiment's digests; once all are in, process 0 answers each "go", or "differ I FLAG" when process I
+    was given another FLAG, and every process returns or raises. The peers close first, so that the port's leftover
+    connections wait out TCP's TIME_WAIT on their side, not on the port process 0 binds next.
+    Raises TimeoutError naming who did not come, OSError (an address that is not HOST:PORT, a port in use), or
+    InputError naming the flag that differs (in every process, before any work).
     """
     import socket
     import time
@@ -85,15 +104,19 @@ def rendezvous(coordinator: str, num_processes: int, process_id: int, timeout_s:
             server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             server.bind(("", int(port)))
             server.listen(num_processes)
-            peers = {}
+            peers, theirs = {}, {}
             try:
                 while len(peers) < num_processes - 1:
                     server.settimeout(left())
                     connection, _ = server.accept()
                     connection.settimeout(left())
-                    peers[int(connection.recv(16).decode().strip() or -1)] = connection
+                    peer, _, sent = connection.makefile("rb").readline().decode().strip().partition(" ")
+                    peers[int(peer or -1)], theirs[int(peer or -1)] = connection, json.loads(sent or "{}")
+                differ = next(((peer, flag) for peer in sorted(theirs)
+                               if (flag := first_difference(digests(experiment), theirs[peer]))), None)
+                answer = "go" if differ is None else f"differ {differ[0]} {differ[1]}"
                 for connection in peers.values():
-                    connection.sendall(b"go\n")
+                    connection.sendall(f"{answer}\n".encode())
                 for connection in peers.values():  # wait for each peer to close first
                     connection.settimeout(left())
                     connection.recv(16)
@@ -104,6 +127,8 @@ def rendezvous(coordinator: str, num_processes: int, process_id: int, timeout_s:
             finally:
                 for connection in peers.values():
                     connection.close()
+        if differ is not None:
+            raise InputError(different(*differ))
         return
     connection = None
     try:
@@ -113,10 +138,18 @@ def rendezvous(coordinator: str, num_processes: int, process_id: int, timeout_s:
             except (ConnectionRefusedError, TimeoutError):
                 time.sleep(min(0.2, left()))
         with connection:
-            connection.sendall(f"{process_id}\n".encode())
+            connection.sendall(f"{process_id} {json.dumps(digests(experiment))}\n".encode())
             connection.settimeout(left())
-            if connection.recv(16) != b"go\n":
+            answer = connection.makefile("rb").readline().decode().split()
+            if answer[:1] == ["differ"] and len(answer) == 3:
+                raise InputError(different(int(answer[1]), answer[2]))
+            if answer != ["go"]:
                 raise TimeoutError
     except TimeoutError:
         raise TimeoutError("process 0 never answered" if connection is None else
                            f"process 0 did not gather all {num_processes} processes") from None
+
+
+def different(process: int, flag: str) -> str:
+    return (f"process {process} was given another {flag} than process 0: every process of a run must be given the "
+            "same flags (but --process-id); nothing was trained or written")

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_impl.core import torch_rng
+from jax_impl.core.experiment import fresh_data
 from jax_impl.core.layout import PARAM_NAMES
 from jax_impl.core.model import DRAW_DTYPE, init_params
 
@@ -51,17 +52,17 @@ def torch_seed_inputs(torch_seed: int, *, hidden: int = 20, points=None, noise=N
     return params, jnp.asarray(draws["x"], dtype), jnp.asarray(draws["y"], dtype)
 
 
-def run_data(*, points=None, noise=None, data_seed: int = 0, torch_seed=None, dtype=jnp.float32):
+def run_data(*, points=None, noise=None, data_seed=None, torch_seed=None, dtype=jnp.float32):
     """(x, y) for the scripts' flags: torch's draw after torch.manual_seed(torch_seed) if given; else the notebook's
-    data unless --points or --noise asks for fresh data (key data_seed)."""
+    data unless fresh_data: then make_data with key data_seed (0 if None), `points` (100) and `noise` (0.2)."""
     if torch_seed is not None:
         return torch_seed_inputs(torch_seed, points=points, noise=noise, dtype=dtype)[1:]
-    if points is None and noise is None:
+    if not fresh_data(points, noise, data_seed):
         return notebook_data(dtype)
-    return make_data(jax.random.key(data_seed), points or 100, 0.2 if noise is None else noise, dtype)
+    return make_data(jax.random.key(data_seed or 0), points or 100, 0.2 if noise is None else noise, dtype)
 
 
-def run_inputs(*, seed=None, hidden: int = 20, points=None, noise=None, data_seed: int = 0, torch_seed=None,
+def run_inputs(*, seed=None, hidden: int = 20, points=None, noise=None, data_seed=None, torch_seed=None,
                init=None, dtype=jnp.float32):
     """(params, x, y) for the scripts' flags, one rule for all of them (train_jax, train_torch, compare, bench):
     with torch_seed, torch's data and Net(1, hidden, 1) after torch.manual_seed(torch_seed); else run_data's data and

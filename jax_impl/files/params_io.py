@@ -27,9 +27,9 @@ def atomic_path(path):
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the mode a plain open() would
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 (and a writer may make the file anew): a plain open()'s
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

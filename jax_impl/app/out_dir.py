@@ -1,0 +1,99 @@
+"""A script's output folder, complete or absent: checked before any work (check), built whole in a fresh folder
+beside it and moved into place at the end (replaced), so that a failure, Ctrl-C, SIGTERM or a full disk leaves the
+previous run's complete set, never a mix of new and old files, nor an earlier run's files beside the new ones."""
+
+import contextlib
+import os
+import pathlib
+import shutil
+import signal
+import tempfile
+
+from jax_impl.files.params_io import InputError
+
+
+def _target(out) -> pathlib.Path:
+    """The folder itself (a symbolic link's target: the link stays a link)."""
+    return pathlib.Path(os.path.realpath(out))
+
+
+def check(out, ours) -> pathlib.Path:
+    """Before any work: `out` is a folder, or nothing yet; its entries named in `ours` (the script's files) are files;
+    a fresh folder can be made beside it. InputError (one line) otherwise; returns `out` as a path."""
+    out, target = pathlib.Path(out), _target(out)
+    if target.exists() and not target.is_dir():
+        raise InputError(f"output folder {out} is not a folder")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.new-"))
+        if target.exists():
+            refuse_non_files(target, ours, out)
+    except OSError as e:
+        raise InputError(f"cannot write to output folder {out}: {e.strerror or e}") from None
+    return out
+
+
+def refuse_non_files(target: pathlib.Path, ours, out) -> None:
+    """InputError naming the first entry of `target` (shown as `out`) named in `ours` that is not a file."""
+    for name in ours:
+        if (target / name).exists() and not (target / name).is_file():
+            raise InputError(f"{pathlib.Path(out) / name} is not a file: it cannot be replaced by this run's {name}")
+
+
+@contextlib.contextmanager
+def replaced(out, ours):
+    """Yield a fresh, empty folder beside `out`, for the run to write its files into; when the block succeeds, they
+    take the place of the old `out`'s entries named in `ours` (this script's files: an earlier run's that the new
+    set lacks go too), and nothing else in `out` is touched (the user's files, another script's outputs). When the
+    block fails, the fresh folder goes and `out` stays as it was. A new `out` gets the umask's mode."""
+    target = _target(out)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staged = pathlib.Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.new-"))
+    except OSError as e:
+        raise InputError(f"cannot write to output folder {out}: {e.strerror or e}") from None
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staged, 0o777 & ~umask)  # mkdtemp makes 0700
+        yield staged
+        if target.exists():
+            refuse_non_files(target, ours, out)  # before any file moves: never half a set
+        _move_into_place(staged, target, ours)
+    except OSError as e:
+        raise InputError(f"cannot write to output folder {out}: {e.strerror or e}") from None
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+
+
+def _move_into_place(staged: pathlib.Path, target: pathlib.Path, ours) -> None:
+    """staged's files into target, in renames on one file system (no data copied, no space needed). A new target,
+    or one that holds only files in `ours`, is swapped whole: at every instant it is the old set, absent, or the new
+    set. Otherwise each file moves by itself, with Ctrl-C and SIGTERM held until the last has moved (they act just
+    after), so only SIGKILL or a power cut in those microseconds could leave a mix."""
+    if not target.exists():
+        os.rename(staged, target)
+        return
+    # (not the current folder: the shell would be left in a deleted one)
+    if all(entry.name in ours for entry in target.iterdir()) and target != pathlib.Path.cwd().resolve():
+        os.chmod(staged, target.stat().st_mode & 0o7777)  # the folder keeps its mode
+        old = pathlib.Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+        try:
+            os.rename(target, old)  # onto an empty folder, which rename allows
+            try:
+                os.rename(staged, target)
+            except OSError:
+                os.rename(old, target)
+                raise
+        finally:
+            shutil.rmtree(old, ignore_errors=True)  # the old set (or, undone, an empty folder)
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        for name in ours:
+            if (staged / name).exists():
+                os.replace(staged / name, target / name)
+            elif (target / name).exists():
+                os.unlink(target / name)  # an earlier run's file that this run does not write
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)

@@ -1,0 +1,132 @@
+"""Output folders, complete or absent: a run's files appear all new or not at all, an earlier run's files do not stay
+beside them, the user's own files are left alone, and files get the user's umask."""
+
+import errno
+import os
+import stat
+
+import pytest
+from conftest import import_script, run_main
+
+from jax_impl.app import out_dir
+from jax_impl.app.outputs import RUN_FILES
+from jax_impl.files.params_io import InputError
+
+QUICK = ["--steps", "3", "--no-cache"]
+
+
+@pytest.fixture(scope="module")
+def train_jax():
+    return import_script("train_jax")
+
+
+def snapshot(folder) -> dict:
+    """{name: bytes} of a folder's files, and the names of its folders."""
+    return {p.name: p.read_bytes() if p.is_file() else "folder" for p in folder.iterdir()}
+
+
+def hidden_beside(folder) -> list[str]:
+    return [p.name for p in folder.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_a_no_plots_run_leaves_no_earlier_pictures_and_keeps_the_users_files(train_jax, tmp_path, monkeypatch,
+                                                                            capsys):
+    out = tmp_path / "out"
+    assert run_main(train_jax, monkeypatch, capsys, *QUICK, "--out", out)[0] == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(RUN_FILES)
+    (out / "notes.txt").write_text("mine")
+    (out / "sweep").mkdir()
+    (out / "sweep" / "table.txt").write_text("a sweep's")
+    assert run_main(train_jax, monkeypatch, capsys, *QUICK, "--no-plots", "--lr", "0.1", "--out", out)[0] == 0
+    assert sorted(p.name for p in out.iterdir()) == ["losses.json", "model.safetensors", "notes.txt", "params.npz",
+                                                    "sweep"]
+    assert (out / "notes.txt").read_text() == "mine" and (out / "sweep" / "table.txt").read_text() == "a sweep's"
+    assert hidden_beside(out) == []
+
+
+def test_a_folder_of_only_a_runs_files_is_replaced_whole_and_keeps_its_mode(train_jax, tmp_path, monkeypatch, capsys):
+    """Swapped whole (a new folder), unless it is the current folder: then file by file (the shell stays in it)."""
+    out = tmp_path / "out"
+    assert run_main(train_jax, monkeypatch, capsys, *QUICK, "--out", out)[0] == 0
+    out.chmod(0o750)
+    inode = out.stat().st_ino
+    assert run_main(train_jax, monkeypatch, capsys, *QUICK, "--no-plots", "--out", out)[0] == 0
+    assert sorted(p.name for p in out.iterdir()) == ["losses.json", "model.safetensors", "params.npz"]
+    assert out.stat().st_ino != inode and stat.S_IMODE(out.stat().st_mode) == 0o750  # a new folder, the old mode
+    assert hidden_beside(out) == []
+    monkeypatch.chdir(out)
+    inode = out.stat().st_ino
+    assert run_main(train_jax, monkeypatch, capsys, *QUICK, "--out", ".")[0] == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(RUN_FILES) and out.stat().st_ino == inode
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_files_and_folders_get_the_users_umask(train_jax, tmp_path, monkeypatch, capsys, umask):
+    out = tmp_path / "new" / "out"
+    old = os.umask(umask)
+    try:
+        assert run_main(train_jax, monkeypatch, capsys, *QUICK, "--out", out)[0] == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~umask
+    for name in RUN_FILES:  # model.safetensors included (its writer makes the file anew)
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+@pytest.mark.parametrize("user_file", [False, True])
+def test_a_write_that_fails_midway_leaves_the_earlier_set_whole(train_jax, tmp_path, monkeypatch, capsys, user_file):
+    """A full disk while the GIF is written (after the weights, the losses and two pictures): exit 2 with one line,
+    and the folder holds the earlier run's files, byte for byte, and nothing half-made beside it."""
+    from jax_impl.app import plots
+
+    out = tmp_path / "out"
+    assert run_main(train_jax, monkeypatch, capsys, *QUICK, "--out", out)[0] == 0
+    if user_file:
+        (out / "notes.txt").write_text("mine")
+    before = snapshot(out)
+
+    def full_disk(frames, path, fps=2):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(plots, "save_gif", full_disk)
+    with pytest.raises(InputError, match="No space left on device"):
+        train_jax.main([*QUICK, "--lr", "0.1", "--out", str(out)])
+    assert snapshot(out) == before and hidden_beside(out) == []
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_an_interrupted_block_changes_nothing(tmp_path, existing):
+    """Ctrl-C (and SIGTERM, which run_main turns into an exception too) inside replaced: the fresh folder goes."""
+    out = tmp_path / "out"
+    if existing:
+        out.mkdir()
+        (out / "losses.json").write_text("[1.0]")
+    with pytest.raises(KeyboardInterrupt):
+        with out_dir.replaced(out, RUN_FILES) as staged:
+            (staged / "losses.json").write_text("[2.0]")
+            raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["out"] if existing else [])
+    if existing:
+        assert snapshot(out) == {"losses.json": b"[1.0]"}
+
+
+def test_a_folder_that_cannot_be_an_output_folder_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "loss.png").mkdir()
+    cases = {"/proc/no-such/out": "cannot write to output folder", str(tmp_path / "file"): "is not a folder",
+             str(tmp_path / "out"): "loss.png is not a file"}
+    for folder, message in cases.items():
+        with pytest.raises(InputError, match=message):
+            out_dir.check(folder, RUN_FILES)
+    (tmp_path / "out" / "loss.png").rmdir()
+    assert out_dir.check(tmp_path / "new", RUN_FILES) == tmp_path / "new" and not (tmp_path / "new").exists()
+
+
+def test_a_sweep_without_pictures_leaves_no_earlier_pictures(tmp_path, monkeypatch, capsys):
+    sweep, out = import_script("sweep"), tmp_path / "sweep"
+    flags = ["--seeds", "2", "--lrs", "0.1,0.2", "--steps", "3", "--no-cache", "--out", out]
+    assert run_main(sweep, monkeypatch, capsys, *flags)[0] == 0
+    assert {"heatmap.png", "curves.png", "best_fit.png"} < {p.name for p in out.iterdir()}
+    assert run_main(sweep, monkeypatch, capsys, *flags, "--no-plots")[0] == 0
+    assert sorted(p.name for p in out.iterdir()) == ["sweep.json", "table.txt"] and hidden_beside(out) == []
