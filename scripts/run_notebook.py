@@ -3,12 +3,15 @@
     python scripts/run_notebook.py            # re-run the notebook and store it in place, outputs and all
     python scripts/run_notebook.py --check    # run a copy; exit 1 if what it prints differs from what is stored
 
-Needs the test extra (nbclient, ipykernel). The kernel is this Python's ("python3"), started in the repository root;
-no timings are recorded, so that a re-run with the same libraries stores the same file. tests/test_notebook.py runs
-the check.
+Needs the test extra (nbclient, ipykernel). The kernel is Jupyter's "python3", which must run this Python (exit 2,
+with the fix, if it is missing or runs another one); it starts in the repository root. No timings are recorded, so
+that a re-run with the same libraries stores the same file. tests/test_notebook.py runs the check.
 """
 
+import importlib.util
+import os
 import pathlib
+import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -18,6 +21,7 @@ from jax_impl.files.params_io import atomic_path  # noqa: E402
 
 NOTEBOOK = ROOT / "docs" / "notebook_jax.ipynb"
 CELL_TIMEOUT_S = 300  # a cell takes seconds; a stuck kernel fails instead of hanging a test run
+KERNEL = "python3"  # the notebook's kernelspec, as Jupyter would run it
 
 
 def read(path=NOTEBOOK):
@@ -26,13 +30,45 @@ def read(path=NOTEBOOK):
     return nbformat.read(path, as_version=4)
 
 
+def kernel_problem() -> str | None:
+    """What keeps the python3 kernel from running this Python, which has the project's packages, and the fix (one
+    line); None when nothing does."""
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        spec = KernelSpecManager().get_kernel_spec(KERNEL)
+    except (ImportError, KeyError):  # no test extra; no such kernel (jupyter_client's NoSuchKernel is a KeyError)
+        spec = None
+    if spec is None or importlib.util.find_spec("ipykernel") is None:
+        return (f"this Python ({sys.executable}) has no Jupyter kernel {KERNEL} (ipykernel): install the test "
+                "extra, pip install -e '.[test]'")
+    python = spec.argv[0]
+    # jupyter_client starts these names as this Python (KernelManager.format_kernel_cmd); any other interpreter is
+    # asked which environment it runs in.
+    if python in {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}:
+        return None
+    try:
+        prefix = subprocess.run([python, "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True,
+                                timeout=60).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        prefix = ""
+    if prefix and os.path.realpath(prefix) == os.path.realpath(sys.prefix):
+        return None
+    return (f"the Jupyter kernel {KERNEL} ({spec.resource_dir}) runs {python}, not this Python ({sys.executable}): "
+            f"set argv[0] in its kernel.json to {sys.executable}, or remove that folder")
+
+
 def execute(notebook):
     """`notebook` (an nbformat node, changed in place and returned) run top to bottom in a fresh python3 kernel. A
     cell that raises raises nbclient's CellExecutionError here, with the cell's traceback."""
+    from jupyter_client import KernelManager
     from nbclient import NotebookClient
 
-    NotebookClient(notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3", record_timing=False,
-                   resources={"metadata": {"path": str(ROOT)}}).execute()
+    # ipykernel >= 7.3 warns at every start that plain TCP can be overheard; jupyter_client's CurveZMQ keys (for
+    # kernels that declare them) encrypt it instead.
+    encryption = {"transport_encryption": "auto"} if hasattr(KernelManager, "transport_encryption") else {}
+    NotebookClient(notebook, timeout=CELL_TIMEOUT_S, kernel_name=KERNEL, record_timing=False,
+                   resources={"metadata": {"path": str(ROOT)}}).execute(**encryption)
     return notebook
 
 
@@ -76,6 +112,9 @@ def main():
     p = cli.ArgumentParser(description=__doc__)
     p.add_argument("--check", action="store_true", help="do not store; exit 1 if the printed outputs differ")
     args = p.parse_args()
+    problem = kernel_problem()
+    if problem:
+        cli.fail(problem)
     import nbformat
 
     stored = read()

@@ -1,12 +1,17 @@
 """docs/notebook_jax.ipynb run in a fresh kernel (nbclient + ipykernel): it prints the notebook's eleven losses and
 the gradient check's agreement, imports no torch, and prints what the stored notebook shows (so that the stored copy
-never goes stale: scripts/run_notebook.py stores a fresh run)."""
+never goes stale: scripts/run_notebook.py stores a fresh run). The kernel warns of nothing, and a missing or foreign
+python3 kernel is one line and exit 2."""
 
 import copy
+import json
+import os
+import sys
+import tempfile
 
 import nbformat
 import pytest
-from conftest import import_script
+from conftest import import_script, run_script
 
 run_notebook = import_script("run_notebook")
 
@@ -26,10 +31,26 @@ def stored():
 
 
 @pytest.fixture(scope="module")
-def fresh(stored):
+def fresh_run(stored):
+    """(text outputs, the kernel's stderr) of one run of the notebook and TORCH_PROBE. The kernel writes to the
+    stderr it inherits, file descriptor 2, pointed at a file here for the run."""
     notebook = copy.deepcopy(stored)
     notebook.cells.append(nbformat.v4.new_code_cell(TORCH_PROBE))
-    return run_notebook.text_outputs(run_notebook.execute(notebook))
+    with tempfile.TemporaryFile() as err:
+        saved = os.dup(2)
+        os.dup2(err.fileno(), 2)
+        try:
+            run_notebook.execute(notebook)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        err.seek(0)
+        return run_notebook.text_outputs(notebook), err.read().decode()
+
+
+@pytest.fixture(scope="module")
+def fresh(fresh_run):
+    return fresh_run[0]
 
 
 def printed_lines(cells) -> list[str]:
@@ -60,3 +81,52 @@ def test_stored_notebook_shows_its_pictures(stored):
     images = [[output for output in cell.outputs if "image/png" in output.get("data", {})]
               for cell in stored.cells if cell.cell_type == "code"]
     assert [len(cell) for cell in images] == [0, 1, 0, 11, 0]
+
+
+def test_the_kernel_warns_of_nothing(fresh_run):
+    """No start-up warnings from ipykernel (plain TCP), debugpy (frozen modules) or the libraries."""
+    assert fresh_run[1] == ""
+
+
+def kernel_spec(folder, python):
+    """A python3 kernelspec in folder/kernels (a JUPYTER_PATH entry, searched first) that runs `python`."""
+    spec = folder / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    argv = [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "Python 3", "language": "python"}))
+    return spec
+
+
+@pytest.mark.parametrize("python", ["/usr/bin/python3", "/nonexistent/python3"])
+def test_a_foreign_kernel_is_one_line_and_exit_2(tmp_path, python):
+    """A python3 kernel of another environment (the system's, without jax) or of a removed one."""
+    if python == "/usr/bin/python3" and (not os.path.exists(python) or sys.prefix == "/usr"):
+        pytest.skip("no system Python other than this one")
+    spec = kernel_spec(tmp_path, python)
+    result = run_script("run_notebook.py", "--check", env={"JUPYTER_PATH": str(tmp_path)})
+    assert result.returncode == 2
+    assert result.stderr == (f"run_notebook.py: error: the Jupyter kernel python3 ({spec}) runs {python}, not this "
+                             f"Python ({sys.executable}): set argv[0] in its kernel.json to {sys.executable}, or "
+                             "remove that folder\n")
+
+
+def test_a_kernel_that_names_this_python_is_accepted(tmp_path, monkeypatch):
+    """As `python -m ipykernel install` writes it: argv[0] is sys.executable, a path."""
+    kernel_spec(tmp_path, sys.executable)
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    assert run_notebook.kernel_problem() is None
+
+
+def test_a_missing_kernel_is_one_line_and_exit_2(monkeypatch, capsys):
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    def no_such_kernel(self, name):
+        raise NoSuchKernel(name)
+
+    monkeypatch.setattr(KernelSpecManager, "get_kernel_spec", no_such_kernel)
+    monkeypatch.setattr(sys, "argv", ["run_notebook.py", "--check"])
+    with pytest.raises(SystemExit) as exit_:
+        run_notebook.main()
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == (f"run_notebook.py: error: this Python ({sys.executable}) has no Jupyter kernel "
+                                       "python3 (ipykernel): install the test extra, pip install -e '.[test]'\n")
