@@ -28,11 +28,10 @@ import sys
 
 import numpy as np
 
-from jax_impl.app import cli, out_dir, processes
+from jax_impl.app import cli, out_dir, processes, sizes
 from jax_impl.app.sweep_report import best_row, divergence_lines, summarise, summary, table_text
 from jax_impl.files.params_io import InputError, save_text
 
-MEMORY_FRACTION = 0.8  # refuse a sweep whose estimate exceeds this share of the free memory
 SWEEP_FILES = ("sweep.json", "table.txt", "heatmap.png", "curves.png", "best_fit.png")  # what a sweep writes
 
 
@@ -77,17 +76,18 @@ def experiment(args) -> dict:
 
 def check_memory(args, points: int) -> None:
     """Refuse (InputError, exit 2) a sweep whose estimated peak memory exceeds the free memory, before any work."""
-    from jax_impl.core import ensemble, grid
+    from jax_impl.core import grid
+    from jax_impl.core.footprint import available_bytes, mib
 
     total = len(args.seeds) * len(args.lrs) * len(args.hidden) * len(args.optimizer)
     need = grid.grid_bytes(seeds=len(args.seeds), lrs=len(args.lrs), hiddens=args.hidden,
                            optimizers=len(args.optimizer), points=points, steps=args.steps,
                            itemsize=8 if args.x64 else 4, curves=args.curves)
-    free = ensemble.available_bytes()
-    if free is not None and need > MEMORY_FRACTION * free:
-        raise InputError(f"{total:,} models need about {ensemble.mib(need)} (estimate: parameters, optimizer state "
+    free = available_bytes()
+    if free is not None and need > sizes.MEMORY_FRACTION * free:
+        raise InputError(f"{total:,} models need about {mib(need)} (estimate: parameters, optimizer state "
                          f"and loss curves per model, {points} x {max(args.hidden)} activations per model stepped at "
-                         f"once), but only {ensemble.mib(free)} is free; use fewer seeds, learning rates or steps")
+                         f"once), but only {mib(free)} is free; use fewer seeds, learning rates or steps")
 
 
 def main(argv=None):

@@ -22,7 +22,7 @@ allowance, 2 bad input. The check itself: torch_impl/checks/grad_check.py.
 
 import json
 
-from jax_impl.app import cli
+from jax_impl.app import cli, sizes
 
 
 def parse_args(argv=None):
@@ -46,7 +46,9 @@ def parse_args(argv=None):
     output.add_argument("--json", action="store_true", help="print a machine-readable result on stdout instead")
     output.add_argument("--print-grads", action="store_true",
                         help="also print each method's gradients as the notebook prints them (torch's format)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    sizes.check_run(p, args, pictures=False)  # a width that cannot fit: one line before any work
+    return args
 
 
 def main(argv=None):

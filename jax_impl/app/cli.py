@@ -77,9 +77,13 @@ def add_data_flags(parser, torch_seed_help: str | None = None) -> None:
 
 
 def check_run_flags(parser, args) -> argparse.Namespace:
-    """add_run_flags's combinations (check_torch_seed, check_init); returns args."""
+    """add_run_flags's combinations (check_torch_seed, check_init) and the run's size (sizes.check_run: pictures
+    unless --no-plots, one a --log-every); returns args."""
+    from jax_impl.app import sizes
+
     check_torch_seed(parser, args)
     check_init(parser, args)
+    sizes.check_run(parser, args, pictures=hasattr(args, "log_every") and not getattr(args, "no_plots", False))
     return args
 
 

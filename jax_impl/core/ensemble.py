@@ -14,14 +14,13 @@ xla_cpu.CPU_COMPILER_OPTIONS. Above BLOCK_FROM models the models go through in b
 """
 
 import functools
-import os
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_impl.core import model, train, xla_cpu
+from jax_impl.core import footprint, model, train, xla_cpu
 from jax_impl.core.optimizers import make_direction
 from jax_impl.core.steps import snapshot_steps
 
@@ -141,27 +140,9 @@ def fit_vmapped(params, x, y, lrs, *, optimizer: str = "adam", steps: int = 201,
 
 
 def estimate_bytes(models: int, *, hidden: int, points: int, steps: int, snapshots: int, itemsize: int) -> int:
-    """Peak memory of fit_ensemble for `models` models on one device, an upper estimate.
-
-    Kept for every model: parameters, gradients, two Adam moments, updates and in/out copies (8 x (3H + 1)), the
-    snapshot buffer and its transposed copy (2 x S x N), the losses and their copy (2 x steps). Live only for the
-    models being stepped (all of them, or a block of BLOCK above BLOCK_FROM): the (N, H, E) arrays of the step (the
-    step materialises the sigmoid and a few backward products: counted as 5) and the (N, E) prediction and residual (4).
-    """
-    kept = 8 * (3 * hidden + 1) + 2 * snapshots * points + 2 * steps
+    """Peak memory of fit_ensemble for `models` models on one device, an upper estimate (footprint.fit_bytes, with the
+    models stepped at once: all of them, or a block of BLOCK above BLOCK_FROM)."""
     stepped = min(models, BLOCK) if models > BLOCK_FROM else models
-    return (models * kept + stepped * (5 * points * hidden + 4 * points)) * itemsize
-
-
-def available_bytes() -> int | None:
-    """Free physical memory now (os.sysconf), or None where the platform does not say."""
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def mib(nbytes: float) -> str:
-    """A byte count in words: "123 MiB" below 1 GiB, else "1.5 GiB"."""
-    return f"{nbytes / 2**20:,.0f} MiB" if nbytes < 2**30 else f"{nbytes / 2**30:,.1f} GiB"
+    return footprint.fit_bytes(models, hidden=hidden, points=points, steps=steps, snapshots=snapshots,
+                               itemsize=itemsize, stepped=stepped)
 

@@ -1,0 +1,58 @@
+"""Runs that cannot fit are refused before any work: one line naming the flag, the memory needed and what is free."""
+
+import pytest
+from conftest import import_script
+
+from jax_impl.app import sizes
+from jax_impl.core import footprint
+
+GIB = 2**30
+
+
+@pytest.fixture(scope="module")
+def parsers():
+    return {name: import_script(name).parse_args for name in ("train_jax", "train_torch", "compare", "validate_grads")}
+
+
+def refused(parse, argv, capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        parse(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize("name, argv, flag", [
+    ("train_jax", ["--points", "3000000000"], "--points 3000000000"),
+    ("train_torch", ["--points", "3000000000"], "--points 3000000000"),
+    ("compare", ["--hidden", "100000000"], "--hidden 100000000"),
+    ("validate_grads", ["--hidden", "100000000"], "--hidden 100000000"),
+    ("train_jax", ["--steps", "2000000000", "--log-every", "1000000000"], "--steps 2000000000"),
+    ("train_jax", ["--steps", "30000", "--log-every", "1"], "--log-every 1"),
+])
+def test_a_run_that_cannot_fit_is_one_line_naming_the_flag(parsers, capsys, monkeypatch, name, argv, flag):
+    """With 16 GiB free (any machine alike): refused at parsing, before jax, training or any output."""
+    monkeypatch.setattr(footprint, "available_bytes", lambda: 16 * GIB)
+    err = refused(parsers[name], argv, capsys)
+    assert f"error: {flag}: the run needs about " in err and "but this machine has 16.0 GiB free" in err, err
+
+
+def test_pictures_count_only_when_drawn(parsers, capsys, monkeypatch):
+    """2,000 frames of pictures need ~6 GB (measured 2.5 MB a frame); without pictures the run is small."""
+    monkeypatch.setattr(footprint, "available_bytes", lambda: 4 * GIB)
+    argv = ["--steps", "2000", "--log-every", "1"]
+    assert "draw no pictures (--no-plots)" in refused(parsers["train_jax"], argv, capsys)
+    assert parsers["train_jax"]([*argv, "--no-plots"]).log_every == 1
+    assert parsers["train_jax"]([]).steps == 201  # the notebook's run fits in 4 GiB, pictures and all
+
+
+def test_the_estimate_names_the_flag_that_asks_for_the_most():
+    needs = sizes.run_bytes(points=100, hidden=20, steps=201, every=20, itemsize=4, pictures=True)
+    assert set(needs) == {"--points", "--steps", "--log-every"}
+    assert 11 * sizes.FRAME_BYTES < sum(needs.values()) < 11 * sizes.FRAME_BYTES + 2**20  # pictures dominate
+    wide = sizes.run_bytes(points=100, hidden=10**6, steps=1, every=1, itemsize=4, pictures=False)
+    assert max(wide, key=wide.get) == "--hidden" and wide["--hidden"] >= 5 * 100 * 10**6 * 4  # the (N, H) arrays
+    values = {"--points": 100, "--hidden": 10**6, "--steps": 1, "--log-every": 1}
+    assert sizes.refusal(wide, values, free=None) is None  # a platform that does not say: no refusal
+    assert sizes.refusal(wide, values, free=10 * sum(wide.values())) is None
+    assert sizes.refusal(wide, values, free=sum(wide.values())).startswith("--hidden 1000000: ")
