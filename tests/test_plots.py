@@ -80,8 +80,9 @@ def test_the_gif_is_the_frames_and_the_grid_tiles_them_with_the_loss_curve(noteb
     """learning.gif: 11 frames of the fit figure (the 256-colour palette moves a colour by at most 15/255, white not at
     all); the grid: the same 11 frames, in the same palette, and loss.png in a 4 x 3 grid, none of its cells empty."""
     x, y, snapshots, losses = (notebook_run[k] for k in ("x", "y", "snapshots", "losses"))
-    fit = plots.FitFigure(x, y, snapshots)
-    expected = [rgb(fit.frame(p, t, losses)) for p, t in zip(snapshots, STEPS)]
+    with plots.style():  # draw_pictures's settings
+        fit = plots.FitFigure(x, y, snapshots)
+        expected = [rgb(fit.frame(p, t, losses)) for p, t in zip(snapshots, STEPS)]
     frames = gif_frames(drawn / "learning.gif")
     assert len(frames) == 11 and frames[0].shape == (FRAME[1], FRAME[0], 3)
     for got, want in zip(frames, expected):

@@ -25,9 +25,6 @@ from jax_impl.core.steps import first_nonfinite_step, log_line
 from jax_impl.files.params_io import atomic_path
 
 matplotlib.use("Agg")  # pyplot, when imported (sweep, compare, bench), draws headless too
-# Unhinted glyphs in every picture: FreeType's autohinter (matplotlib's default) costs 0.015 s of the 0.17 s a run's
-# pictures take (about 40 texts, 11 of them the frames' titles) for sharper but no more readable 10-point text at 80 dpi
-matplotlib.rcParams["text.hinting"] = "none"
 FIGSIZE, DPI = (6, 4), 80  # every picture of a run, and each panel of its grid: 480 x 320 pixels
 GRID_COLUMNS, GRID_GAP = 4, 8  # the grid's panels a row, and the white pixels between them
 EXPLODED = 1e3  # a run whose loss ends this many times its first has diverged (its curve is cut)
@@ -40,6 +37,13 @@ def __getattr__(name):
 
         return matplotlib.pyplot
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def style():
+    """The settings a run's pictures are drawn under, for a `with` block (matplotlib.rc_context; nothing global):
+    unhinted glyphs. FreeType's autohinter, matplotlib's default, costs 0.015 s of the 0.17 s a run's pictures take
+    (about 40 texts, 11 of them the frames' titles) for sharper but no more readable 10-point text at 80 dpi."""
+    return matplotlib.rc_context({"text.hinting": "none"})
 
 
 def new_figure(figsize=FIGSIZE) -> Figure:
@@ -221,14 +225,17 @@ def draw_pictures(out, *, x, y, steps, snapshots, losses, title: str) -> list[st
     """data.png, snapshots.png, learning.gif and loss.png in the folder `out`, each written whole or not at all: x, y
     (N, 1), snapshots (S, N, 1) predictions at `steps` (S,), losses (T,), title (the loss curve's label). Returns
     their names."""
-    fit = FitFigure(x, y, snapshots)
-    save_image(fit.data(), out / "data.png")
-    frames = [fit.frame(prediction, t, losses) for prediction, t in zip(snapshots, steps)]
-    loss = loss_figure({title: losses})
-    loss.canvas.draw()
-    loss_png = canvas_image(loss)  # before the grid, which draws the figure again if its last row is wider
+    with style():
+        fit = FitFigure(x, y, snapshots)
+        data = fit.data()
+        frames = [fit.frame(prediction, t, losses) for prediction, t in zip(snapshots, steps)]
+        loss = loss_figure({title: losses})
+        loss.canvas.draw()
+        loss_png = canvas_image(loss)  # before the grid, which draws the figure again if its last row is wider
+        grid = grid_image(frames, loss)
+    save_image(data, out / "data.png")
     # The grid and the GIF in one palette: one quantization, and the GIF's frames are the grid's panels, the same pixels
-    grid = palette_image(grid_image(frames, loss))
+    grid = palette_image(grid)
     save_image(grid, out / "snapshots.png")
     save_gif([grid.crop(grid_cell(k, grid_columns(len(frames)), frames[0].size)) for k in range(len(frames))],
              out / "learning.gif")
