@@ -42,7 +42,9 @@ def parse_args(argv=None):
     p.add_argument("--lrs", type=cli.lr_list, default=[0.01, 0.03, 0.1, 0.3],
                    help="learning rates, comma-separated (default 0.01,0.03,0.1,0.3)")
     p.add_argument("--hidden", type=cli.hidden_list, default=[20], help="hidden widths, comma-separated (default 20)")
-    p.add_argument("--optimizer", type=cli.optimizer_list, default=["adam"], help="adam and/or sgd (default adam)")
+    p.add_argument("--optimizer", type=cli.optimizer_list, default=["adam"],
+                   help="torch.optim's optimizers by name, comma-separated (default adam)")
+    cli.add_optimizer_args(p)
     p.add_argument("--steps", type=cli.positive_int, default=201, help="training steps (notebook: 201)")
     cli.add_data_flags(p, torch_seed_help="the data as torch.manual_seed(K) and the notebook's data cell give them, "
                        "and seed S's initial weights as torch.manual_seed(S) gives them (train_jax.py --torch-seed "
@@ -60,6 +62,9 @@ def parse_args(argv=None):
                    help="seconds to wait for the other processes (then one line naming who is missing, exit 2)")
     args = p.parse_args(argv)
     cli.check_torch_seed(p, args)
+    if args.optimizer_args and len(args.optimizer) > 1:
+        p.error("--optimizer-args are one optimizer's arguments: give one --optimizer with them")
+    args.optimizer = [cli.optimizer_spec(p, name, args.optimizer_args) for name in args.optimizer]
     if args.num_processes > 1 and args.coordinator is None:
         p.error("--num-processes above 1 needs --coordinator HOST:PORT")
     if args.process_id >= args.num_processes:

@@ -262,7 +262,7 @@ def test_script_divergence_exits_3_without_a_plot(compare_script, tmp_path, monk
 
 
 @pytest.mark.parametrize("args", [["--steps", "0"], ["--steps", "-3"], ["--steps", "x"], ["--lr", "nan"],
-                                  ["--lr", "0"], ["--lr", "inf"], ["--optimizer", "rmsprop"], ["--hidden", "0"],
+                                  ["--lr", "0"], ["--lr", "inf"], ["--optimizer", "lbfgs"], ["--hidden", "0"],
                                   ["--points", "0"], ["--noise", "-1"], ["--attribute", "--x64"],
                                   ["--attribute", "--optimizer", "sgd"], ["--bogus"]])
 def test_bad_flags(compare_script, capsys, args):

@@ -17,7 +17,7 @@ import pytest
 
 from jax_impl.core import data, layout, model, train
 from jax_impl.core.layout import PARAM_NAMES
-from jax_impl.core.optimizers import make_optimizer
+from jax_impl.core.torch_optim import make_optimizer
 from torch_impl.checks import grad_check, grad_error
 
 try:

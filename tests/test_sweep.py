@@ -243,7 +243,8 @@ BAD_FLAGS = [
     (["--seeds", "3:3"], "START < STOP"),
     (["--seeds", "0,4294967296"], "above 2**32 - 1"),
     (["--hidden", "0"], "must be positive"),
-    (["--optimizer", "adam,rmsprop"], "unknown optimizer 'rmsprop'"),
+    (["--optimizer", "adam,lbfgs"], "unknown optimizer 'lbfgs'"),
+    (["--optimizer", "adam,Adam"], "names a optimizer twice"),
     (["--num-processes", "2"], "needs --coordinator"),
     (["--process-id", "1"], "is not below --num-processes 1"),
 ]

@@ -8,8 +8,8 @@ from conftest import NOTEBOOK_LOG, assert_loss_log, assert_trees_close, compilat
 
 from jax_impl.core import data, model, train
 from jax_impl.core.model import forward, mse_loss
-from jax_impl.core.optimizers import make_optimizer
 from jax_impl.core.steps import first_nonfinite_step, snapshot_steps
+from jax_impl.core.torch_optim import make_optimizer
 
 # fit against fit_stepwise, float32: the same step function, compiled twice (fit's scan at the notebook's size as one
 # kernel, the jitted step kernel by kernel), so float32 rounds in another order, and 60 Adam/SGD steps carry it on.
@@ -89,8 +89,8 @@ def test_sgd_diverges_where_numerics_md_says(notebook, lr, step):
 
 
 def test_unknown_optimizer_is_refused():
-    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
-        make_optimizer("rmsprop", 0.1)
+    with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'"):
+        make_optimizer("lbfgs", 0.1)
 
 
 def test_fit_is_one_kernel_at_the_notebook_size_only(notebook):

@@ -89,7 +89,7 @@ def test_x64_run_is_float64(tmp_path, script):
     (["--lr", "0"], "must be a finite number above 0"),
     (["--lr", "-0.1"], "must be a finite number above 0"),
     (["--noise", "-1"], "must be a finite number above 0"),
-    (["--optimizer", "foo"], "invalid choice: 'foo'"),
+    (["--optimizer", "foo"], "unknown optimizer 'foo'"),
     (["--bogus"], "unrecognized arguments: --bogus"),
 ])
 def test_bad_flags_get_one_line_and_exit_2(tmp_path, script, flags, message):

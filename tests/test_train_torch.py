@@ -116,7 +116,7 @@ def test_divergence_names_the_step_and_keeps_earlier_outputs(tmp_path, script):
     (["--hidden", "0"], "--hidden: 0 must be positive"),
     (["--lr", "nan"], "must be a finite number above 0"),
     (["--lr", "0"], "must be a finite number above 0"),
-    (["--optimizer", "foo"], "invalid choice: 'foo'"),
+    (["--optimizer", "foo"], "unknown optimizer 'foo'"),
 ])
 def test_bad_flags_get_one_line_and_exit_2(tmp_path, script, flags, message):
     result = script("train_torch.py", *flags, "--out", tmp_path / "o")

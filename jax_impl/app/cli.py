@@ -9,6 +9,7 @@ import signal
 import struct
 import sys
 
+from jax_impl.core import optimizers
 from jax_impl.core.optimizers import OPTIMIZERS
 from jax_impl.files.params_io import InputError
 
@@ -54,8 +55,10 @@ def add_run_flags(parser) -> None:
     gives the run's (params, x, y)."""
     parser.add_argument("--steps", type=positive_int, default=201, help="training steps (notebook: 201)")
     parser.add_argument("--lr", type=positive_float, default=0.2, help="learning rate (notebook: 0.2)")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
-                        help="adam (notebook) or sgd (its comment)")
+    parser.add_argument("--optimizer", type=optimizer_name, default="adam", metavar="NAME",
+                        help=f"torch.optim's optimizer, by its name in any case: {', '.join(OPTIMIZERS)} (default "
+                             "adam, the notebook's; sgd is its comment's)")
+    add_optimizer_args(parser)
     parser.add_argument("--hidden", type=positive_int, default=20, help="hidden width (notebook: 20)")
     parser.add_argument("--seed", type=seed, default=None,
                         help="draw initial weights from jax.random.key(SEED) instead of the notebook's "
@@ -83,6 +86,7 @@ def check_run_flags(parser, args) -> argparse.Namespace:
 
     check_torch_seed(parser, args)
     check_init(parser, args)
+    args.optimizer = optimizer_spec(parser, args.optimizer, args.optimizer_args)
     sizes.check_run(parser, args, pictures=hasattr(args, "log_every") and not getattr(args, "no_plots", False))
     return args
 
@@ -174,10 +178,38 @@ def comma_list(item, what: str):
 
 
 def optimizer_name(text: str) -> str:
-    """An argparse type: a name in optimizers.OPTIMIZERS."""
-    if text not in OPTIMIZERS:
-        raise argparse.ArgumentTypeError(f"unknown optimizer {text!r} (choose from {', '.join(OPTIMIZERS)})")
-    return text
+    """An argparse type: a name in optimizers.OPTIMIZERS, in any case (torch's "Adam" is "adam"), lower-cased."""
+    try:
+        return optimizers.optimizer_spec(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def optimizer_arguments(text: str) -> dict:
+    """An argparse type: --optimizer-args 'k=v,...' (optimizers.parse_arguments)."""
+    try:
+        return optimizers.parse_arguments(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_optimizer_args(parser) -> None:
+    """--optimizer-args: torch's keyword arguments for --optimizer. Call optimizer_spec after parsing."""
+    parser.add_argument("--optimizer-args", type=optimizer_arguments, default={}, metavar="K=V,...",
+                        help="torch's keyword arguments for --optimizer, by torch's names: momentum=0.9,nesterov=True "
+                             "or betas=(0.9,0.99),amsgrad=True (docs/optimizers.md: the table both frameworks follow)")
+
+
+def optimizer_spec(parser, name: str, args: dict) -> str:
+    """The run's optimizer spec (optimizers.optimizer_spec) from --optimizer and --optimizer-args, the arguments
+    checked against torch's (optimizers.torch_kwargs; a bad one is parser.error, one line) and given as parsed, only
+    those other than torch's defaults: one experiment, one spec ('momentum=0' is plain "sgd")."""
+    try:
+        kwargs = optimizers.torch_kwargs(name, args)
+    except ValueError as e:
+        parser.error(f"--optimizer-args: {e}")
+    defaults = optimizers.TORCH_DEFAULTS[name]
+    return optimizers.optimizer_spec(name, {k: v for k, v in kwargs.items() if k in args and v != defaults[k]})
 
 
 lr_list = comma_list(positive_float, "learning rates")

@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_impl.core import footprint, model, train, xla_cpu
-from jax_impl.core.optimizers import make_direction
 from jax_impl.core.steps import snapshot_steps
+from jax_impl.core.torch_optim import make_direction
 
 
 def init_ensemble(seeds, hidden: int = 20, dtype=jnp.float32) -> dict[str, jax.Array]:

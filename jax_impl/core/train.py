@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import optax
 
 from jax_impl.core import model, xla_cpu
-from jax_impl.core.optimizers import make_optimizer
+from jax_impl.core.torch_optim import make_optimizer
 
 
 def make_step(optimizer: optax.GradientTransformation):

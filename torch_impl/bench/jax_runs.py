@@ -20,10 +20,10 @@ def step_loop(inputs, models=1):
     import jax
     import jax.numpy as jnp
 
-    from jax_impl.core import optimizers, train
+    from jax_impl.core import torch_optim, train
 
     x, y, params, every = inputs.x, inputs.y, inputs.params, inputs.every
-    tx = optimizers.make_optimizer("adam", jnp.asarray(inputs.lr, x.dtype))
+    tx = torch_optim.make_optimizer("adam", jnp.asarray(inputs.lr, x.dtype))
     step = jax.jit(train.make_step(tx))
 
     def run():

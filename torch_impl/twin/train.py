@@ -2,13 +2,15 @@
 
 import torch
 
-from jax_impl.core.optimizers import TORCH_CLASSES
+from jax_impl.core.optimizers import TORCH_CLASSES, parse_spec, torch_kwargs
 from torch_impl.twin.model import Net
 
 
-def make_optimizer(name: str, parameters, lr: float) -> torch.optim.Optimizer:
-    """torch.optim's optimizer for the port's name (jax_impl.core.optimizers: one table for both frameworks)."""
-    return getattr(torch.optim, TORCH_CLASSES[name])(parameters, lr=lr)
+def make_optimizer(spec: str, parameters, lr: float) -> torch.optim.Optimizer:
+    """torch.optim's optimizer for an optimizer spec ("adam", "sgd(momentum=0.9)": jax_impl.core.optimizers, one
+    table for both frameworks), its arguments checked and completed by torch_kwargs."""
+    name, args = parse_spec(spec)
+    return getattr(torch.optim, TORCH_CLASSES[name])(parameters, lr=lr, **torch_kwargs(name, args))
 
 
 def fit(net: Net, x: torch.Tensor, y: torch.Tensor, *, lr: float = 0.2, optimizer: str = "adam",
