@@ -9,12 +9,13 @@ may be a traced array (a sweep over it compiles once). An argument that would ne
 direction (Adagrad's `lr_decay`) is refused with a ValueError, as is anything torch itself refuses.
 
 optax's own transformations where they compute torch's formula: `add_decayed_weights` before the direction (torch's
-L2 weight decay, grad + wd * param), `trace` (SGD's momentum without dampening, Nesterov's too; RMSprop's momentum),
-`scale_by_adam`, `scale_by_rms`/`scale_by_stddev` with `eps_in_sqrt=False` (RMSprop, eps outside the root), and
-`add_decayed_weights` *after* the direction for the decoupled decay of AdamW and NAdam: torch does
-p <- p (1 - lr wd), then p <- p - lr d; the chain gives p - lr (d + wd p), the same. Where optax has no
-transformation with torch's formula, one is written here in optax's style (pure `init`/`update`, a NamedTuple state,
-the step count an int32 array). Each follows torch 2.13's single-tensor implementation (torch/optim/<name>.py,
+L2 weight decay, grad + wd * param); `trace` (SGD's momentum without dampening, Nesterov's too; RMSprop's momentum);
+`scale_by_adam`; `scale_by_rms` and `scale_by_stddev` with `eps_in_sqrt=False` (RMSprop: eps outside the root);
+`scale_by_adamax` (eps inside the maximum, as torch has it); and `add_decayed_weights` *after* the direction for the
+decoupled decay of AdamW and NAdam: torch does p <- p (1 - lr wd), then p <- p - lr d; the chain gives
+p - lr (d + wd p), the same. Where optax has no transformation with torch's formula, one is written here in optax's
+style (pure `init`/`update`, a NamedTuple state, the step count an int32 array): dampened_momentum, torch_amsgrad,
+torch_adagrad, torch_nadam. Each follows torch 2.13's single-tensor implementation (torch/optim/<name>.py,
 `_single_tensor_<name>`, the one torch runs on CPU), in its order of operations where that matters in float64.
 
 The names and argument tables (TORCH_CLASSES, TORCH_DEFAULTS, torch_kwargs) are jax_impl.core.optimizers's, the one
@@ -30,7 +31,7 @@ import optax
 from jax_impl.core.optimizers import TORCH_CLASSES, TORCH_DEFAULTS, parse_spec, torch_kwargs
 
 __all__ = ["TORCH_CLASSES", "TORCH_DEFAULTS", "torch_kwargs", "direction", "make_direction", "make_optimizer",
-           "dampened_momentum", "torch_amsgrad", "torch_adagrad", "torch_adamax", "torch_nadam"]
+           "dampened_momentum", "torch_amsgrad", "torch_adagrad", "torch_nadam"]
 
 def direction(name: str, args: dict | None = None) -> optax.GradientTransformation:
     """The update of torch.optim.<TORCH_CLASSES[name]>(params, lr=lr, **args) before the learning rate, sign
@@ -203,36 +204,10 @@ def _adagrad(lr_decay, weight_decay, initial_accumulator_value, eps):
 
 # ---- Adamax -------------------------------------------------------------------------------------------------------
 
-class AdamaxState(NamedTuple):
-    count: jax.Array  # int32 ()
-    mu: optax.Updates  # exp_avg
-    norm: optax.Updates  # exp_inf
-
-
-def torch_adamax(b1: float, b2: float, eps: float) -> optax.GradientTransformation:
-    """torch.optim.Adamax's direction (https://pytorch.org/docs/stable/generated/torch.optim.Adamax.html):
-
-        m_t = b1 m + (1 - b1) g,   u_t = max(b2 u, |g| + eps),   update = m_t / u_t / (1 - b1^t),
-
-    eps inside the maximum (optax.scale_by_adamax adds it to the norm afterwards)."""
-
-    def init(params):
-        zeros = _zeros(params)
-        return AdamaxState(jnp.zeros([], jnp.int32), zeros, zeros)
-
-    def update(updates, state, params=None):
-        del params
-        count = optax.safe_increment(state.count)
-        mu = jax.tree.map(lambda m, g: m + (1 - b1) * (g - m), state.mu, updates)  # torch's lerp_
-        norm = jax.tree.map(lambda n, g: jnp.maximum(n * b2, jnp.abs(g) + eps), state.norm, updates)
-        correction = 1 - b1 ** _count_as(count, updates)
-        return jax.tree.map(lambda m, n: m / n / correction, mu, norm), AdamaxState(count, mu, norm)
-
-    return optax.GradientTransformation(init, update)
-
-
 def _adamax(betas, eps, weight_decay):
-    return _l2(weight_decay, torch_adamax(*betas, eps))
+    # torch: m = b1 m + (1 - b1) g, u = max(b2 u, |g| + eps) (eps inside the maximum), update m / u / (1 - b1^t):
+    # optax.scale_by_adamax computes the same (optax.tree.update_infinity_moment: max(|g| + eps, b2 u)).
+    return _l2(weight_decay, optax.scale_by_adamax(b1=betas[0], b2=betas[1], eps=eps))
 
 
 # ---- NAdam --------------------------------------------------------------------------------------------------------
