@@ -12,18 +12,24 @@ OPTAX_ADAM = "JAX float32, optax.adam"  # the attribution's row that every share
 
 def summary_lines(result) -> list[str]:
     """compare.compare's result in five lines: the run, the losses', final parameters' and initial gradients'
-    largest differences against their tolerances, and the verdict."""
+    largest differences against their tolerances (losses and gradients also in units of their allowance, the relative
+    tolerance plus the rounding floor: <= 1 agrees), and the verdict."""
     tol = result["tolerances"]
     params = ("not compared (diverged)" if result["max_abs_param_diff"] is None else
               f"{result['max_abs_param_diff']:.3e} ({result['worst_param']}; tolerance {tol['abs_param']:.0e}"
               + ("" if result["param_scale"] == 1.0 else f" x largest weight {result['param_scale']:.3g}") + ")")
+    floor = (f"; the rounding floor settles {result['loss_floor_steps']} steps where the loss is too near zero for "
+             f"a relative difference" if result["loss_floor_steps"] else "")
     return [f"JAX against torch, {result['dtype']}, {result['optimizer']} lr {result['lr']}, {result['steps']} steps, "
             f"{result['points']} points, hidden {result['hidden']}",
-            f"  losses: max relative difference {result['max_rel_loss_diff']:.3e} at t = {result['worst_step']} "
-            f"(tolerance {tol['rel_loss']:.0e}; {result['compared_steps']} steps compared)",
+            f"  losses: max relative difference {result['max_rel_loss_diff']:.3e} at t = {result['worst_step']}; "
+            f"{result['loss_units']:.3g} of the allowance at worst (t = {result['loss_units_step']}; tolerance "
+            f"{tol['rel_loss']:.0e} relative + both losses' rounding and {tol['drift']:.0e} drift{floor}; "
+            f"{result['compared_steps']} steps compared)",
             f"  final parameters: max absolute difference {params}",
-            f"  initial gradients: max relative difference {result['max_rel_grad_diff']:.3e} ({result['worst_grad']}; "
-            f"tolerance {tol['rel_grad']:.0e})",
+            f"  initial gradients: max relative difference {result['max_rel_grad_diff']:.3e} ({result['worst_grad']}); "
+            f"{result['grad_units']:.3g} of the allowance at worst ({result['grad_units_tensor']}; tolerance "
+            f"{tol['rel_grad']:.0e} relative + both sides' rounding)",
             f"  {'agree' if result['ok'] else 'DISAGREE'}" + (" (on the steps before the loss turned non-finite)"
                                                                if result["diverged"] and result["ok"] else "")]
 
@@ -61,8 +67,10 @@ def attribution_lines(reference_losses, variants, gradients) -> tuple[list[str],
 
 def as_json(result) -> dict:
     """The result for JSON: the loss curves as lists, a non-finite loss as null (JSON has no NaN)."""
-    report = {k: v for k, v in result.items() if k != "losses"}
-    report["losses"] = {k: [float(v) if math.isfinite(v) else None for v in vs] for k, vs in result["losses"].items()}
+    finite = lambda vs: [float(v) if math.isfinite(v) else None for v in vs]  # noqa: E731
+    report = {k: v for k, v in result.items() if k not in ("losses", "loss_allowance")}
+    report["losses"] = {k: finite(vs) for k, vs in result["losses"].items()}
+    report["loss_allowance"] = finite(result["loss_allowance"])
     return report
 
 
@@ -70,10 +78,14 @@ FIGURE_SIZE = (11, 4)  # inches: two panels side by side
 
 
 def draw(fig, result) -> None:
-    """On `fig`: left, both loss curves (log y); right, the per-step relative difference (log y) and its tolerance."""
+    """On `fig`: left, both loss curves (log y); right, the per-step relative difference (log y) and its tolerance
+    (the allowance relative to the loss: rel_loss, higher where the rounding floor was needed)."""
     jax_losses, torch_losses = result["losses"]["jax"], result["losses"]["torch"]
     steps = np.arange(len(jax_losses))
-    rel = np.abs(jax_losses - torch_losses) / np.abs(torch_losses)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.abs(jax_losses - torch_losses) / np.abs(torch_losses)
+        tolerance = result["loss_allowance"] / np.abs(torch_losses[:len(result["loss_allowance"])])
+    tolerance = np.where(np.isfinite(tolerance), tolerance, np.nan)  # a zero loss has no relative tolerance to draw
     left, right = fig.subplots(1, 2)
     left.semilogy(steps, torch_losses, lw=3, alpha=0.5, label="torch")
     left.semilogy(steps, jax_losses, "--", label="JAX")
@@ -81,7 +93,7 @@ def draw(fig, result) -> None:
     left.legend()
     shown = rel > 0  # exact agreement has no place on a log scale: such steps are left out and counted
     right.semilogy(steps[shown], rel[shown], ".", ms=3, label="|JAX - torch| / |torch|")
-    right.axhline(result["tolerances"]["rel_loss"], color="r", ls=":", label="tolerance")
+    right.semilogy(steps[:len(tolerance)], tolerance, "r:", label="tolerance (with the rounding floor)")
     right.set(xlabel="step t", ylabel="relative difference",
               title=f"max {result['max_rel_loss_diff']:.2e} at t = {result['worst_step']}"
                     f" ({int((~shown).sum())} steps equal)")
