@@ -1,10 +1,12 @@
 """Flag types: a value is judged by what it means, not how it is spelled."""
 
 import argparse
+import re
 
 import pytest
 
 from jax_impl.app import cli
+from jax_impl.core import optimizers
 
 
 @pytest.mark.parametrize("text", ["0", "0.0", "0e0", "-0", "0.000", " 0 "])
@@ -62,17 +64,31 @@ def test_every_seed_flag_takes_exactly_32_bits(parsers, capsys, name, flag):
 
 @pytest.mark.parametrize("name, flag", [(n, f) for n, flags in FLOAT_FLAGS.items() for f in flags])
 def test_every_float_flag_is_a_number_float32_holds(parsers, capsys, name, flag):
-    """A value that overflows float32 or rounds to 0 in it is a usage error (every run computes in float32 or takes
-    its numbers from a float32 run); the smallest float32 above 0 (subnormal, 2**-149 ~ 1.4e-45) and the largest
-    (~3.4028235e38) pass."""
+    """A value that overflows float32, rounds to 0 in it or to a subnormal (which XLA on CPU flushes to 0 and torch
+    does not) is a usage error (every run computes in float32 or takes its numbers from a float32 run); the smallest
+    normal float32 (2**-126 ~ 1.1755e-38) and the largest (~3.4028235e38) pass."""
     attribute = flag[2:].replace("-", "_")
-    for text in ("1e-45", "3.4028235e38"):
+    for text in ("1.1755e-38", "3.4028235e38"):
         value = getattr(parsers[name]([flag, text]), attribute)
         assert value == (float(text) if flag != "--lrs" else [float(text)])
     for text in ("1e39", "3.4028236e38"):
         assert "overflows float32" in usage_error(parsers[name], [flag, text], capsys)
-    for text in ("1e-46", "7e-46"):  # below 2**-150 ~ 7.0065e-46: rounds to 0
-        assert "rounds to 0 in float32" in usage_error(parsers[name], [flag, text], capsys)
+    # 1.1754e-38: rounds to float32's largest subnormal; 1e-45: its smallest; 1e-46: below 2**-150, rounds to 0.
+    for text in ("1.1754e-38", "1e-45", "1e-46"):
+        assert "0 or subnormal in float32" in usage_error(parsers[name], [flag, text], capsys)
+
+
+@pytest.mark.parametrize("args, message", [
+    ("momentum=1e39", "momentum 1e+39 overflows float32"), ("eps=1e-50", "eps 1e-50 is 0 or subnormal"),
+    ("weight_decay=1e-40", "weight_decay 1e-40 is 0 or subnormal"), ("betas=(0.9,1e-45)", "1e-45 is 0 or subnormal")])
+def test_optimizer_arguments_are_numbers_float32_holds(args, message):
+    """--optimizer-args' numbers follow the float flags' rule, in every script (one parser: optimizers.torch_kwargs);
+    0 stays 0 however spelled."""
+    name = "sgd" if "momentum" in args else "adam"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        optimizers.torch_kwargs(name, optimizers.parse_arguments(args))
+    assert optimizers.torch_kwargs("sgd", optimizers.parse_arguments("momentum=-0.0,weight_decay=0e0"))[
+        "momentum"] == 0.0
 
 
 def test_a_list_names_each_value_once_however_spelled(capsys):

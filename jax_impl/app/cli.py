@@ -6,10 +6,9 @@ import math
 import os
 import pathlib
 import signal
-import struct
 import sys
 
-from jax_impl.core import optimizers
+from jax_impl.core import experiment, optimizers
 from jax_impl.core.optimizers import OPTIMIZERS
 from jax_impl.files.params_io import InputError
 
@@ -130,19 +129,17 @@ def seed(text: str) -> int:
 
 
 def positive_float(text: str) -> float:
-    """An argparse type: a number > 0 that float32 holds (finite, not rounded to 0: every run's float32 arithmetic
-    and torch's take it), else one line naming the value."""
+    """An argparse type: a number > 0 that float32 holds (experiment.float32_problem: no overflow, not 0 or subnormal
+    once rounded; every run's float32 arithmetic, JAX's and torch's, takes it), else one line naming the value."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"{text} must be a finite number above 0")
-    single = struct.unpack("f", struct.pack("f", value))[0]  # rounded to float32 as IEEE does (to nearest)
-    if math.isinf(single):
-        raise argparse.ArgumentTypeError(f"{text} overflows float32 (largest about 3.4028235e38)")
-    if single == 0:
-        raise argparse.ArgumentTypeError(f"{text} rounds to 0 in float32 (smallest above 0 about 1.4e-45)")
+    problem = experiment.float32_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text} {problem}")
     return value
 
 

@@ -11,6 +11,8 @@ torch twin's script names its optimizer without importing jax.
 
 import ast
 
+from jax_impl.core import experiment
+
 # name -> torch.optim's class name (the twin builds getattr(torch.optim, ...)(params, lr=lr, **arguments))
 TORCH_CLASSES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "adagrad": "Adagrad",
                  "adamax": "Adamax", "nadam": "NAdam"}
@@ -79,11 +81,16 @@ def _checked(key: str, value, default):
             raise ValueError(f"{key} takes two numbers, (b1, b2), not {value!r}")
         if not all(0 <= v < 1 for v in value):
             raise ValueError(f"{key} must lie in [0, 1), as torch requires: {value!r}")
+        for v in value:
+            if experiment.float32_problem(v):
+                raise ValueError(f"{key} {value!r}: {v!r} {experiment.float32_problem(v)}")
         return tuple(float(v) for v in value)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or abs(value) == float("inf"):
         raise ValueError(f"{key} takes a finite number, not {value!r}")
     if value < 0:
         raise ValueError(f"{key} must not be negative ({value!r}), as torch requires")
+    if experiment.float32_problem(value):
+        raise ValueError(f"{key} {value!r} {experiment.float32_problem(value)}")
     return float(value)
 
 
