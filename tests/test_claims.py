@@ -56,6 +56,8 @@ def test_pt_npz_safetensors_pt_gives_back_the_same_tensors(tmp_path, capsys, dty
 
     torch.manual_seed(3)
     state = Net(1, 20, 1).to(dtype).state_dict()
+    if dtype == torch.float64:  # thirds: numbers float32 cannot hold, so that a route through float32 is seen
+        state = {name: tensor / 3 for name, tensor in state.items()}
     chain = [tmp_path / name for name in ("net.pt", "net.npz", "net.safetensors", "back.pt")]
     torch.save(state, chain[0])
     for source, target in zip(chain, chain[1:]):
