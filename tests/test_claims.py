@@ -1,6 +1,7 @@
 """Every "bit for bit", "exact", "equal" and "the same bits" of README.md and docs/*.md that no other test held, each
 asserted on the configuration the sentence names (issue 19). Each test's docstring quotes its sentence and says where
-it stands. The claims other tests already assert are listed, with those tests, at the end of this file."""
+it stands. docs/testing.md ("Claims and the tests that hold them") lists every such sentence with the test that
+holds it, here or elsewhere."""
 
 import math
 import os
@@ -315,17 +316,3 @@ def test_the_float64_gradient_rounds_differently_from_the_printed_table_at_6_of_
             if shown != text:
                 differ.append((name, i))
     assert sum(len(v) for v in PRINTED.values()) == 61 and len(differ) == 6, differ
-
-
-# ---- the claims other tests assert -----------------------------------------------------------------------------------
-# README.md, docs/design.md, docs/numerics.md: the notebook's data and weights are torch's draw, bit for bit:
-#     tests/test_torch_rng.py::test_notebook_data_torch_rng_and_torch_agree and tests/test_data.py's three draws.
-# docs/torch-rng.md: any seed's stream, bit for bit (a sample of seeds and calls); the notebook's three draws against
-#     a fresh torch draw: tests/test_torch_rng.py (its generator tests, and the test named above).
-# docs/usage.md: a gradient exactly zero on both sides agrees: tests/test_compare.py::
-#     test_zero_against_zero_agrees_and_nan_never_does and ::test_an_output_layer_of_zeros_agrees; two processes'
-#     records equal one process's: tests/test_distributed.py::test_two_processes_share_one_sweep.
-# docs/weights.md: every direction and back, bit for bit: tests/test_weights.py::test_every_direction_and_back_is_exact;
-#     what torch.load reads back, both directions: ::test_the_writer_gives_torch_load_the_same_bits and
-#     ::test_the_reader_reads_what_torch_load_reads; float16 and bfloat16 read as float32 exactly, and the note:
-#     ::test_half_precision_is_widened_exactly_with_a_note and ::test_init_says_what_it_accepted_on_stderr.
