@@ -5,7 +5,8 @@
 
 Needs the test extra (nbclient, ipykernel). The kernel is Jupyter's "python3", which must run this Python (exit 2,
 with the fix, if it is missing or runs another one); it starts in the repository root. No timings are recorded, so
-that a re-run with the same libraries stores the same file. tests/test_notebook.py runs the check.
+that a re-run prints the stored text outputs again (tests/test_notebook.py runs the check; the images' bytes vary
+with the libraries).
 """
 
 import importlib.util

@@ -1,5 +1,6 @@
 """Two local processes share one sweep (jax.distributed, coordinator on 127.0.0.1, gloo CPU collectives); process 0
-writes the combined result, which equals the single-process sweep's bit for bit."""
+writes the combined result, which equals the single-process sweep's bit for bit on as many devices: each device then
+runs the same program on the same models (by construction, not a float32 coincidence)."""
 
 import json
 import os
@@ -8,7 +9,6 @@ import socket
 import subprocess
 import sys
 
-import jax
 import pytest
 from conftest import ROOT, run_script
 
@@ -60,10 +60,12 @@ def test_two_processes_share_one_sweep(tmp_path):
     combined = json.loads(results[0].stdout)
     assert combined == json.loads((tmp_path / "two" / "sweep.json").read_text())
     assert combined["processes"] == 2 and combined["devices"] == 2 * max(1, xla_cpu.cores() // 2)
-    single = run_script("sweep.py", *SWEEP, "--out", tmp_path / "one")
+    # One process on as many devices as the two had: the same models per device, so the same per-device program.
+    devices = {"XLA_FLAGS": "", "JAX_NUM_CPU_DEVICES": str(combined["devices"])}
+    single = run_script("sweep.py", *SWEEP, "--out", tmp_path / "one", env=devices)
     assert single.returncode == 0, single.stderr
     alone = json.loads(single.stdout)
-    assert alone["processes"] == 1 and alone["devices"] == jax.device_count()  # this process's flags: one per core
+    assert alone["processes"] == 1 and alone["devices"] == combined["devices"]
     assert combined["models"] == alone["models"]  # every seed, lr, final loss, divergence step and curve
     assert sum(r["diverged_at"] is not None for r in combined["models"]) == 2  # SGD at lr 30: marked, kept
 

@@ -1,7 +1,9 @@
-"""The model axis over 4 forced CPU devices (in a subprocess: the device count is fixed when jax starts) gives the
-results of one device, for counts that divide evenly and counts that do not, with no cross-device traffic.
+"""The model axis over 4 forced CPU devices (in a subprocess: the device count is fixed when jax starts), and over 2
+or 3 of them, gives the results of one device within a sweep's float32 bounds, for counts that divide evenly and
+counts that do not, with no cross-device traffic.
 """
 
+import functools
 import json
 import os
 import subprocess
@@ -16,15 +18,17 @@ from jax_impl.core import data, ensemble, sharding
 
 FOUR_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
 # Not bit for bit: each device compiles the program for its own model count (3 of 12, not 12), the same arithmetic in
-# another program, which may round differently in the last bits (equal on jax 0.10.2; at jax 0.8.1 a loss differed by
-# 9.5e-7). 201 Adam steps at lr <= 0.2 carry such a difference no further than a vmapped sweep's against single runs:
-# tests/test_sweep.py's measured bounds (losses 2.0e-6 relative, parameters 7.3e-5, snapshots 5.4e-7), with its
-# tolerances.
+# another program, which may round differently in the last bits (none measured on jax 0.10.2, AMD EPYC; at jax 0.8.1
+# a loss differed by 9.5e-7). 201 Adam steps at lr <= 0.2 carry such a difference no further than a vmapped sweep's
+# against single runs: tests/test_sweep.py's measured bounds (losses 2.0e-6 relative, parameters 7.3e-5, snapshots
+# 5.4e-7), with its tolerances.
 LOSS_RTOL, PARAM_RTOL, SNAPSHOT_ATOL = 1e-5, 2e-4, 5e-6
 MAX_LR = 0.2  # above it Adam is chaotic and a last-bit difference grows without bound (test_sweep.COMPARED)
 # even; uneven (padded to 12); fewer models than devices (padded to 8: two per device); one device runs 300 in blocks
 # of ensemble.BLOCK, each of 4 devices 75 in one piece
 COUNTS = (12, 10, 3, 1, 300)
+# and on fewer of the four devices (a mesh of the first 2 or 3): 10 models padded to 10 and 12, 3 padded to 6
+FEWER = ((2, 10), (3, 10), (3, 3))
 CHILD = """
 import json, sys
 import numpy as np
@@ -40,11 +44,18 @@ for models in %r:
     np.savez(sys.argv[1] + f"/sharded{models}.npz", losses=trajectory.losses, snapshots=trajectory.snapshots,
              **trajectory.params)
     out[models] = used
+for devices, models in %r:
+    lrs = np.linspace(0.01, %r, models).astype(np.float32)
+    trajectory, used = sharding.fit_sharded(ensemble.init_ensemble(range(models)), x, y, lrs, optimizer="adam",
+                                            mesh=sharding.model_mesh(jax.devices()[:devices]))
+    np.savez(sys.argv[1] + f"/sharded{models}on{devices}.npz", losses=trajectory.losses,
+             snapshots=trajectory.snapshots, **trajectory.params)
+    out[f"{models}on{devices}"] = used
 text = sharding.compiled_text(ensemble.init_ensemble(range(10)), x, y, np.full(10, 0.1, np.float32))
 out["collectives"] = [op for op in ("all-gather", "all-reduce", "all-to-all", "collective-permute", "reduce-scatter")
                       if op in text]
 print(json.dumps(out))
-""" % (COUNTS, MAX_LR)
+""" % (COUNTS, MAX_LR, FEWER, MAX_LR)
 
 
 @pytest.fixture(scope="module")
@@ -63,22 +74,38 @@ def test_four_devices_took_part_without_communication(four_device_run):
     assert report["collectives"] == []  # each device trains its own models: nothing to exchange
 
 
-@pytest.mark.parametrize("models", COUNTS)
-def test_sharded_equals_one_device(four_device_run, models):
-    _, out = four_device_run
+@functools.cache
+def one_device(models: int):
+    """The sweep of `models` models (Adam, lr 0.01 ... MAX_LR) by fit_sharded on one device: the unsharded sweep."""
     x, y = data.notebook_data()
     lrs = np.linspace(0.01, MAX_LR, models).astype(np.float32)
-    # fit_sharded on one device (this process has one per core: conftest, as cli.setup_jax) is the unsharded sweep.
     want, used = sharding.fit_sharded(ensemble.init_ensemble(range(models)), x, y, lrs, optimizer="adam",
                                       mesh=sharding.model_mesh(jax.devices()[:1]))
     assert used == 1
-    with np.load(out / f"sharded{models}.npz") as got:
+    return want
+
+
+def assert_within_the_sweeps_bounds(path, want):
+    with np.load(path) as got:
         assert got["losses"].shape == want.losses.shape and got["snapshots"].shape == want.snapshots.shape
         np.testing.assert_allclose(got["losses"], want.losses, rtol=LOSS_RTOL, err_msg="losses")
         np.testing.assert_allclose(got["snapshots"], want.snapshots, rtol=0, atol=SNAPSHOT_ATOL, err_msg="snapshots")
         for name, value in want.params.items():  # relative to max(1, |p|), as test_sweep
             scale = np.maximum(1.0, np.abs(np.asarray(value)))
             assert np.max(np.abs(got[name] - value) / scale) <= PARAM_RTOL, name
+
+
+@pytest.mark.parametrize("models", COUNTS)
+def test_sharded_equals_one_device(four_device_run, models):
+    _, out = four_device_run
+    assert_within_the_sweeps_bounds(out / f"sharded{models}.npz", one_device(models))
+
+
+@pytest.mark.parametrize("devices,models", FEWER)
+def test_two_or_three_devices_equal_one_device(four_device_run, devices, models):
+    report, out = four_device_run
+    assert report[f"{models}on{devices}"] == devices
+    assert_within_the_sweeps_bounds(out / f"sharded{models}on{devices}.npz", one_device(models))
 
 
 def test_padding_repeats_the_last_model():

@@ -3,7 +3,9 @@ jax_impl/app/processes.py).
 
 Models are independent, so the partitioned program needs no communication: each device trains its slice of the
 model axis. Counts that do not divide evenly are padded with copies of the last model, trained and then dropped;
-each device gets at least two models, so that its program is the one-device program (identical results).
+each device gets at least two models, so that its program is the one-device program for its share (with one model
+XLA drops the model axis and sums in another order). Results match one device's within float32 bounds
+(tests/test_sharding.py), not bit for bit: another model count is another compiled program.
 The same code runs in one process or several: inputs are built from host arrays that every process holds in full
 (make_array_from_callback hands each device its slice) and results are gathered to every process.
 """
