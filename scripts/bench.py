@@ -4,6 +4,7 @@
     python scripts/bench.py --json bench/results-cpu.json --out bench/cpu.png      # the full sweep (the default)
     python scripts/bench.py --device gpu --json bench/results-gpu.json --out bench/gpu.png
     python scripts/bench.py --tiny                  # seconds: what tests/test_bench.py runs
+    python scripts/bench.py --quick --cores 1       # on one core: which lead is parallelism, which is fusion
 
 One process runs every case on the same data and the same initial weights. Each case's first call (tracing,
 compilation, one run) is timed apart from the steady state: then `--repeats` warm runs (fewer where a run is longer
@@ -16,7 +17,11 @@ than --budget-s / repeats, never fewer than 3), reported as median, min and max.
     torch  compile             the same loop with torch.compile'd forward + loss and optimizer step (not in --quick:
                                its first call compiles C++ for ~50 s on 2 cores)
     torch  cuda graph          one captured step replayed 201 times (GPU only)
+    torch  func step           the whole step as one function (torch.func grad + Adam written out: torch_func.py),
+           ... compiled        eager, and torch.compile'd as a whole: default mode, max-autotune-no-cudagraphs (CPU),
+           ... reduce-overhead reduce-overhead, i.e. CUDA graphs (GPU); the compiled ones not in --quick
     torch  ensemble            torch_impl.twin.ensemble.fit_ensemble_torch, E models batched
+    torch  func ensemble       torch.func: functional_call + grad vmapped over stacked parameters, eager and compiled
     jax    arithmetic floor    (CPU) FLOPs and sigmoids per step over this core's rates, measured by jitted kernels
     jax/torch process          the whole `python scripts/train_jax.py --no-plots` (JAX's persistent compilation cache
                                warm, cold, off) and `python scripts/train_torch.py --no-plots`: imports included;
@@ -54,8 +59,10 @@ def parse_args(argv=None):
     p.add_argument("--variants", nargs="+", default=None,
                    help="only variants whose name contains one of these words (e.g. fused eager)")
     p.add_argument("--no-ensemble", action="store_true", help="skip the ensemble variants")
+    p.add_argument("--cores", type=cli.positive_int, default=None,
+                   help="pin the run to the first N cores: JAX's devices and torch's threads follow (default: all)")
     p.add_argument("--torch-threads", type=cli.positive_int, default=None,
-                   help="torch.set_num_threads(N) (default: torch's own choice, one per core)")
+                   help="torch.set_num_threads(N) (default: one per core the run may use)")
     p.add_argument("--process", type=cli.non_negative_int, default=None, metavar="RUNS",
                    help="time the whole train_jax.py / train_torch.py processes RUNS times (full: 5, else 0)")
     p.add_argument("--json", metavar="FILE", help="write the records as JSON ('-': to stdout instead of the table)")
@@ -104,6 +111,11 @@ def main(argv=None):
     for path in (args.json, args.out):
         if path and path != "-":
             cli.prepare_out_dir(pathlib.Path(path).resolve().parent)
+    if args.cores:  # before JAX starts: its CPU devices and XLA's threads count the cores this process may use
+        allowed = sorted(os.sched_getaffinity(0))
+        if args.cores > len(allowed):
+            cli.fail(f"--cores {args.cores}: this process may use {len(allowed)} cores")
+        os.sched_setaffinity(0, allowed[:args.cores])
     cli.setup_jax(cache_dir=None)  # no persistent cache: the first call's time is a real compilation
     # Nor a warm torch.compile cache (inductor keeps compiled kernels in /tmp/torchinductor_$USER across processes).
     inductor_cache = tempfile.TemporaryDirectory(prefix="bench-inductor-")
@@ -117,8 +129,7 @@ def main(argv=None):
 
     if args.device == "gpu":  # torch keeps float32 matmuls in full float32 on CUDA; ask JAX for the same
         jax.config.update("jax_default_matmul_precision", "highest")
-    if args.torch_threads:
-        torch.set_num_threads(args.torch_threads)
+    torch.set_num_threads(args.torch_threads or len(os.sched_getaffinity(0)))
     jax_device, base = machine.jax_device(args.device), machine.environment(args.device)
     if args.device == "cpu":
         from torch_impl.bench import floor

@@ -7,6 +7,7 @@ a builder takes those inputs and a model count and returns run(), which returns 
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from torch_impl.bench import jax_runs, torch_runs
@@ -55,9 +56,19 @@ CASES = (
     Case("torch", "eager", torch_runs.eager),
     Case("torch", "compile", torch_runs.compiled, runs_if=lambda plan: plan.torch_compile),
     Case("torch", "cuda graph", torch_runs.cuda_graph, runs_if=lambda plan: plan.device == "gpu"),
+    Case("torch", "func step", torch_runs.whole_step),
+    Case("torch", "func step compiled", partial(torch_runs.whole_step, mode="default"),
+         runs_if=lambda plan: plan.torch_compile),
+    Case("torch", "func step max-autotune", partial(torch_runs.whole_step, mode="max-autotune-no-cudagraphs"),
+         runs_if=lambda plan: plan.torch_compile and plan.device == "cpu"),
+    Case("torch", "func step reduce-overhead", partial(torch_runs.whole_step, mode="reduce-overhead"),
+         runs_if=lambda plan: plan.torch_compile and plan.device == "gpu"),
     Case("jax", "train.fit", jax_runs.fused),
     Case("jax", "jit step loop", jax_runs.step_loop),
     Case("torch", "ensemble", torch_runs.ensemble, sizes="ensemble"),
+    Case("torch", "func ensemble", torch_runs.func_ensemble, sizes="ensemble"),
+    Case("torch", "func ensemble compiled", partial(torch_runs.func_ensemble, mode="default"), sizes="ensemble",
+         runs_if=lambda plan: plan.torch_compile),
     Case("jax", "ensemble", jax_runs.ensemble, sizes="ensemble"),
 )
 FLOOR = "jax arithmetic floor"  # not a timed case: floor.py computes it from this core's rates

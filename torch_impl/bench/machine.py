@@ -45,7 +45,8 @@ def environment(device: str) -> dict:
     versions = {"python": platform.python_version(), "jax": jax.__version__, "jaxlib": jaxlib.__version__,
                 "optax": optax.__version__, "torch": torch.__version__, "numpy": np.__version__}
     machine = {"platform": platform.platform(), "cpu": cpu_name(), "cores": os.cpu_count(),
-               "torch_threads": torch.get_num_threads(), "jax_device": str(jax_device(device)),
+               "cores_used": len(os.sched_getaffinity(0)), "torch_threads": torch.get_num_threads(),
+               "jax_device": str(jax_device(device)),
                "jax_devices": jax.local_device_count(), "load_avg_start": load_average()}
     if device == "gpu":
         machine["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
@@ -71,6 +72,8 @@ def cpu_name() -> str:
 def described(base: dict) -> str:
     """One line: the machine, its load around the run, the versions (the table's footnote)."""
     v, m = base["versions"], base["machine"]
-    return (f"{m.get('gpu') or m['cpu']}, {m['cores']} cores, load average {m['load_avg_start']} at the start and "
+    used = m.get("cores_used", m["cores"])
+    return (f"{m.get('gpu') or m['cpu']}, {m['cores']} cores ({used} used), load average {m['load_avg_start']} at "
+            "the start and "
             f"{m['load_avg_end']} at the end; jax {v['jax']}, jaxlib {v['jaxlib']}, optax {v['optax']}, torch "
             f"{v['torch']} ({m['torch_threads']} threads), python {v['python']}")

@@ -8,7 +8,9 @@ RECORD_KEYS = ("framework", "variant", "device", "points", "hidden", "steps", "m
                "min_s", "max_s", "repeats", "error", "versions", "machine")
 NO_TIMING = {"compile_s": None, "median_s": None, "min_s": None, "max_s": None, "repeats": 0}
 # Rows by size (ensembles after, by models), then JAX before torch, then this order; processes last.
-VARIANT_ORDER = ("train.fit", "jit step loop", "arithmetic floor", "eager", "compile", "cuda graph", "ensemble")
+VARIANT_ORDER = ("train.fit", "jit step loop", "arithmetic floor", "eager", "compile", "cuda graph", "func step",
+                 "func step compiled", "func step max-autotune", "func step reduce-overhead", "ensemble",
+                 "func ensemble", "func ensemble compiled")
 
 
 def make_record(framework, variant, device, points, hidden, steps, models=1, timing=None, error=None, **extra) -> dict:
@@ -24,6 +26,15 @@ def find(records, framework, variant, points, hidden, models=1):
                                                                                     hidden, models):
             return r["median_s"]
     return None
+
+
+def best_torch(records, points, hidden, models=1, ensemble=False):
+    """(variant, median seconds) of the fastest torch variant measured at this size (the ensembles' or the single
+    runs'), or None."""
+    timed = [(r["median_s"], r["variant"]) for r in records
+             if r["framework"] == "torch" and r["median_s"] and ("ensemble" in r["variant"]) == ensemble
+             and "process" not in r["variant"] and (r["points"], r["hidden"], r["models"]) == (points, hidden, models)]
+    return None if not timed else min(timed)[::-1]
 
 
 def table_order(record) -> tuple:

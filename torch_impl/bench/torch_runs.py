@@ -131,3 +131,48 @@ def ensemble(inputs, models):
     params = jax.tree.map(np.array, jax_ensemble.init_ensemble(list(range(models)), inputs.hidden))  # writable
     lrs = np.full(models, inputs.lr)
     return lambda: fit_ensemble_torch(params, inputs.x, inputs.y, lrs, optimizer="adam", steps=inputs.steps)
+
+
+def whole_step(inputs, models=1, mode=None):
+    """torch_func.make_step, the whole step (forward, backward by torch.func.grad, Adam) as one function; mode None:
+    eager, else torch.compile'd as a whole in that mode ("default", "max-autotune-no-cudagraphs", "reduce-overhead")."""
+    from torch_impl.bench import torch_func
+
+    x, y, state = tensors(inputs)
+    step = torch_func.make_step(fresh_net(state, inputs))
+    step = step if mode is None else torch.compile(step, mode=mode)
+
+    def run():
+        _, losses, _ = torch_func.train_loop(step, dict(state), x, y, inputs.lr, steps=inputs.steps,
+                                             every=inputs.every)
+        synchronize(inputs)
+        return losses
+
+    return run
+
+
+def func_ensemble(inputs, models, mode=None):
+    """`models` models (keys 0..models-1, as the other ensembles) with torch.func: functional_call + grad_and_value
+    vmapped over stacked parameters, one learning rate per model; mode as whole_step's."""
+    import jax
+
+    from jax_impl.core import ensemble as jax_ensemble
+    from torch_impl.bench import torch_func
+    from torch_impl.twin.convert import to_state_dict
+
+    dev = torch_device(inputs.device)
+    x, y, _ = tensors(inputs)
+    stacked = jax.tree.map(np.array, jax_ensemble.init_ensemble(list(range(models)), inputs.hidden))
+    # to_state_dict maps one model's JAX layout to Net's names; here each (E, ...) array, model by model, restacked
+    per_model = [to_state_dict({k: v[i] for k, v in stacked.items()}) for i in range(models)]
+    params = {k: torch.stack([p[k] for p in per_model]).to(dev, x.dtype) for k in per_model[0]}
+    lr = torch_func.stacked_lr(torch.full((models,), inputs.lr, dtype=x.dtype, device=dev), params)
+    step = torch_func.make_step(Net(1, inputs.hidden, 1).to(dev, x.dtype), stacked=True)
+    step = step if mode is None else torch.compile(step, mode=mode)
+
+    def run():
+        _, losses, _ = torch_func.train_loop(step, dict(params), x, y, lr, steps=inputs.steps, every=None)
+        synchronize(inputs)
+        return losses
+
+    return run
