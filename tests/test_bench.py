@@ -71,6 +71,18 @@ def test_targets_judge_against_the_best_torch_variant_and_the_floor():
             "NOT met)") in targets
 
 
+def test_growth_slope_from_records():
+    """The log-log slope of time against size, per variant: 0.9 for times ~ points^0.9; sizes under SLOPE_FROM and
+    a variant measured at one size are left out."""
+    fit = [record("jax", "train.fit", 1e-3 * (n / 1e3) ** 0.9, points=n) for n in (1_000, 10_000, 100_000)]
+    lone = record("torch", "eager", 0.5, points=10_000)
+    small = record("jax", "train.fit", 5.0, points=100)  # would bend the line if it were counted
+    ensembles = [record("jax", "ensemble", 0.01 * m, models=m) for m in (1, 64, 256)]
+    assert report.slope_lines([*fit, lone, small, *ensembles]) == [
+        "- growth: jax ensemble, time ~ models^1.00 (models, 64 to 256)",
+        "- growth: jax train.fit, time ~ points^0.90 (points at width 20, 1,000 to 100,000)"]
+
+
 def test_functional_torch_step_is_torch_optim_adam():
     """torch_func's whole step (grad_and_value + Adam written out), the peer that torch.compile compiles as a whole,
     is the twin's computation: in float64 the notebook's 201 steps match twin.train.fit (torch.optim.Adam), one
@@ -152,6 +164,7 @@ def test_tiny_run_end_to_end(script, tmp_path):
             assert r["paired_ratio_median"] <= r["paired_ratio_p75"]
         else:
             assert r["compile_s"] > 0 and timing.MIN_REPEATS <= r["repeats"] <= 3, r
+            assert r["peak_rss_bytes"] > 2**20 and 0 <= r["peak_growth_bytes"] < r["peak_rss_bytes"], r
         assert r["versions"]["jax"] == jax.__version__ and r["machine"]["cores"] >= 1
         assert (r["machine"]["cores_used"], r["machine"]["torch_threads"], r["machine"]["jax_devices"]) == (1, 1, 1)
     lines = done.stdout.splitlines()

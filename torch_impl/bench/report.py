@@ -44,7 +44,34 @@ def _quartiles(r) -> str:
 
 def target_lines(records) -> list[str]:
     """The targets, each a ratio of two medians from this run (where both were measured), with met / NOT met."""
-    return [*_notebook_lines(records), *_process_lines(records), *_size_lines(records), *_ensemble_lines(records)]
+    return [*_notebook_lines(records), *_process_lines(records), *_size_lines(records), *_ensemble_lines(records),
+            *slope_lines(records)]
+
+
+SLOPE_FROM = 1_000  # below it a step's fixed costs (dispatch, Python) hide the growth
+
+
+def slope_lines(records) -> list[str]:
+    """Growth: each variant's slope of log(median time) against log(size) (least squares), over points >= SLOPE_FROM
+    at one width, or over model counts >= 64 for the ensembles. 1 is linear; below 1, fixed costs still show."""
+    import numpy as np
+
+    groups = {}
+    for r in records:
+        if not r["median_s"] or "process" in r["variant"] or "floor" in r["variant"]:
+            continue
+        ensemble = "ensemble" in r["variant"]
+        size = r["models"] if ensemble else r["points"]
+        if size >= (64 if ensemble else SLOPE_FROM):
+            key = (r["framework"], r["variant"], "models" if ensemble else f"points at width {r['hidden']}")
+            groups.setdefault(key, []).append((size, r["median_s"]))
+    lines = []
+    for (framework, variant, over), sizes in sorted(groups.items()):
+        if len({n for n, _ in sizes}) >= 2:
+            slope = np.polyfit(*np.log([[n for n, _ in sizes], [t for _, t in sizes]]), 1)[0]
+            lines.append(f"- growth: {framework} {variant}, time ~ {over.split()[0]}^{slope:.2f} "
+                         f"({over}, {min(n for n, _ in sizes):,} to {max(n for n, _ in sizes):,})")
+    return lines
 
 
 def _notebook_lines(records) -> list[str]:

@@ -6,6 +6,7 @@ import statistics
 import sys
 import time
 
+from torch_impl.bench import memory
 from torch_impl.bench.records import make_record
 
 MIN_REPEATS = 3  # median, min and max need at least three warm runs to mean anything
@@ -52,16 +53,21 @@ def progress(message: str) -> None:
 
 
 def measure(case, inputs, points: int, models: int, *, repeats: int, budget_s: float) -> dict:
-    """A case (cases.Case) timed on its inputs (cases.Inputs) with `models` models: its record, and a progress line.
+    """A case (cases.Case) timed on its inputs (cases.Inputs) with `models` models: its record (with the process's
+    peak resident memory during the case, and its growth over the resident size at the start: memory.py), and a
+    progress line.
     A case that cannot run here (no compiler, no memory) is recorded with its error's first line instead of timings,
     not fatal."""
     where = f"{points} points x {inputs.hidden}" + (f", {models} models" if case.sizes == "ensemble" else "")
     size = (case.framework, case.variant, inputs.device, points, inputs.hidden, inputs.steps, models)
+    start_rss = memory.reset_peak()
     try:
         timing = time_runs(case.build(inputs, models), repeats=repeats, budget_s=budget_s)
     except Exception as e:
         progress(f"{case.name:24s} {where:30s} failed: {first_line(e)}")
         return make_record(*size, error=first_line(e))
+    high = memory.peak()
+    grown = None if start_rss is None or high is None else high - start_rss
     progress(f"{case.name:24s} {where:30s} first {timing['compile_s']:8.3f} s  median "
-             f"{timing['median_s'] * 1e3:10.3f} ms")
-    return make_record(*size, timing)
+             f"{timing['median_s'] * 1e3:10.3f} ms" + ("" if grown is None else f"  peak +{grown / 2**20:,.0f} MiB"))
+    return make_record(*size, timing, peak_rss_bytes=high, peak_growth_bytes=grown)
