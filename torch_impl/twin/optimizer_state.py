@@ -33,9 +33,26 @@ def torch_slots(optimizer: torch.optim.Optimizer) -> tuple[dict, int | None]:
     return slots, (steps.pop() if steps else None)
 
 
+def fields_of(spec: str) -> list[str]:
+    """The state fields torch.optim's `spec` keeps after a step (step apart), sorted: torch's own answer, from one
+    step on a probe parameter."""
+    from torch_impl.twin.train import make_optimizer
+
+    probe = torch.zeros(2, requires_grad=True)
+    optimizer = make_optimizer(spec, [probe], 0.1)
+    probe.grad = torch.ones(2)
+    optimizer.step()
+    return sorted(k for k in optimizer.state[probe] if k != "step")
+
+
 def load_slots(optimizer: torch.optim.Optimizer, spec: str, slots: dict, step: int) -> None:
     """Put `slots` and `step` into `optimizer` (torch.optim's `spec`, holding Net(1, H, 1)'s parameters) through
-    load_state_dict, as a torch checkpoint would: its state after `step` updates."""
+    load_state_dict, as a torch checkpoint would: its state after `step` updates. ValueError when the slots are not
+    the fields torch keeps for `spec` (fields_of)."""
+    expected = fields_of(spec)
+    if sorted(slots) != expected:
+        raise ValueError(f"{spec} keeps {', '.join(expected) or 'no state'}; the state holds "
+                         f"{', '.join(sorted(slots)) or 'none'}")
     keeps_step = parse_spec(spec)[0] in KEEPS_STEP
     state = {}
     for index, (name, (_, transposed)) in enumerate(JAX_TO_TORCH.items()):
