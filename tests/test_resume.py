@@ -139,3 +139,28 @@ def test_a_state_whose_fields_are_not_the_optimizers_is_refused(tmp_path, monkey
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "adam keeps exp_avg" in err and err.count("\n") == 1, err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_resumed_program_keeps_the_runs_step_numbers():
+    """train.resumed_trajectory from step 7 of 45 (snapshots every 20): losses for steps 7 ... 44, snapshots at 20
+    and 40 only, and the numbers of the uninterrupted fit's same steps (float32: two XLA programs, each step's
+    rounding u = 6e-8 grown over 45 Adam steps, as the parity table's float32 rows grow it over 201: 1e-5)."""
+    import jax.numpy as jnp
+
+    from jax_impl.core import data, optimizer_state, train
+    from jax_impl.core.torch_optim import make_optimizer
+
+    params, (x, y) = data.notebook_init_params(), data.notebook_data()
+    full = train.fit(params, x, y, 0.2, steps=45)
+    tx = make_optimizer("adam", jnp.asarray(0.2))
+    first, state = train.resumed_trajectory(params, tx.init(params), x, y, 0.2, start=0, steps=7)
+    slots = optimizer_state.torch_slots("adam", state)
+    assert sorted(slots) == ["exp_avg", "exp_avg_sq"] and optimizer_state.counts(state) == [7]
+    state = optimizer_state.optax_state("adam", tx.init(params), slots, 7)
+    rest, final_state = train.jitted_resume(True)(first.params, state, x, y, 0.2, optimizer="adam", start=7, steps=45)
+    assert rest.losses.shape == (38,) and rest.snapshots.shape == (2, 100, 1)
+    assert optimizer_state.counts(final_state) == [45]
+    np.testing.assert_allclose(rest.losses, full.losses[7:], rtol=1e-5)
+    np.testing.assert_allclose(rest.snapshots, full.snapshots[1:], rtol=1e-5, atol=1e-6)
+    for k in params:
+        np.testing.assert_allclose(rest.params[k], full.params[k], rtol=1e-5, atol=1e-6)

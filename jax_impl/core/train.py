@@ -100,7 +100,9 @@ def resumed_trajectory(params, opt_state, x, y, lr, *, optimizer: str = "adam", 
         params, opt_state, loss, _ = update(*carry, x, y)
         return (params, opt_state), loss
 
-    carry, losses = jax.lax.scan(unkept, (params, opt_state), None, length=lead)  # losses (lead,)
+    carry, losses = (params, opt_state), jnp.zeros([0], x.dtype)
+    if lead:
+        carry, losses = jax.lax.scan(unkept, carry, None, length=lead)  # losses (lead,)
     carry, rest, snapshots = _chunks(update, carry, x, y, steps - start - lead, every)
     return Trajectory(carry[0], jnp.concatenate([losses, rest]), snapshots), carry[1]
 
