@@ -167,3 +167,29 @@ def test_a_resumed_program_keeps_the_runs_step_numbers():
     np.testing.assert_allclose(rest.snapshots, full.snapshots[1:], rtol=1e-5, atol=1e-6)
     for k in params:
         np.testing.assert_allclose(rest.params[k], full.params[k], rtol=1e-5, atol=1e-6)
+
+
+def _narrow_exp_avg(state):
+    """linear1.weight's exp_avg of width 5 in a width-20 network."""
+    return state._replace(slots={**state.slots, "exp_avg": {**state.params, "w1": np.zeros((1, 5), np.float32)}})
+
+
+@pytest.mark.parametrize("flags, change, message", [
+    (["--hidden", "10"], lambda s: s, "holds a network of width 20, its experiment says 10"),
+    ([], _narrow_exp_avg, "'state.linear1.weight.exp_avg' is float32 (5, 1), expected float32 (20, 1)"),
+    ([], lambda s: s._replace(losses=np.array([1.0, np.nan, 1.0], np.float32)), "'losses' has non-finite values"),
+    ([], lambda s: s._replace(losses=np.ones(2, np.float32)), "'losses' is float32 (2,), expected float32 (3,)"),
+])
+def test_a_state_file_that_contradicts_itself_is_refused(tmp_path, monkeypatch, capsys, flags, change, message):
+    """Written by hand (no script writes one): a width other than its experiment's, a state tensor of another shape,
+    a non-finite loss, fewer losses than steps."""
+    from jax_impl.app import resume
+    from jax_impl.core import data
+    from jax_impl.files import state_file
+
+    params = data.as_numpy(data.notebook_init_params())
+    args = import_script("train_jax").parse_args(["--no-plots", *flags])
+    state = state_file.TrainingState(params, {"exp_avg": params, "exp_avg_sq": params}, 3, np.ones(3, np.float32),
+                                     "adam", "float32", "torch", resume.experiment(args))
+    state_file.write(tmp_path / "odd.st", change(state))
+    _assert_refused(tmp_path / "odd.st", tmp_path, monkeypatch, capsys, flags, message)
