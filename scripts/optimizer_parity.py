@@ -24,6 +24,9 @@ def main(argv=None):
     p.add_argument("--stop", type=cli.positive_int, default=None, metavar="K",
                    help="the resume table instead: each row stopped at step K, its state file written and read, "
                         "continued in each framework to --steps, against the uninterrupted run")
+    p.add_argument("--stepwise", action="store_true",
+                   help="with --stop: JAX's step jitted once per row and called step by step, instead of the "
+                        "programs --resume runs (one compilation per row instead of three; the tests use it)")
     args = p.parse_args(argv)
     if args.stop is not None and args.stop >= args.steps:
         p.error(f"--stop {args.stop} must be below --steps {args.steps}")
@@ -56,7 +59,8 @@ def resume_table(args):
     from torch_impl.checks.resume_parity import DIRECTIONS, resume_parity
 
     dtype = "float64" if args.x64 else "float32"
-    rows = [resume_parity(spec, lr, stop=args.stop, steps=args.steps, dtype=dtype) for spec, lr in ROWS]
+    rows = [resume_parity(spec, lr, stop=args.stop, steps=args.steps, dtype=dtype, stepwise=args.stepwise)
+            for spec, lr in ROWS]
     if args.json:
         print(json.dumps(rows))
     else:
