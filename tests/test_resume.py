@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import import_script, run_script
+from conftest import import_script, run_script, start_script
 
 from torch_impl.checks import optimizer_parity
 from torch_impl.checks.resume_parity import DIRECTIONS, resume_parity
@@ -21,11 +21,33 @@ FLOAT32_BOUND = 1e-3
 
 
 @pytest.fixture(scope="module")
-def float64_rows():
-    done = run_script("optimizer_parity.py", "--x64", "--stop", "5", "--steps", "12", "--stepwise", "--json",
-                      timeout=600)
-    assert done.returncode == 0, done.stderr
-    return {(r["optimizer"], r["lr"]): r for r in json.loads(done.stdout)}
+def started(tmp_path_factory):
+    """Every subprocess of this file, started side by side (each is mostly start-up and compilation, one core's
+    work): the float64 resume table (stop 5 of 12, --stepwise), and the notebook's Adam run in float64 uninterrupted
+    in JAX and stopped at 100 in each framework. Yields (folder, {name: process})."""
+    root = tmp_path_factory.mktemp("resume")
+    runs = {"table": start_script("optimizer_parity.py", "--x64", "--stop", "5", "--steps", "12", "--stepwise",
+                                  "--json")}
+    for script, name, extra in [("train_jax.py", "full", []),
+                                ("train_jax.py", "jax100", ["--steps", "100", "--save-state", root / "jax.st"]),
+                                ("train_torch.py", "torch100", ["--steps", "100", "--save-state", root / "torch.st"])]:
+        runs[name] = start_script(script, "--x64", "--no-plots", "--no-cache", "--out", root / name, *extra)
+    yield root, runs
+    for run in runs.values():
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+
+
+def _finished(run) -> str:
+    out, err = run.communicate(timeout=600)
+    assert run.returncode == 0, err
+    return out
+
+
+@pytest.fixture(scope="module")
+def float64_rows(started):
+    return {(r["optimizer"], r["lr"]): r for r in json.loads(_finished(started[1]["table"]))}
 
 
 @pytest.mark.parametrize("spec, lr", optimizer_parity.ROWS)
@@ -57,14 +79,11 @@ def _worst(a, b):
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory):
+def saved(started):
     """The notebook's Adam run in float64: uninterrupted in JAX, and stopped at 100 in each framework."""
-    root = tmp_path_factory.mktemp("resume")
-    for script, name, extra in [("train_jax.py", "full", []),
-                                ("train_jax.py", "jax100", ["--steps", "100", "--save-state", root / "jax.st"]),
-                                ("train_torch.py", "torch100", ["--steps", "100", "--save-state", root / "torch.st"])]:
-        done = run_script(script, "--x64", "--no-plots", "--no-cache", "--out", root / name, *extra)
-        assert done.returncode == 0, done.stderr
+    root, runs = started
+    for name in ("full", "jax100", "torch100"):
+        _finished(runs[name])
     return root
 
 
