@@ -214,3 +214,24 @@ def test_a_state_file_that_contradicts_itself_is_refused(tmp_path, monkeypatch, 
                                      "adam", "float32", "torch", resume.experiment(args))
     state_file.write(tmp_path / "odd.st", change(state))
     _assert_refused(tmp_path / "odd.st", tmp_path, monkeypatch, capsys, flags, message)
+
+
+@pytest.mark.parametrize("spec, lr", optimizer_parity.ROWS)
+def test_both_frameworks_name_the_same_state_fields(spec, lr):
+    """The fields the optax side maps its state to are the ones torch.optim itself keeps for the row (a probe step),
+    and a state mapped to them and back is the state (float32)."""
+    import jax
+
+    from jax_impl.core import data, optimizer_state
+    from jax_impl.core.torch_optim import make_optimizer
+    from torch_impl.twin.optimizer_state import fields_of
+
+    params = data.notebook_init_params()
+    state = make_optimizer(spec, lr).init(params)
+    state = jax.tree.map(lambda a: a + 0.5 if a.dtype == np.float32 else a + 3, state)  # not the initial values
+    slots = optimizer_state.torch_slots(spec, state)
+    assert sorted(slots) == fields_of(spec)
+    again = optimizer_state.optax_state(spec, make_optimizer(spec, lr).init(params), slots, 3)
+    assert jax.tree.structure(again) == jax.tree.structure(state)
+    for a, b in zip(jax.tree.leaves(again), jax.tree.leaves(state)):
+        np.testing.assert_array_equal(a, b)  # copies, no arithmetic: the same bits

@@ -49,9 +49,10 @@ def _parts(name: str, state):
     fields = _fields(name, state)
     if fields is not None:
         return [(state, fields)]
-    if isinstance(state, optax.EmptyState) or (isinstance(state, tuple) and not state and hasattr(state, "_fields")):
+    named = hasattr(state, "_fields")
+    if isinstance(state, tuple) and named and not state._fields:  # EmptyState, ScaleState, ...: nothing kept
         return []
-    if isinstance(state, tuple) and not hasattr(state, "_fields"):  # a chain
+    if isinstance(state, tuple) and not named:  # a chain
         return [part for sub in state for part in _parts(name, sub)]
     raise ValueError(f"optimizer state {type(state).__name__} is not in the table (jax_impl/core/optimizer_state.py)")
 
@@ -70,9 +71,8 @@ def torch_slots(spec: str, opt_state) -> dict[str, dict]:
     for state, fields in _parts(name, opt_state):
         for field, torch in fields.items():
             value = getattr(state, field)
-            if torch in SCALARS:
-                names = next(v for f, v in state._asdict().items() if f in fields and f != field).keys()
-                value = {k: value for k in names}
+            if torch in SCALARS:  # one value for the run; torch keeps it per parameter
+                value = dict.fromkeys(next(v for v in state if isinstance(v, dict)), value)
             slots[torch] = dict(value)
     return slots
 
