@@ -3,6 +3,7 @@ and in torch (torch.optim) from the notebook's weights and data, every step's pa
 
     python scripts/optimizer_parity.py --x64          # float64: each row within 1e-12 (exit 1 otherwise)
     python scripts/optimizer_parity.py --json         # float32, as JSON
+    python scripts/optimizer_parity.py --x64 --stop 100   # resume: stopped at 100, continued, 4 directions
 
 Prints one line per row: the worst relative parameter difference over the steps (a tensor's largest difference over
 its largest entry), where it is, and the loss before the first and last step. docs/optimizers.md holds the table.
@@ -20,8 +21,18 @@ def main(argv=None):
     p.add_argument("--x64", action="store_true", help="both frameworks in float64 (the sharp check)")
     p.add_argument("--steps", type=cli.positive_int, default=201, help="training steps (notebook: 201)")
     p.add_argument("--json", action="store_true", help="one JSON list on stdout instead of the table")
+    p.add_argument("--stop", type=cli.positive_int, default=None, metavar="K",
+                   help="the resume table instead: each row stopped at step K, its state file written and read, "
+                        "continued in each framework to --steps, against the uninterrupted run")
+    p.add_argument("--stepwise", action="store_true",
+                   help="with --stop: JAX's step jitted once per row and called step by step, instead of the "
+                        "programs --resume runs (one compilation per row instead of three; the tests use it)")
     args = p.parse_args(argv)
+    if args.stop is not None and args.stop >= args.steps:
+        p.error(f"--stop {args.stop} must be below --steps {args.steps}")
     cli.setup_jax(x64=args.x64)
+    if args.stop is not None:
+        return resume_table(args)
 
     from torch_impl.checks.optimizer_parity import AMPLIFYING, ROWS, parity, sensitivity
 
@@ -39,6 +50,24 @@ def main(argv=None):
                   + (f"; amplifying: {r['steps']} steps compared, torch against itself nudged by 1e-16 parts "
                      f"{r['torch_vs_itself_201_steps']:.1e} after 201" if r.get("amplifying") else ""))
     if args.x64 and any(not r["worst"] <= FLOAT64_BOUND for r in rows):
+        raise SystemExit(cli.MISMATCH)
+
+
+def resume_table(args):
+    """The resume table: per row, each direction's worst relative difference from never stopping."""
+    from torch_impl.checks.optimizer_parity import ROWS
+    from torch_impl.checks.resume_parity import DIRECTIONS, resume_parity
+
+    dtype = "float64" if args.x64 else "float32"
+    rows = [resume_parity(spec, lr, stop=args.stop, steps=args.steps, dtype=dtype, stepwise=args.stepwise)
+            for spec, lr in ROWS]
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for r in rows:
+            print(f"{r['optimizer']:<55} lr {r['lr']:<5} stop {r['stop']} of {r['steps']}: "
+                  + ", ".join(f"{d} {r[d]:.1e}" for d in DIRECTIONS))
+    if args.x64 and any(not r[d] <= FLOAT64_BOUND for r in rows for d in DIRECTIONS):
         raise SystemExit(cli.MISMATCH)
 
 

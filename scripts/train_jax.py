@@ -8,13 +8,14 @@
 
 Writes into --out (default out/): data.png, snapshots.png (the eleven snapshots), learning.gif, loss.png,
 params.npz (w1 (1,H), b1 (H,), w2 (H,1), b2 (1,)), model.safetensors (the same weights for torch: Net(1, H, 1)'s
-state_dict) and losses.json. Exit codes: 2 bad input, 3 the loss diverged.
+state_dict) and losses.json; with --save-state FILE also the run's training state, which --resume FILE continues
+(in this script or train_torch.py). Exit codes: 2 bad input, 3 the loss diverged.
 """
 
 import json
 import time
 
-from jax_impl.app import cli, out_dir
+from jax_impl.app import cli, out_dir, resume
 from jax_impl.app.outputs import RUN_FILES, write_outputs
 from jax_impl.core.steps import first_nonfinite_step, log_line, snapshot_steps
 
@@ -22,6 +23,26 @@ from jax_impl.core.steps import first_nonfinite_step, log_line, snapshot_steps
 def parse_args(argv=None):
     """The run flags (cli.parse_run_args: the same for train_jax.py and train_torch.py)."""
     return cli.parse_run_args(__doc__, argv)
+
+
+def resume_inputs(args, params, lr):
+    """(params, the optimizer's state, its step, the losses before it): --resume's, or the run's start."""
+    import jax.numpy as jnp
+
+    from jax_impl.core import optimizer_state
+    from jax_impl.core.torch_optim import make_optimizer
+
+    saved = args.resume_state
+    if saved is not None:
+        params = {k: jnp.asarray(v) for k, v in saved.params.items()}
+    opt_state = make_optimizer(args.optimizer, lr).init(params)
+    if saved is None:
+        return params, opt_state, 0, []
+    try:
+        opt_state = optimizer_state.optax_state(args.optimizer, opt_state, saved.slots, saved.step)
+    except ValueError as e:
+        cli.fail(f"--resume {args.resume}: {e}")
+    return params, opt_state, saved.step, saved.losses
 
 
 def main(argv=None):
@@ -34,7 +55,8 @@ def main(argv=None):
     import jax.numpy as jnp
     import numpy as np
 
-    from jax_impl.core import data, train
+    from jax_impl.core import data, optimizer_state, train
+    from jax_impl.files import state_file
 
     dtype = jnp.float64 if args.x64 else jnp.float32
     params, x, y = cli.run_inputs(args, dtype)
@@ -43,24 +65,37 @@ def main(argv=None):
 
     say(f"Net(\n  (linear1): Linear(in_features=1, out_features={args.hidden}, bias=True)\n  (sigmoid): Sigmoid()\n"
         f"  (linear2): Linear(in_features={args.hidden}, out_features=1, bias=True)\n)")
-    start = time.perf_counter()
-    compiled = train.jitted_fit(params, x).lower(params, x, y, lr, optimizer=args.optimizer, steps=args.steps,
-                                                 every=args.log_every).compile()
-    compile_s = time.perf_counter() - start
-    start = time.perf_counter()
-    trajectory = jax.block_until_ready(compiled(params, x, y, lr))
-    run_s = time.perf_counter() - start
+    begin = time.perf_counter()
+    if stateful := args.resume is not None or args.save_state is not None:  # the program that takes and gives state
+        params, opt_state, first, earlier = resume_inputs(args, params, lr)
+        program, inputs = train.jitted_resume(train.small_fit(params, x)), (params, opt_state, x, y, lr)
+        static = {"start": first}
+    else:
+        program, inputs, static, first, earlier = train.jitted_fit(params, x), (params, x, y, lr), {}, 0, []
+    compiled = program.lower(*inputs, optimizer=args.optimizer, steps=args.steps, every=args.log_every,
+                             **static).compile()
+    compile_s = time.perf_counter() - begin
+    begin = time.perf_counter()
+    trajectory = jax.block_until_ready(compiled(*inputs))
+    run_s = time.perf_counter() - begin
+    if stateful:
+        trajectory, opt_state = trajectory
 
-    losses = np.asarray(trajectory.losses)
+    losses = np.concatenate([np.asarray(earlier, dtype), np.asarray(trajectory.losses)])
     bad = first_nonfinite_step(losses)
     if bad is not None:
         cli.fail(f"the loss became non-finite at step {bad} ({args.optimizer}, lr {args.lr}); "
                  "no outputs written", cli.DIVERGED)
     for t in steps:
         say(log_line(t, losses))
-    written = write_outputs(out, x=x, y=y, steps=steps, snapshots=np.asarray(trajectory.snapshots), losses=losses,
-                            params=data.as_numpy(trajectory.params), title=title,
-                            plots=not args.no_plots)
+    written = write_outputs(out, x=x, y=y, steps=[t for t in steps if t >= first],
+                            snapshots=np.asarray(trajectory.snapshots), losses=losses,
+                            params=data.as_numpy(trajectory.params), title=title, plots=not args.no_plots)
+    if args.save_state is not None:
+        slots = optimizer_state.torch_slots(args.optimizer, opt_state)
+        state_file.write(args.save_state, resume.saved_state(args, params=trajectory.params, slots=slots,
+                                                             step=args.steps, losses=losses, framework="jax"))
+        written.append(str(args.save_state))
     summary = {"framework": "jax", "device": str(jax.devices()[0].platform), "dtype": str(np.dtype(dtype)),
                "steps": args.steps, "points": int(x.shape[0]), "hidden": args.hidden, "optimizer": args.optimizer,
                "lr": args.lr, "final_loss": float(losses[-1]), "compile_s": compile_s, "run_s": run_s,

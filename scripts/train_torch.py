@@ -15,13 +15,15 @@ on the same data; only then is jax imported (--no-cache: without JAX's persisten
 torch compiles nothing). Writes into --out (default out/): data.png, snapshots.png,
 learning.gif, loss.png, params.npz (the JAX layout: w1 (1,H), b1 (H,), w2 (H,1), b2 (1,)), model.safetensors (the
 net's state_dict) and losses.json. --init FILE: those initial weights, on the data the other flags choose.
+--save-state FILE: the run's training state at its end; --resume FILE continues one (this script's or
+train_jax.py's) to --steps.
 Exit codes: 2 bad input, 3 the loss diverged.
 """
 
 import json
 import time
 
-from jax_impl.app import cli, out_dir
+from jax_impl.app import cli, out_dir, resume
 from jax_impl.app.outputs import RUN_FILES, write_outputs
 from jax_impl.core.experiment import fresh_data
 from jax_impl.core.steps import first_nonfinite_step, log_line, snapshot_steps
@@ -51,10 +53,12 @@ def main(argv=None):
     import numpy as np
     import torch
 
+    from jax_impl.files.state_file import write as write_state
     from torch_impl.twin.convert import from_state_dict, to_state_dict
     from torch_impl.twin.model import Net
     from torch_impl.twin.notebook import notebook_draws
-    from torch_impl.twin.train import fit, make_optimizer
+    from torch_impl.twin.optimizer_state import load_slots, torch_slots
+    from torch_impl.twin.train import fit_from, make_optimizer
 
     dtype = torch.float64 if args.x64 else torch.float32
     notebook_run = args.seed is None and args.hidden == 20 and not fresh_data(args.points, args.noise, args.data_seed)
@@ -70,6 +74,10 @@ def main(argv=None):
     net, x, y = net.to(dtype), x.to(dtype), y.to(dtype)
     if args.init_params is not None:  # --init: those weights, on the data above (already in the run's dtype)
         net.load_state_dict(to_state_dict(args.init_params), strict=True)
+    saved, first = args.resume_state, 0
+    if saved is not None:  # --resume: its weights (the data as above) and optimizer state, from its step on
+        net.load_state_dict(to_state_dict({k: v.astype(np.dtype(saved.dtype)) for k, v in saved.params.items()}))
+        first = saved.step
     say = (lambda *a: None) if args.json else print
 
     say(net)
@@ -79,20 +87,31 @@ def main(argv=None):
     make_optimizer(args.optimizer, [torch.zeros(1, requires_grad=True)], args.lr)
     setup_s = time.perf_counter() - start
     start = time.perf_counter()
-    losses, snapshots = fit(net, x, y, lr=args.lr, optimizer=args.optimizer, steps=args.steps, every=args.log_every)
+    opt = make_optimizer(args.optimizer, net.parameters(), args.lr)
+    if saved is not None:
+        try:
+            load_slots(opt, args.optimizer, saved.slots, saved.step)
+        except ValueError as e:
+            cli.fail(f"--resume {args.resume}: {e}")
+    losses, snapshots = fit_from(net, opt, x, y, start=first, steps=args.steps, every=args.log_every)
     run_s = time.perf_counter() - start
 
-    losses = losses.numpy()
+    losses = losses.numpy() if saved is None else np.concatenate([saved.losses, losses.numpy()])
     bad = first_nonfinite_step(losses)
     if bad is not None:
         cli.fail(f"the loss became non-finite at step {bad} ({args.optimizer}, lr {args.lr}); "
                  "no outputs written", cli.DIVERGED)
     for t in steps:
         say(log_line(t, losses))
-    written = write_outputs(out, x=x.numpy(), y=y.numpy(), steps=steps,
+    written = write_outputs(out, x=x.numpy(), y=y.numpy(), steps=[t for t in steps if t >= first],
                             snapshots=np.stack([s.numpy() for s in snapshots]), losses=losses,
                             params=from_state_dict(net.state_dict()), title=title,
                             plots=not args.no_plots)
+    if args.save_state is not None:
+        state = resume.saved_state(args, params=from_state_dict(net.state_dict()), slots=torch_slots(opt)[0],
+                                   step=args.steps, losses=losses, framework="torch")
+        write_state(args.save_state, state)
+        written.append(str(args.save_state))
     summary = {"framework": "torch", "device": "cpu", "dtype": str(losses.dtype), "steps": args.steps,
                "points": int(x.shape[0]), "hidden": args.hidden, "optimizer": args.optimizer, "lr": args.lr,
                "final_loss": float(losses[-1]), "compile_s": 0.0, "setup_s": setup_s, "run_s": run_s,

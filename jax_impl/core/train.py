@@ -56,7 +56,13 @@ def trajectory(params, x, y, lr, *, optimizer: str = "adam", steps: int = 201, e
     small-loop threshold (xla_cpu.SMALL_LOOP_BYTES), so the whole run compiles to one kernel.
     """
     tx = make_optimizer(optimizer, jnp.asarray(lr, x.dtype))
-    update = make_step(tx)
+    (params, _), losses, snapshots = _chunks(make_step(tx), (params, tx.init(params)), x, y, steps, every)
+    return Trajectory(params, losses, snapshots)
+
+
+def _chunks(update, carry, x, y, steps: int, every: int):
+    """`steps` updates from carry = (params, opt_state) as chunks of `every`: (carry, losses (steps,), snapshots
+    (ceil(steps / every), N, 1), the prediction before each chunk's first step)."""
 
     def step(carry, _):
         params, opt_state, loss, prediction = update(*carry, x, y)
@@ -68,24 +74,59 @@ def trajectory(params, x, y, lr, *, optimizer: str = "adam", steps: int = 201, e
         return carry, (losses, predictions[0])
 
     full, rest = divmod(steps, every)
-    carry, (losses, snapshots) = jax.lax.scan(lambda c, _: chunk(c, every), (params, tx.init(params)), None,
+    carry, (losses, snapshots) = jax.lax.scan(lambda c, _: chunk(c, every), carry, None,
                                               length=full)  # losses (full, every), snapshots (full, N, 1)
     losses = losses.reshape(-1)
     if rest:
         carry, (last_losses, last_snapshot) = chunk(carry, rest)
         losses = jnp.concatenate([losses, last_losses])
         snapshots = jnp.concatenate([snapshots, last_snapshot[None]])
-    return Trajectory(carry[0], losses, snapshots)
+    return carry, losses, snapshots
+
+
+def resumed_trajectory(params, opt_state, x, y, lr, *, optimizer: str = "adam", start: int = 0, steps: int = 201,
+                       every: int = 20) -> tuple[Trajectory, optax.OptState]:
+    """trajectory's run from step `start` to `steps` (counted from the run's beginning), from `params` and
+    `opt_state` (make_optimizer(optimizer, lr)'s state after `start` updates: tx.init(params) at start 0, else
+    optimizer_state.optax_state of a saved state). Returns (Trajectory(params, losses (steps - start,) for steps
+    start ... steps - 1, snapshots at the steps t >= start with t % every == 0), the optimizer's final state).
+    ValueError unless 0 <= start < steps."""
+    if not 0 <= start < steps:
+        raise ValueError(f"start {start} must lie in [0, steps {steps})")
+    update = make_step(make_optimizer(optimizer, jnp.asarray(lr, x.dtype)))
+    lead = min(-start % every, steps - start)  # the steps before the first snapshot step: no snapshot kept
+
+    def unkept(carry, _):
+        params, opt_state, loss, _ = update(*carry, x, y)
+        return (params, opt_state), loss
+
+    carry, losses = (params, opt_state), jnp.zeros([0], x.dtype)
+    if lead:
+        carry, losses = jax.lax.scan(unkept, carry, None, length=lead)  # losses (lead,)
+    carry, rest, snapshots = _chunks(update, carry, x, y, steps - start - lead, every)
+    return Trajectory(carry[0], jnp.concatenate([losses, rest]), snapshots), carry[1]
 
 
 # N * H up to which fit compiles with xla_cpu.CPU_COMPILER_OPTIONS (why: see there); above, XLA's defaults.
 SMALL_FIT_UP_TO = 2**13
 
 
+def small_fit(params, x) -> bool:
+    """Whether a run of this size (N = x.shape[0], H = the hidden width) compiles with xla_cpu's options."""
+    return x.shape[0] * params["b1"].shape[-1] <= SMALL_FIT_UP_TO
+
+
 def jitted_fit(params, x):
     """The jitted program fit runs for this size (N = x.shape[0], H = the hidden width); `.lower(...)` on it gives
     the compilation apart from the run."""
-    return _jitted_fit(x.shape[0] * params["b1"].shape[-1] <= SMALL_FIT_UP_TO)
+    return _jitted_fit(small_fit(params, x))
+
+
+@functools.cache
+def jitted_resume(small: bool):
+    """resumed_trajectory, jitted with fit's compiler options for its size (small: N * H <= SMALL_FIT_UP_TO)."""
+    return jax.jit(resumed_trajectory, static_argnames=("optimizer", "start", "steps", "every"),
+                   compiler_options=xla_cpu.compiler_options() if small else {})
 
 
 @functools.cache

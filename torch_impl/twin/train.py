@@ -16,17 +16,24 @@ def make_optimizer(spec: str, parameters, lr: float) -> torch.optim.Optimizer:
 def fit(net: Net, x: torch.Tensor, y: torch.Tensor, *, lr: float = 0.2, optimizer: str = "adam",
         steps: int = 201, every: int = 20):
     """Train `net` in place. Returns (losses (steps,), snapshots: list of (N, 1) predictions at t % every == 0)."""
-    opt = make_optimizer(optimizer, net.parameters(), lr)
+    return fit_from(net, make_optimizer(optimizer, net.parameters(), lr), x, y, steps=steps, every=every)
+
+
+def fit_from(net: Net, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, *, start: int = 0,
+             steps: int = 201, every: int = 20):
+    """Train `net` in place with `opt` (holding net's parameters, at step `start`: fresh at 0, else after
+    optimizer_state.load_slots) for steps start ... steps - 1. Returns (losses (steps - start,), snapshots: the
+    (N, 1) predictions at the steps t >= start with t % every == 0)."""
     loss_func = torch.nn.MSELoss()
-    losses = torch.empty(steps, dtype=x.dtype)
+    losses = torch.empty(steps - start, dtype=x.dtype)
     snapshots = []
-    for t in range(steps):
+    for t in range(start, steps):
         prediction = net(x)
         loss = loss_func(prediction, y)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses[t] = loss.detach()
+        losses[t - start] = loss.detach()
         if t % every == 0:
             snapshots.append(prediction.detach().clone())
     return losses, snapshots
