@@ -8,7 +8,7 @@
 
 Writes into --out (default out/): data.png, snapshots.png (the eleven snapshots), learning.gif, loss.png,
 params.npz (w1 (1,H), b1 (H,), w2 (H,1), b2 (1,)), model.safetensors (the same weights for torch: Net(1, H, 1)'s
-state_dict) and losses.json. Exit codes: 2 bad input, 3 the loss diverged.
+state_dict) and losses.json; --record FILE: the whole trajectory, Adam only (docs/records.md). Exit codes: 2 bad input, 3 the loss diverged.
 """
 
 import json
@@ -61,6 +61,17 @@ def main(argv=None):
     written = write_outputs(out, x=x, y=y, steps=steps, snapshots=np.asarray(trajectory.snapshots), losses=losses,
                             params=data.as_numpy(trajectory.params), title=title,
                             plots=not args.no_plots)
+    if args.record is not None:
+        import optax
+
+        from jax_impl.app.recording import write_record
+        from jax_impl.core import record
+
+        arrays = record.recorded_run(params, x, y, lr, steps=args.steps, every=args.record_every)
+        write_record(args.record, args, data.as_numpy(arrays), np.asarray(x), np.asarray(y), framework="jax",
+                     versions={"jax": jax.__version__, "optax": optax.__version__, "numpy": np.__version__},
+                     precision=str(np.dtype(dtype)))
+        written.append(args.record)
     summary = {"framework": "jax", "device": str(jax.devices()[0].platform), "dtype": str(np.dtype(dtype)),
                "steps": args.steps, "points": int(x.shape[0]), "hidden": args.hidden, "optimizer": args.optimizer,
                "lr": args.lr, "final_loss": float(losses[-1]), "compile_s": compile_s, "run_s": run_s,

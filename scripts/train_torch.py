@@ -14,7 +14,7 @@ the JAX draws of train_jax.py (jax.random.key(K) through to_state_dict), so both
 on the same data; only then is jax imported (--no-cache: without JAX's persistent compilation cache for those draws;
 torch compiles nothing). Writes into --out (default out/): data.png, snapshots.png,
 learning.gif, loss.png, params.npz (the JAX layout: w1 (1,H), b1 (H,), w2 (H,1), b2 (1,)), model.safetensors (the
-net's state_dict) and losses.json. --init FILE: those initial weights, on the data the other flags choose.
+net's state_dict) and losses.json; --record FILE: the whole trajectory, Adam only (docs/records.md). --init FILE: those initial weights, on the data the other flags choose.
 Exit codes: 2 bad input, 3 the loss diverged.
 """
 
@@ -78,6 +78,7 @@ def main(argv=None):
     start = time.perf_counter()
     make_optimizer(args.optimizer, [torch.zeros(1, requires_grad=True)], args.lr)
     setup_s = time.perf_counter() - start
+    initial = from_state_dict(net.state_dict())  # copies: fit trains the net in place
     start = time.perf_counter()
     losses, snapshots = fit(net, x, y, lr=args.lr, optimizer=args.optimizer, steps=args.steps, every=args.log_every)
     run_s = time.perf_counter() - start
@@ -93,6 +94,15 @@ def main(argv=None):
                             snapshots=np.stack([s.numpy() for s in snapshots]), losses=losses,
                             params=from_state_dict(net.state_dict()), title=title,
                             plots=not args.no_plots)
+    if args.record is not None:
+        from jax_impl.app.recording import write_record
+        from torch_impl.twin.record import recorded_run
+
+        arrays = recorded_run(initial, x.numpy(), y.numpy(), args.lr, steps=args.steps, every=args.record_every,
+                              dtype=dtype)
+        write_record(args.record, args, arrays, x.numpy(), y.numpy(), framework="torch",
+                     versions={"torch": torch.__version__, "numpy": np.__version__}, precision=str(losses.dtype))
+        written.append(args.record)
     summary = {"framework": "torch", "device": "cpu", "dtype": str(losses.dtype), "steps": args.steps,
                "points": int(x.shape[0]), "hidden": args.hidden, "optimizer": args.optimizer, "lr": args.lr,
                "final_loss": float(losses[-1]), "compile_s": 0.0, "setup_s": setup_s, "run_s": run_s,

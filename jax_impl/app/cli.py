@@ -45,7 +45,12 @@ def parse_run_args(description: str, argv=None) -> argparse.Namespace:
     p.add_argument("--no-plots", action="store_true", help="write no pictures")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout instead")
     p.add_argument("--no-cache", action="store_true", help="do not use JAX's persistent compilation cache")
-    return check_run_flags(p, p.parse_args(argv))
+    from jax_impl.app import recording
+
+    recording.add_record_flags(p, positive_int)
+    args = check_run_flags(p, p.parse_args(argv))
+    recording.check_record_flags(p, args)
+    return args
 
 
 def add_run_flags(parser) -> None:
