@@ -8,7 +8,8 @@
 
 Writes into --out (default out/): data.png, snapshots.png (the eleven snapshots), learning.gif, loss.png,
 params.npz (w1 (1,H), b1 (H,), w2 (H,1), b2 (1,)), model.safetensors (the same weights for torch: Net(1, H, 1)'s
-state_dict) and losses.json; --record FILE: the whole trajectory, Adam only (docs/records.md). Exit codes: 2 bad input, 3 the loss diverged.
+state_dict) and losses.json. --record FILE [--record-every K]: the whole trajectory, Adam only (docs/records.md).
+Exit codes: 2 bad input, 3 the loss diverged.
 """
 
 import json

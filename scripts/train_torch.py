@@ -14,7 +14,8 @@ the JAX draws of train_jax.py (jax.random.key(K) through to_state_dict), so both
 on the same data; only then is jax imported (--no-cache: without JAX's persistent compilation cache for those draws;
 torch compiles nothing). Writes into --out (default out/): data.png, snapshots.png,
 learning.gif, loss.png, params.npz (the JAX layout: w1 (1,H), b1 (H,), w2 (H,1), b2 (1,)), model.safetensors (the
-net's state_dict) and losses.json; --record FILE: the whole trajectory, Adam only (docs/records.md). --init FILE: those initial weights, on the data the other flags choose.
+net's state_dict) and losses.json. --init FILE: those initial weights, on the data the other flags choose.
+--record FILE [--record-every K]: the whole trajectory, Adam only (docs/records.md).
 Exit codes: 2 bad input, 3 the loss diverged.
 """
 
