@@ -1,0 +1,76 @@
+"""Real bugs planted in a variant of the torch twin, for proving that the localizer (checks/diverge.py) and the replay
+(checks/replay.py) find them: each is a mistake a port of Adam or of the forward pass can make.
+
+The variant is the twin's recorded run (torch_impl/twin/record.TwinRun) with Adam written out in torch's own
+single-tensor arithmetic (torch 2.13's torch/optim/adam.py, replay.torch_adam) and the bug switched on; its records
+say "torch+planted:NAME" as their implementation, so that the replay re-runs the same arithmetic.
+"""
+
+from typing import NamedTuple
+
+import torch
+
+from torch_impl.twin.record import TwinRun
+
+
+class Bugs(NamedTuple):
+    eps_inside_sqrt: bool = False  # sqrt(v_hat + eps) instead of torch's and optax's sqrt(v_hat) + eps
+    bias_offset: int = 0  # bias corrections 1 - b^(t + offset): 1 is off by one step
+    late_update: bool = False  # each step applies the update computed the step before (the learning rate's step late)
+    sigmoid_float32: bool = False  # the sigmoid computed in float32 inside a float64 run
+
+
+PLANTED = {
+    "eps_inside_sqrt": Bugs(eps_inside_sqrt=True),
+    "bias_correction_off_by_one": Bugs(bias_offset=1),
+    "lr_one_step_late": Bugs(late_update=True),
+    "sigmoid_float32": Bugs(sigmoid_float32=True),
+}
+# Where each is found: the step and the recorded quantity (its family), and the replay's operation.
+EXPECTED = {
+    "eps_inside_sqrt": (0, "update", "adam.denominator"),
+    "bias_correction_off_by_one": (0, "update", "adam.bias_correction"),
+    "lr_one_step_late": (0, "update", "params.after"),
+    "sigmoid_float32": (0, "forward.hidden", "forward.hidden"),
+}
+
+
+def implementation(name: str) -> str:
+    return f"torch+planted:{name}"
+
+
+def bugs_of(implementation_name: str) -> Bugs:
+    """The Bugs an implementation string names ("torch": none); KeyError for an unknown one."""
+    if implementation_name in ("torch", "jax"):
+        return Bugs()
+    return PLANTED[implementation_name.removeprefix("torch+planted:")]
+
+
+def planted_run(bugs: Bugs):
+    """A TwinRun class with `bugs` (for twin.record.recorded_run's run=)."""
+    from torch_impl.checks.replay import torch_adam, torch_sigmoid
+
+    class PlantedTwin(TwinRun):
+        def __init__(self, params, lr, dtype):
+            super().__init__(params, lr, dtype)
+            self.state = {k: {"mu": torch.zeros_like(t), "nu": torch.zeros_like(t), "count": 0,
+                              "pending": torch.zeros_like(t)} for k, t in self.tensors.items()}
+
+        def forward(self, x):
+            pre = self.net.linear1(x)
+            hidden = torch_sigmoid(pre, bugs)
+            return pre, hidden, self.net.linear2(hidden)
+
+        def optimizer_step(self):
+            with torch.no_grad():
+                for name, p in self.tensors.items():
+                    s = self.state[name]
+                    out = torch_adam(p.detach(), p.grad, s["mu"], s["nu"], s["count"], self.lr, bugs, s["pending"])
+                    s.update(mu=out["mu"], nu=out["nu"], count=out["count"], pending=out["update"])
+                    p.copy_(out["params"])
+
+        def moments(self, name):
+            s = self.state[name]
+            return s["mu"], s["nu"], torch.tensor(float(s["count"]))
+
+    return PlantedTwin
