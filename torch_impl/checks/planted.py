@@ -2,14 +2,16 @@
 (checks/replay.py) find them: each is a mistake a port of Adam or of the forward pass can make.
 
 The variant is the twin's recorded run (torch_impl/twin/record.TwinRun) with Adam written out in torch's own
-single-tensor arithmetic (torch 2.13's torch/optim/adam.py, replay.torch_adam) and the bug switched on; its records
+single-tensor arithmetic (torch 2.13's torch/optim/adam.py, torch_adam below) and the bug switched on; its records
 say "torch+planted:NAME" as their implementation, so that the replay re-runs the same arithmetic.
 """
 
+import math
 from typing import NamedTuple
 
 import torch
 
+from torch_impl.checks.diverge import B1, B2, EPS
 from torch_impl.twin.record import TwinRun
 
 
@@ -46,10 +48,26 @@ def bugs_of(implementation_name: str) -> Bugs:
     return PLANTED[implementation_name.removeprefix("torch+planted:")]
 
 
+def torch_sigmoid(pre, bugs: Bugs):
+    return torch.sigmoid(pre.float()).to(pre.dtype) if bugs.sigmoid_float32 else torch.sigmoid(pre)
+
+
+def torch_adam(p, g, mu, nu, count: int, lr: float, bugs: Bugs = Bugs(), pending=None) -> dict:
+    """One parameter's torch.optim.Adam step (torch 2.13's _single_tensor_adam, default arguments), with `bugs`;
+    torch tensors in any layout. pending: the update of the step before (late_update applies it instead)."""
+    mu, nu = mu.lerp(g, 1 - B1), nu.mul(B2).addcmul_(g, g, value=1 - B2)
+    step = count + 1
+    bc1, bc2 = 1 - B1 ** (step + bugs.bias_offset), 1 - B2 ** (step + bugs.bias_offset)
+    step_size = lr / bc1
+    denom = (nu / bc2 + EPS).sqrt() if bugs.eps_inside_sqrt else (nu.sqrt() / math.sqrt(bc2)).add_(EPS)
+    update = -step_size * mu / denom
+    params = p + pending if bugs.late_update else p.addcdiv(mu, denom, value=-step_size)
+    return {"mu": mu, "nu": nu, "count": step, "bc1": bc1, "bc2": bc2, "denominator": denom, "update": update,
+            "params": params}
+
+
 def planted_run(bugs: Bugs):
     """A TwinRun class with `bugs` (for twin.record.recorded_run's run=)."""
-    from torch_impl.checks.replay import torch_adam, torch_sigmoid
-
     class PlantedTwin(TwinRun):
         def __init__(self, params, lr, dtype):
             super().__init__(params, lr, dtype)

@@ -9,8 +9,6 @@ the localizer's (checks/diverge.py): the difference its inputs carry in, |f(in_A
 side's own stage outputs as inputs, plus FACTOR * 2 u * S (both sides' rounding, S the stage's magnitudes).
 """
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,8 +18,8 @@ from jax_impl.core import model
 from jax_impl.core.layout import PARAM_NAMES
 from jax_impl.files.params_io import InputError
 from torch_impl.checks import grad_error
-from torch_impl.checks.diverge import B1, B2, EPS, FACTOR, _sigmoid, bias_correction_error
-from torch_impl.checks.planted import Bugs, bugs_of
+from torch_impl.checks.diverge import B1, B2, EPS, FACTOR, bias_correction_error, sigmoid
+from torch_impl.checks.planted import Bugs, bugs_of, torch_adam
 
 TRANSPOSED = {"w1": True, "b1": False, "w2": True, "b2": False}  # torch's layout is the port's transpose
 # What each implementation computes at each stage, for the report.
@@ -61,24 +59,6 @@ def describe(implementation: str, stage: str) -> str:
 
 # ---- the two frameworks' steps, op by op ------------------------------------------------------------------------
 
-def torch_sigmoid(pre, bugs: Bugs):
-    return torch.sigmoid(pre.float()).to(pre.dtype) if bugs.sigmoid_float32 else torch.sigmoid(pre)
-
-
-def torch_adam(p, g, mu, nu, count: int, lr: float, bugs: Bugs = Bugs(), pending=None) -> dict:
-    """One parameter's torch.optim.Adam step (torch 2.13's _single_tensor_adam, default arguments), with `bugs`;
-    torch tensors in any layout. pending: the update of the step before (late_update applies it instead)."""
-    mu, nu = mu.lerp(g, 1 - B1), nu.mul(B2).addcmul_(g, g, value=1 - B2)
-    step = count + 1
-    bc1, bc2 = 1 - B1 ** (step + bugs.bias_offset), 1 - B2 ** (step + bugs.bias_offset)
-    step_size = lr / bc1
-    denom = (nu / bc2 + EPS).sqrt() if bugs.eps_inside_sqrt else (nu.sqrt() / math.sqrt(bc2)).add_(EPS)
-    update = -step_size * mu / denom
-    params = p + pending if bugs.late_update else p.addcdiv(mu, denom, value=-step_size)
-    return {"mu": mu, "nu": nu, "count": step, "bc1": bc1, "bc2": bc2, "denominator": denom, "update": update,
-            "params": params}
-
-
 def torch_step(state: dict, x, y, lr: float, dtype: str, bugs: Bugs) -> dict:
     tdtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
     cast = lambda a: torch.tensor(np.asarray(a), dtype=tdtype)  # noqa: E731
@@ -86,7 +66,7 @@ def torch_step(state: dict, x, y, lr: float, dtype: str, bugs: Bugs) -> dict:
     params = {k: tl(k, state[f"params.{k}"]).requires_grad_() for k in PARAM_NAMES}
     x, y = cast(x), cast(y)
     pre = torch.nn.functional.linear(x, params["w1"], params["b1"])
-    hidden = torch_sigmoid(pre, bugs)
+    hidden = torchsigmoid(pre, bugs)
     output = torch.nn.functional.linear(hidden, params["w2"], params["b2"])
     loss = torch.nn.functional.mse_loss(output, y)
     grads = dict(zip(PARAM_NAMES, torch.autograd.grad(loss, [params[k] for k in PARAM_NAMES])))
@@ -149,7 +129,7 @@ def stages(state, x, y, lr) -> list:
     """[(stage, f(side's outputs) -> float64, S (float64, from the state), FACTOR)] in computation order."""
     p = {k: _f64(state[f"params.{k}"]) for k in PARAM_NAMES}
     pre_scale = np.abs(x) * np.abs(p["w1"]) + np.abs(p["b1"])
-    s = _sigmoid(x @ p["w1"] + p["b1"])
+    s = sigmoid(x @ p["w1"] + p["b1"])
     ds = s * (1 - s)
     s_scale = s + ds * pre_scale + 1.0
     out_scale = np.sqrt(s.shape[1]) * (s @ np.abs(p["w2"])) + s_scale @ np.abs(p["w2"]) + np.abs(p["b2"])
@@ -158,7 +138,7 @@ def stages(state, x, y, lr) -> list:
     g_scale = grad_error.rounding_scale(p, x, y, "mse")
     count = int(state["adam.count"]) + 1
     out = [("forward.pre_activation", lambda o: x @ p["w1"] + p["b1"], pre_scale, FACTOR["forward.pre_activation"]),
-           ("forward.hidden", lambda o: _sigmoid(o["forward.pre_activation"]), s_scale, FACTOR["forward.hidden"]),
+           ("forward.hidden", lambda o: sigmoid(o["forward.pre_activation"]), s_scale, FACTOR["forward.hidden"]),
            ("forward.output", lambda o: o["forward.hidden"] @ p["w2"] + p["b2"], out_scale, FACTOR["forward.output"]),
            ("forward.residual", lambda o: o["forward.output"] - y, res_scale, FACTOR["forward.residual"]),
            ("loss", lambda o: np.mean(o["forward.residual"] ** 2),
