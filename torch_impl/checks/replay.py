@@ -19,7 +19,7 @@ from jax_impl.core.layout import PARAM_NAMES
 from jax_impl.files.params_io import InputError
 from torch_impl.checks import grad_error
 from torch_impl.checks.diverge import B1, B2, EPS, FACTOR, bias_correction_error, sigmoid
-from torch_impl.checks.planted import Bugs, bugs_of, torch_adam
+from torch_impl.checks.planted import Bugs, bugs_of, torch_adam, torch_sigmoid
 
 TRANSPOSED = {"w1": True, "b1": False, "w2": True, "b2": False}  # torch's layout is the port's transpose
 # What each implementation computes at each stage, for the report.
@@ -66,7 +66,7 @@ def torch_step(state: dict, x, y, lr: float, dtype: str, bugs: Bugs) -> dict:
     params = {k: tl(k, state[f"params.{k}"]).requires_grad_() for k in PARAM_NAMES}
     x, y = cast(x), cast(y)
     pre = torch.nn.functional.linear(x, params["w1"], params["b1"])
-    hidden = torchsigmoid(pre, bugs)
+    hidden = torch_sigmoid(pre, bugs)
     output = torch.nn.functional.linear(hidden, params["w2"], params["b2"])
     loss = torch.nn.functional.mse_loss(output, y)
     grads = dict(zip(PARAM_NAMES, torch.autograd.grad(loss, [params[k] for k in PARAM_NAMES])))
