@@ -135,9 +135,11 @@ def expected(r: dict, name: str, lr: float, every: int):
         formula = {"w2": c * np.swapaxes(rr @ s, 1, 2), "b2": c * np.sum(res, axis=1),
                    "b1": c * w2[..., 0] * (rr @ ds)[:, 0], "w1": c * w2[..., 0][:, None, :] * ((rr * x.T[None]) @ ds)}
         key = name.split(".")[1]
-        scale = np.stack([grad_error.rounding_scale({p: r[f"params.{p}"][t] for p in PARAM_NAMES}, x, y, "mse")[key]
-                          for t in range(res.shape[0])])
-        return formula[key], scale
+        if "grad_scales" not in r:  # grad_error.rounding_scale at every step, once for the four tensors
+            scales = [grad_error.rounding_scale({p: r[f"params.{p}"][t] for p in PARAM_NAMES}, x, y, "mse")
+                      for t in range(res.shape[0])]
+            r["grad_scales"] = {p: np.stack([s[p] for s in scales]) for p in PARAM_NAMES}
+        return formula[key], r["grad_scales"][key]
     if name == "adam.count":
         return r["step"] + 1, np.zeros_like(r[name])  # Adam's count after step t is t + 1
     if name.startswith(("adam.mu.", "adam.nu.")):
