@@ -92,3 +92,25 @@ def planted_run(bugs: Bugs):
             return s["mu"], s["nu"], torch.tensor(float(s["count"]))
 
     return PlantedTwin
+
+
+def record_planted(name: str, params, x, y, lr: float, *, steps: int, dtype: torch.dtype, every: int = 1) -> dict:
+    """The twin variant with bug `name` recorded (twin.record.recorded_run's arrays); params, x, y: numpy."""
+    from torch_impl.twin.record import recorded_run
+
+    return recorded_run(params, x, y, lr, steps=steps, every=every, dtype=dtype, run=planted_run(PLANTED[name]))
+
+
+def with_difference(record, quantity: str, step: int, size: float):
+    """A copy of `record` with one element of `quantity` at `step` (its largest in magnitude) moved by `size` times
+    the tensor's largest magnitude at that step (at least the smallest normal number): a planted difference."""
+    import numpy as np
+
+    from jax_impl.files import records
+
+    tensors = {k: v.copy() for k, v in record.tensors.items()}
+    idx = int(np.flatnonzero(tensors["step"] == step)[0])
+    value = tensors[quantity][idx]
+    i = np.unravel_index(int(np.argmax(np.abs(value))), value.shape)
+    value[i] += max(size * float(np.max(np.abs(value))), float(np.finfo(value.dtype).tiny))
+    return records.Record(tensors, dict(record.metadata))
