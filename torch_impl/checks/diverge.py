@@ -102,12 +102,13 @@ def expected(r: dict, name: str, lr: float, every: int):
     x, y = r["data.x"][0], r["data.y"][0]
     w1, b1, w2, b2 = (r[f"params.{p}"] for p in PARAM_NAMES)
     pre_scale = np.abs(x)[None] * np.abs(w1) + np.abs(b1)[:, None, :]  # (T, N, H)
-    if name.startswith("data."):
-        return r[name], np.abs(r[name])
+    if name.startswith("data."):  # the experiment's data, the same in both records: nothing carried in
+        return np.zeros_like(r[name]), np.abs(r[name])
     if name.startswith("params."):
         p = r[name]
         upd = r["update." + name.split(".")[1]]
-        prev = np.concatenate([p[:1], p[:-1] + upd[:-1]])  # step 0: the initial weights, nothing carried in
+        # step 0: the experiment's initial weights, the same in both records (f = 0: nothing carried in)
+        prev = np.concatenate([np.zeros_like(p[:1]), p[:-1] + upd[:-1]])
         scale = np.abs(p) + np.abs(np.concatenate([np.zeros_like(upd[:1]), upd[:-1]]))
         return (prev if every == 1 else _first_only(prev)), scale
     if name == "forward.pre_activation":

@@ -110,7 +110,7 @@ def with_difference(record, quantity: str, step: int, size: float):
 
     tensors = {k: v.copy() for k, v in record.tensors.items()}
     idx = int(np.flatnonzero(tensors["step"] == step)[0])
-    value = tensors[quantity][idx]
+    value = tensors[quantity][idx:idx + 1]  # a view, also of a scalar quantity (the loss)
     i = np.unravel_index(int(np.argmax(np.abs(value))), value.shape)
     value[i] += max(size * float(np.max(np.abs(value))), float(np.finfo(value.dtype).tiny))
     return records.Record(tensors, dict(record.metadata))
