@@ -210,3 +210,19 @@ def test_a_file_that_is_not_a_record_is_refused_in_one_line(tmp_path):
     save_file({"w": np.zeros(2, np.float32)}, str(tmp_path / "w.safetensors"))
     with pytest.raises(InputError, match="not a training record"):
         records.read(tmp_path / "w.safetensors")
+
+
+def test_compare_records_both_runs_and_prints_where_they_part_when_it_disagrees(tmp_path, monkeypatch, capsys):
+    from torch_impl.checks import compare as C
+
+    script = import_script("compare")
+    code, out, _ = run(script, monkeypatch, capsys, "--steps", "20", "--no-plots", "--record", tmp_path / "r.st")
+    walk = diverge.walk(records.read(tmp_path / "r-jax.st"), records.read(tmp_path / "r-torch.st"))
+    assert code == 0 and "where the runs part" not in out and walk.first is None
+    assert len(walk.steps) == 20
+    # A verdict of DISAGREE (forced here: the real runs agree) comes with the localizer's answer.
+    real = C.compare
+    monkeypatch.setattr(C, "compare", lambda *a, **k: {**real(*a, **k), "ok": False})
+    code, out, _ = run(script, monkeypatch, capsys, "--steps", "20", "--no-plots")
+    assert code == 1
+    assert "where the runs part, first crossing: none: the records agree within rounding" in out

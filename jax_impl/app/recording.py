@@ -61,3 +61,12 @@ def write_record(path, args, arrays: dict, x, y, *, framework: str, versions: di
                           framework=framework, implementation=implementation or framework, versions=versions,
                           precision=precision, cpu=cpu_name())
     records.write(path, record)
+
+
+def pair_paths(path) -> dict:
+    """compare.py --record FILE: {"jax": FILE-jax.SUFFIX, "torch": FILE-torch.SUFFIX} beside FILE (a.safetensors ->
+    a-jax.safetensors, a-torch.safetensors)."""
+    path = pathlib.Path(path)
+    suffix = path.suffix or ".safetensors"
+    return {side: path.with_name(f"{path.stem if path.suffix else path.name}-{side}{suffix}")
+            for side in ("jax", "torch")}

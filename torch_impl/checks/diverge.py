@@ -221,3 +221,19 @@ def walk(a: Record, b: Record) -> Walk:
         first = Crossing(int(ra["step"][t]), name, tuple(int(k) for k in np.unravel_index(i, shape)), pick(va),
                          pick(vb), pick(diff), pick(bound), ratio if ratio == ratio else float("inf"), pick(carried))
     return Walk(a.tensors["step"], shares, first)
+
+
+def recorded_pair(params, x, y, lr: float, *, steps: int, every: int = 1) -> dict:
+    """{"jax": ..., "torch": ...}: both frameworks' recorded Adam runs (jax_impl/core/record.py, the twin's
+    torch_impl/twin/record.py) from the same weights and data, in x's dtype; the recorders' arrays (numpy)."""
+    import jax.numpy as jnp
+    import torch
+
+    from jax_impl.core import record
+    from torch_impl.twin.record import recorded_run
+
+    ours = record.recorded_run(params, x, y, jnp.asarray(lr, x.dtype), steps=steps, every=every)
+    numpy = {k: np.asarray(v) for k, v in params.items()}
+    dtype = torch.float64 if x.dtype == jnp.float64 else torch.float32
+    theirs = recorded_run(numpy, np.asarray(x), np.asarray(y), lr, steps=steps, every=every, dtype=dtype)
+    return {"jax": {k: np.asarray(v) for k, v in ours.items()}, "torch": theirs}
