@@ -93,7 +93,8 @@ def localize(args, params, x, y, result, report) -> list[str]:
     for side, path in recording.pair_paths(args.record or "unused").items():
         made[side] = records.make({**arrays[side], "data.x": data["x"], "data.y": data["y"]},
                                   experiment=recording.experiment(args), every=args.record_every, framework=side,
-                                  implementation=side, versions={}, precision=precision, cpu=recording.cpu_name())
+                                  implementation=side, versions=versions(side), precision=precision,
+                                  cpu=recording.cpu_name())
         if args.record is not None:
             records.write(path, made[side])
             lines.append(f"  wrote {path}")
@@ -104,6 +105,19 @@ def localize(args, params, x, y, result, report) -> list[str]:
         lines.append(f"  where the runs part, first crossing: {first}")
         report["first_crossing"] = None if walk.first is None else walk.first._asdict()
     return lines
+
+
+def versions(framework: str) -> dict:
+    import numpy as np
+
+    if framework == "torch":
+        import torch
+
+        return {"torch": torch.__version__, "numpy": np.__version__}
+    import jax
+    import optax
+
+    return {"jax": jax.__version__, "optax": optax.__version__, "numpy": np.__version__}
 
 
 if __name__ == "__main__":

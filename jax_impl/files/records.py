@@ -68,9 +68,9 @@ def read(path) -> Record:
         raise InputError(f"{path}: not a safetensors file ({e})") from None
     if meta.get("format") != FORMAT:
         raise InputError(f"{path}: not a training record (no '{FORMAT}' in its metadata)")
-    missing = [k for k in TENSORS if k not in tensors]
-    if missing or any(k not in meta for k in METADATA):
-        raise InputError(f"{path}: an incomplete record, without {', '.join(missing or [k for k in METADATA])}")
+    missing = [k for k in TENSORS if k not in tensors] + [f"metadata {k}" for k in METADATA if k not in meta]
+    if missing:
+        raise InputError(f"{path}: an incomplete record, without {', '.join(missing)}")
     try:
         metadata = {k: json.loads(v) if k in ("experiment", "versions", "every") else v for k, v in meta.items()}
     except json.JSONDecodeError:
