@@ -226,3 +226,30 @@ def test_compare_records_both_runs_and_prints_where_they_part_when_it_disagrees(
     code, out, _ = run(script, monkeypatch, capsys, "--steps", "20", "--no-plots")
     assert code == 1
     assert "where the runs part, first crossing: none: the records agree within rounding" in out
+
+
+def test_the_planted_variant_without_bugs_is_the_twin_bit_for_bit(float32_pairs):
+    # Same operations in the same order (torch 2.13's single-tensor Adam written out): what the replay runs for torch
+    # is what torch.optim.Adam computes, so a bug it names is the variant's, not the replay's.
+    from torch_impl.twin.record import recorded_run
+
+    a, twin = float32_pairs[0]
+    t = a.tensors
+    init = {k: t[f"params.{k}"][0] for k in ("w1", "b1", "w2", "b2")}
+    clean = recorded_run(init, t["data.x"], t["data.y"], 0.2, steps=30, run=planted.planted_run(planted.Bugs()))
+    for name in records.STEP_ORDER:
+        if not name.startswith("data."):
+            np.testing.assert_array_equal(clean[name], twin.tensors[name][:30], err_msg=name)
+
+
+def test_records_of_other_steps_or_shapes_are_refused_and_replay_needs_every_step(float32_pairs):
+    from torch_impl.checks import replay
+
+    a, b = float32_pairs[0]
+    thinned = records.Record({k: v if k.startswith("data.") else v[::2] for k, v in b.tensors.items()},
+                             {**b.metadata, "every": 2})
+    assert records.mismatch(a, thinned).startswith("different steps kept: 300 every 1 vs 150 every 2")
+    wider = records.Record({**b.tensors, "forward.hidden": b.tensors["forward.hidden"][:, :, :10]}, b.metadata)
+    assert records.mismatch(a, wider) == "different shapes: forward.hidden (300, 100, 20) vs (300, 100, 10)"
+    with pytest.raises(InputError, match="--replay needs the step before 4"):
+        replay.state_before(thinned, 4)
