@@ -90,14 +90,15 @@ def localize(args, params, x, y, result, report) -> list[str]:
         str(np.dtype(x.dtype))
     data = {"x": np.asarray(x), "y": np.asarray(y)}
     made, lines = {}, []
-    for side, path in recording.pair_paths(args.record or "unused").items():
+    paths = recording.pair_paths(args.record) if args.record is not None else {}
+    for side in ("jax", "torch"):
         made[side] = records.make({**arrays[side], "data.x": data["x"], "data.y": data["y"]},
                                   experiment=recording.experiment(args), every=args.record_every, framework=side,
                                   implementation=side, versions=versions(side), precision=precision,
                                   cpu=recording.cpu_name())
-        if args.record is not None:
-            records.write(path, made[side])
-            lines.append(f"  wrote {path}")
+        if side in paths:
+            records.write(paths[side], made[side])
+            lines.append(f"  wrote {paths[side]}")
     if not result["ok"]:
         walk = diverge.walk(made["jax"], made["torch"])
         first = "none: the records agree within rounding" if walk.first is None else \
