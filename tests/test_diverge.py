@@ -135,7 +135,8 @@ def test_correct_runs_raise_no_alarm_jax_float32_against_float64(float32_pairs, 
 
 
 @pytest.mark.parametrize("quantity,step", [("params.b1", 40), ("forward.pre_activation", 3), ("forward.hidden", 120),
-                                           ("forward.residual", 7), ("loss", 250), ("grads.w1", 15),
+                                           ("forward.output", 50), ("forward.residual", 7), ("loss", 250),
+                                           ("grads.w1", 15),
                                            ("grads.b2", 0), ("adam.mu.w2", 60), ("adam.nu.b1", 9), ("update.w2", 299)])
 def test_a_difference_planted_in_one_tensor_is_reported_at_its_step_and_tensor(float32_pairs, quantity, step):
     a, b = float32_pairs[0]

@@ -45,11 +45,16 @@ def family_shares(walk: Walk) -> dict:
     return out
 
 
+def _plain(value):
+    """A float JSON can hold: inf and NaN (a count that differs, a NaN on one side) as the strings "inf", "nan"."""
+    return value if not isinstance(value, float) or np.isfinite(value) else str(value)
+
+
 def as_json(walk: Walk, a, b) -> dict:
-    first = walk.first._asdict() if walk.first is not None else None
+    first = {k: _plain(v) for k, v in walk.first._asdict().items()} if walk.first is not None else None
     return {"a": a.metadata, "b": b.metadata, "steps": len(walk.steps), "agree": walk.first is None,
             "first_crossing": first,
-            "worst_share": {k: float(np.max(v)) for k, v in walk.shares.items()}}
+            "worst_share": {k: _plain(float(np.max(v))) for k, v in walk.shares.items()}}
 
 
 def draw(fig, walk: Walk) -> None:
