@@ -24,11 +24,14 @@ def add_record_flags(parser, positive_int, what: str = "FILE") -> None:
 
 def check_record_flags(parser, args) -> None:
     """Only Adam is recorded (its moments are the record's optimizer state): another optimizer with --record is one
-    line and exit 2, as is --record-every without --record; the record's folder must exist."""
+    line and exit 2, as are --record-every without --record and --record with --resume (a record starts at step 0);
+    the record's folder must exist."""
     if args.record is None:
         if args.record_every != 1:
             parser.error("--record-every needs --record FILE")
         return
+    if getattr(args, "resume", None) is not None:  # main's --resume: a record starts at step 0 with fresh moments
+        parser.error("--record records a run from its first step, with Adam's moments from zero: not with --resume")
     if args.optimizer != "adam":
         parser.error(f"--record records Adam's moments: it takes only --optimizer adam without --optimizer-args "
                      f"(not {args.optimizer})")
