@@ -6,17 +6,20 @@
     python scripts/compare.py --seed 3 --hidden 64 --optimizer sgd --lr 0.5 --json
     python scripts/compare.py --torch-seed 7    # data and weights as torch.manual_seed(7) gives them
     python scripts/compare.py --init net.pt     # both sides start from these weights (.pt, .safetensors, .npz)
+    python scripts/compare.py --record out/run.safetensors   # also: out/run-jax.safetensors, out/run-torch...
 
 Reports the largest relative difference of the per-step losses, the largest absolute difference of the final
 parameters, and the largest relative difference of the gradients at the initial weights, each against a named
 tolerance (torch_impl/checks/compare.py); writes --out/compare.png (both loss curves and the per-step relative
-difference, log scales). Exit codes: 0 agree, 1 disagree beyond a tolerance, 2 bad input, 3 the loss turned
+difference, log scales). When they disagree (Adam), it also prints where the runs part first
+(scripts/diverge.py's first crossing); --record FILE [--record-every K] writes both recorded runs as FILE-jax and
+FILE-torch (docs/records.md). Exit codes: 0 agree, 1 disagree beyond a tolerance, 2 bad input, 3 the loss turned
 non-finite (the finite steps before it are compared and reported, no plot is written).
 """
 
 import json
 
-from jax_impl.app import cli
+from jax_impl.app import cli, recording
 
 
 def parse_args(argv=None):
@@ -29,7 +32,9 @@ def parse_args(argv=None):
     p.add_argument("--no-plots", action="store_true", help="write no picture (and do not touch --out)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout instead")
     p.add_argument("--no-cache", action="store_true", help="do not use JAX's persistent compilation cache")
+    recording.add_record_flags(p, cli.positive_int, "FILE-jax and FILE-torch")
     args = cli.check_run_flags(p, p.parse_args(argv))
+    recording.check_record_flags(p, args)
     if args.attribute and (args.x64 or args.optimizer != "adam"):
         p.error("--attribute studies Adam's float32 gap: it takes neither --x64 nor --optimizer sgd")
     return args
@@ -55,6 +60,8 @@ def main(argv=None):
         more, rows = compare_report.attribution_lines(reference.losses, variants, gradients)
         lines += more
         report["attribution"] = {"variants": rows, "gradients": gradients}
+    if args.record is not None or (not result["ok"] and args.optimizer == "adam"):
+        lines += localize(args, params, x, y, result, report)
     if result["diverged"] is not None:
         lines.append(compare_report.divergence_line(result["diverged"]))
     elif out is not None:
@@ -70,6 +77,48 @@ def main(argv=None):
         raise SystemExit(cli.DIVERGED)
     if not result["ok"]:
         raise SystemExit(cli.MISMATCH)
+
+
+def localize(args, params, x, y, result, report) -> list[str]:
+    """Both runs recorded (written with --record); when they disagree, the first crossing (diverge.walk)."""
+    import numpy as np
+
+    from jax_impl.files import records
+    from torch_impl.checks import diverge, diverge_report
+
+    arrays, precision = diverge.recorded_pair(params, x, y, args.lr, steps=args.steps, every=args.record_every), \
+        str(np.dtype(x.dtype))
+    data = {"x": np.asarray(x), "y": np.asarray(y)}
+    made, lines = {}, []
+    paths = recording.pair_paths(args.record) if args.record is not None else {}
+    for side in ("jax", "torch"):
+        made[side] = records.make({**arrays[side], "data.x": data["x"], "data.y": data["y"]},
+                                  experiment=recording.experiment(args), every=args.record_every, framework=side,
+                                  implementation=side, versions=versions(side), precision=precision,
+                                  cpu=recording.cpu_name())
+        if side in paths:
+            records.write(paths[side], made[side])
+            lines.append(f"  wrote {paths[side]}")
+    if not result["ok"]:
+        walk = diverge.walk(made["jax"], made["torch"])
+        first = "none: the records agree within rounding" if walk.first is None else \
+            diverge_report.crossing_line(walk.first).removeprefix("first crossing: ")
+        lines.append(f"  where the runs part, first crossing: {first}")
+        report["first_crossing"] = None if walk.first is None else walk.first._asdict()
+    return lines
+
+
+def versions(framework: str) -> dict:
+    import numpy as np
+
+    if framework == "torch":
+        import torch
+
+        return {"torch": torch.__version__, "numpy": np.__version__}
+    import jax
+    import optax
+
+    return {"jax": jax.__version__, "optax": optax.__version__, "numpy": np.__version__}
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@
 Writes into --out (default out/): data.png, snapshots.png (the eleven snapshots), learning.gif, loss.png,
 params.npz (w1 (1,H), b1 (H,), w2 (H,1), b2 (1,)), model.safetensors (the same weights for torch: Net(1, H, 1)'s
 state_dict) and losses.json; with --save-state FILE also the run's training state, which --resume FILE continues
-(in this script or train_torch.py). Exit codes: 2 bad input, 3 the loss diverged.
+(in this script or train_torch.py). --record FILE [--record-every K]: the whole trajectory, Adam only
+(docs/records.md). Exit codes: 2 bad input, 3 the loss diverged.
 """
 
 import json
@@ -96,6 +97,17 @@ def main(argv=None):
         state_file.write(args.save_state, resume.saved_state(args, params=trajectory.params, slots=slots,
                                                              step=args.steps, losses=losses, framework="jax"))
         written.append(str(args.save_state))
+    if args.record is not None:
+        import optax
+
+        from jax_impl.app.recording import write_record
+        from jax_impl.core import record
+
+        arrays = record.recorded_run(params, x, y, lr, steps=args.steps, every=args.record_every)
+        write_record(args.record, args, data.as_numpy(arrays), np.asarray(x), np.asarray(y), framework="jax",
+                     versions={"jax": jax.__version__, "optax": optax.__version__, "numpy": np.__version__},
+                     precision=str(np.dtype(dtype)))
+        written.append(args.record)
     summary = {"framework": "jax", "device": str(jax.devices()[0].platform), "dtype": str(np.dtype(dtype)),
                "steps": args.steps, "points": int(x.shape[0]), "hidden": args.hidden, "optimizer": args.optimizer,
                "lr": args.lr, "final_loss": float(losses[-1]), "compile_s": compile_s, "run_s": run_s,

@@ -17,6 +17,7 @@ learning.gif, loss.png, params.npz (the JAX layout: w1 (1,H), b1 (H,), w2 (H,1),
 net's state_dict) and losses.json. --init FILE: those initial weights, on the data the other flags choose.
 --save-state FILE: the run's training state at its end; --resume FILE continues one (this script's or
 train_jax.py's) to --steps.
+--record FILE [--record-every K]: the whole trajectory, Adam only (docs/records.md).
 Exit codes: 2 bad input, 3 the loss diverged.
 """
 
@@ -86,6 +87,7 @@ def main(argv=None):
     start = time.perf_counter()
     make_optimizer(args.optimizer, [torch.zeros(1, requires_grad=True)], args.lr)
     setup_s = time.perf_counter() - start
+    initial = from_state_dict(net.state_dict())  # copies: fit trains the net in place
     start = time.perf_counter()
     opt = make_optimizer(args.optimizer, net.parameters(), args.lr)
     if saved is not None:
@@ -112,6 +114,15 @@ def main(argv=None):
                                    step=args.steps, losses=losses, framework="torch")
         write_state(args.save_state, state)
         written.append(str(args.save_state))
+    if args.record is not None:
+        from jax_impl.app.recording import write_record
+        from torch_impl.twin.record import recorded_run
+
+        arrays = recorded_run(initial, x.numpy(), y.numpy(), args.lr, steps=args.steps, every=args.record_every,
+                              dtype=dtype)
+        write_record(args.record, args, arrays, x.numpy(), y.numpy(), framework="torch",
+                     versions={"torch": torch.__version__, "numpy": np.__version__}, precision=str(losses.dtype))
+        written.append(args.record)
     summary = {"framework": "torch", "device": "cpu", "dtype": str(losses.dtype), "steps": args.steps,
                "points": int(x.shape[0]), "hidden": args.hidden, "optimizer": args.optimizer, "lr": args.lr,
                "final_loss": float(losses[-1]), "compile_s": 0.0, "setup_s": setup_s, "run_s": run_s,

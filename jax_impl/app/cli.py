@@ -45,11 +45,13 @@ def parse_run_args(description: str, argv=None) -> argparse.Namespace:
     p.add_argument("--no-plots", action="store_true", help="write no pictures")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout instead")
     p.add_argument("--no-cache", action="store_true", help="do not use JAX's persistent compilation cache")
-    from jax_impl.app import resume
+    from jax_impl.app import recording, resume
 
     resume.add_flags(p)
+    recording.add_record_flags(p, positive_int)
     args = check_run_flags(p, p.parse_args(argv))
     resume.check(p, args)  # --resume's file judged against the checked flags
+    recording.check_record_flags(p, args)
     return args
 
 
