@@ -20,6 +20,7 @@ non-finite (the finite steps before it are compared and reported, no plot is wri
 import json
 
 from jax_impl.app import cli, recording
+from jax_impl.files import host
 
 
 def parse_args(argv=None):
@@ -95,7 +96,7 @@ def localize(args, params, x, y, result, report) -> list[str]:
         made[side] = records.make({**arrays[side], "data.x": data["x"], "data.y": data["y"]},
                                   experiment=recording.experiment(args), every=args.record_every, framework=side,
                                   implementation=side, versions=versions(side), precision=precision,
-                                  cpu=recording.cpu_name())
+                                  cpu=host.cpu_name())
         if side in paths:
             records.write(paths[side], made[side])
             lines.append(f"  wrote {paths[side]}")

@@ -105,7 +105,7 @@ def main(argv=None):
 
 
 def records_cpu() -> str:
-    from jax_impl.app.recording import cpu_name
+    from jax_impl.files.host import cpu_name
 
     return cpu_name()
 

@@ -1,16 +1,11 @@
 """--record FILE and --record-every K on the training scripts: what names the experiment, the CPU, and writing the
 record (jax_impl/files/records.py; docs/records.md)."""
 
-import contextlib
-import hashlib
 import pathlib
-import platform
 
+from jax_impl.app import experiment_id
 from jax_impl.files import records
-
-# The flags that change a run's result (its precision apart: records of one experiment in float32 and float64 are
-# compared). Two records are of one experiment when these are equal.
-EXPERIMENT_FLAGS = ("steps", "lr", "optimizer", "hidden", "seed", "points", "noise", "data_seed", "torch_seed")
+from jax_impl.files.host import cpu_name
 
 
 def add_record_flags(parser, positive_int, what: str = "FILE") -> None:
@@ -41,20 +36,9 @@ def check_record_flags(parser, args) -> None:
 
 
 def experiment(args) -> dict:
-    """The flags that change the result (EXPERIMENT_FLAGS), and --init's file by its content's SHA-256."""
-    out = {k: getattr(args, k, None) for k in EXPERIMENT_FLAGS}
-    if getattr(args, "init", None) is not None:
-        out["init_sha256"] = hashlib.sha256(pathlib.Path(args.init).read_bytes()).hexdigest()
-    return out
-
-
-def cpu_name() -> str:
-    """The CPU's model name (/proc/cpuinfo), or what platform knows: records made on two CPU kinds say so."""
-    with contextlib.suppress(OSError):
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+    """The experiment a record names: experiment_id.run_experiment with --steps (records of one experiment have
+    the same steps)."""
+    return experiment_id.run_experiment(args, steps=True)
 
 
 def write_record(path, args, arrays: dict, x, y, *, framework: str, versions: dict, precision: str,

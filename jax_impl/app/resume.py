@@ -7,16 +7,13 @@ included), precision, experiment or shapes differ from the flags', or whose step
 from the run's beginning: a resumed run ends where an uninterrupted one does).
 """
 
-import hashlib
 import pathlib
 
 import numpy as np
 
+from jax_impl.app import experiment_id
 from jax_impl.files import state_file
 from jax_impl.files.params_io import InputError
-
-# The flags that choose the run's numbers (add_run_flags's), besides the precision, which the file keeps apart.
-EXPERIMENT_FLAGS = ("optimizer", "lr", "hidden", "seed", "points", "noise", "data_seed", "torch_seed")
 
 
 def add_flags(parser) -> None:
@@ -30,13 +27,9 @@ def add_flags(parser) -> None:
 
 
 def experiment(args) -> dict:
-    """The flags that change a result, by name (--init as the SHA-256 of its weights: the file's name is not the
-    experiment, its numbers are)."""
-    found = {flag: getattr(args, flag, None) for flag in EXPERIMENT_FLAGS}
-    init = getattr(args, "init_params", None)
-    found["init"] = None if init is None else hashlib.sha256(
-        b"".join(np.ascontiguousarray(init[k], np.float64).tobytes() for k in sorted(init))).hexdigest()
-    return found
+    """The experiment a state file names: experiment_id.run_experiment without --steps (a run saved at step k
+    continues to any later --steps)."""
+    return experiment_id.run_experiment(args, steps=False)
 
 
 def check(parser, args) -> None:

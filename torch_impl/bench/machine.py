@@ -3,8 +3,9 @@ jax and torch are imported inside the functions: the runner sets XLA's flags (cl
 
 import contextlib
 import os
-import pathlib
 import platform
+
+from jax_impl.files.host import cpu_name
 
 
 def gpu_missing(device: str) -> str | None:
@@ -58,15 +59,6 @@ def load_average() -> list[float] | None:
     with contextlib.suppress(OSError, AttributeError):
         return [round(v, 2) for v in os.getloadavg()]
     return None
-
-
-def cpu_name() -> str:
-    """The CPU's model name (/proc/cpuinfo), or what platform knows."""
-    with contextlib.suppress(OSError):
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def described(base: dict) -> str:
