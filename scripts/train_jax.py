@@ -89,6 +89,7 @@ def main(argv=None):
                  "no outputs written", cli.DIVERGED)
     for t in steps:
         say(log_line(t, losses))
+    beside = []  # files written outside --out: the state file, the record
     written = write_outputs(out, x=x, y=y, steps=[t for t in steps if t >= first],
                             snapshots=np.asarray(trajectory.snapshots), losses=losses,
                             params=data.as_numpy(trajectory.params), title=title, plots=not args.no_plots)
@@ -96,7 +97,7 @@ def main(argv=None):
         slots = optimizer_state.torch_slots(args.optimizer, opt_state)
         state_file.write(args.save_state, resume.saved_state(args, params=trajectory.params, slots=slots,
                                                              step=args.steps, losses=losses, framework="jax"))
-        written.append(str(args.save_state))
+        beside.append(str(args.save_state))
     if args.record is not None:
         import optax
 
@@ -107,17 +108,18 @@ def main(argv=None):
         write_record(args.record, args, data.as_numpy(arrays), np.asarray(x), np.asarray(y), framework="jax",
                      versions={"jax": jax.__version__, "optax": optax.__version__, "numpy": np.__version__},
                      precision=str(np.dtype(dtype)))
-        written.append(args.record)
+        beside.append(str(args.record))
     summary = {"framework": "jax", "device": str(jax.devices()[0].platform), "dtype": str(np.dtype(dtype)),
                "steps": args.steps, "points": int(x.shape[0]), "hidden": args.hidden, "optimizer": args.optimizer,
                "lr": args.lr, "final_loss": float(losses[-1]), "compile_s": compile_s, "run_s": run_s,
-               "out": str(out), "files": written, "losses": losses.tolist()}
+               "out": str(out), "files": written, "also_wrote": beside, "losses": losses.tolist()}
     if args.json:
         print(json.dumps(summary))
     else:
         print(f"final loss {summary['final_loss']:.6f} after {args.steps} steps; compile {compile_s:.3f} s "
               f"(persistent cache {'off' if args.no_cache else 'on'}), run {run_s * 1e3:.2f} ms on "
-              f"{summary['device']}; wrote {', '.join(written)} to {out}/")
+              f"{summary['device']}; wrote {', '.join(written)} to {out}/"
+              + "".join(f" and {path}" for path in beside))
 
 
 if __name__ == "__main__":

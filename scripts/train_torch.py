@@ -105,6 +105,7 @@ def main(argv=None):
                  "no outputs written", cli.DIVERGED)
     for t in steps:
         say(log_line(t, losses))
+    beside = []  # files written outside --out: the state file, the record
     written = write_outputs(out, x=x.numpy(), y=y.numpy(), steps=[t for t in steps if t >= first],
                             snapshots=np.stack([s.numpy() for s in snapshots]), losses=losses,
                             params=from_state_dict(net.state_dict()), title=title,
@@ -113,7 +114,7 @@ def main(argv=None):
         state = resume.saved_state(args, params=from_state_dict(net.state_dict()), slots=torch_slots(opt)[0],
                                    step=args.steps, losses=losses, framework="torch")
         write_state(args.save_state, state)
-        written.append(str(args.save_state))
+        beside.append(str(args.save_state))
     if args.record is not None:
         from jax_impl.app.recording import write_record
         from torch_impl.twin.record import recorded_run
@@ -122,18 +123,19 @@ def main(argv=None):
                               dtype=dtype)
         write_record(args.record, args, arrays, x.numpy(), y.numpy(), framework="torch",
                      versions={"torch": torch.__version__, "numpy": np.__version__}, precision=str(losses.dtype))
-        written.append(args.record)
+        beside.append(str(args.record))
     summary = {"framework": "torch", "device": "cpu", "dtype": str(losses.dtype), "steps": args.steps,
                "points": int(x.shape[0]), "hidden": args.hidden, "optimizer": args.optimizer, "lr": args.lr,
                "final_loss": float(losses[-1]), "compile_s": 0.0, "setup_s": setup_s, "run_s": run_s,
                "torch": torch.__version__, "threads": torch.get_num_threads(),
-               "out": str(out), "files": written, "losses": losses.tolist()}
+               "out": str(out), "files": written, "also_wrote": beside, "losses": losses.tolist()}
     if args.json:
         print(json.dumps(summary))
     else:
         print(f"final loss {summary['final_loss']:.6f} after {args.steps} steps; optimizer setup {setup_s:.3f} s "
               f"(torch.optim's first-use imports), run {run_s * 1e3:.2f} ms on cpu (torch {torch.__version__} eager, "
-              f"{summary['threads']} threads, nothing compiled); wrote {', '.join(written)} to {out}/")
+              f"{summary['threads']} threads, nothing compiled); wrote {', '.join(written)} to {out}/"
+              + "".join(f" and {path}" for path in beside))
 
 
 if __name__ == "__main__":
