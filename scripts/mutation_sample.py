@@ -1,0 +1,137 @@
+"""Mutation testing on a sample, by hand and outside CI: mutmut's mutants of the core, the weight files and the
+checkers, a seeded random sample of them, each run against the tests that cover its module.
+
+    pip install mutmut                                     # not a project dependency
+    python scripts/mutation_sample.py                      # 160 mutants drawn with random.Random(19): ~30 min
+    python scripts/mutation_sample.py --only jax_impl.core.optimizers.x_parse_spec__mutmut_12   # one, again
+    python scripts/mutation_sample.py --list               # the sample's ids and changes, nothing run
+
+Why not `mutmut run`: it runs the whole suite once per file for its coverage table and then every one of ~5800
+mutants; on 2 cores with JAX compiling per test that is days. The mutants here are mutmut's own (its operators, its
+ids: module.x_function__mutmut_N, numbered per function as `mutmut run` numbers them), applied one at a time to a
+copy of the tree under mutants/ (git-ignored). A mutant is killed when its tests fail, error or pass the time limit.
+Prints one line per mutant, the kill ratio per layer, and the survivors; exit 0 whatever survives. docs/testing.md,
+"Mutation testing", holds the last run's numbers and says why each survivor is harmless or which test now kills it.
+"""
+
+import argparse
+import os
+import pathlib
+import random
+import shutil
+import subprocess
+import sys
+import time
+
+import libcst as cst
+from mutmut.mutation.file_mutation import create_mutations, deep_replace
+from mutmut.mutation.trampoline_templates import mangle_function_name
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+LAYERS = ("jax_impl/core", "jax_impl/files", "torch_impl/checks")
+COPIED = ("jax_impl", "torch_impl", "scripts", "tests", "docs", "README.md", "pyproject.toml")
+# The tests that cover each module, fast ones first (pytest -x stops at the first failure).
+TESTS = {
+    "data": ["test_data.py", "test_torch_rng.py"], "ensemble": ["test_model.py", "test_sweep.py"],
+    "experiment": ["test_cli.py"], "footprint": ["test_sizes.py"], "grid": ["test_sweep.py", "test_cli.py"],
+    "layout": ["test_model.py"], "model": ["test_model.py", "test_grads.py"],
+    "optimizers": ["test_cli.py", "test_optimizer_parity.py"], "sharding": ["test_sharding.py"],
+    "steps": ["test_train.py", "test_plots.py"], "torch_optim": ["test_train.py", "test_optimizer_parity.py"],
+    "torch_rng": ["test_torch_rng.py"], "train": ["test_train.py", "test_model.py"], "xla_cpu": ["test_xla_cpu.py"],
+    "params_io": ["test_weights.py", "test_torch_file_odd.py"], "torch_file": ["test_torch_file_odd.py",
+                                                                             "test_weights.py"],
+    "weights": ["test_weights.py", "test_torch_file_odd.py"], "adam_torch": ["test_compare.py"],
+    "compare": ["test_compare.py"], "compare_report": ["test_compare.py"], "grad_check": ["test_grads.py"],
+    "grad_error": ["test_grad_error.py"], "jax_grads": ["test_grads.py"],
+    "optimizer_parity": ["test_optimizer_parity.py"], "precision": ["test_compare.py", "test_grads.py"],
+    "torch_grads": ["test_grads.py"],
+}
+
+
+def all_mutants():
+    """Every mutmut mutant of LAYERS: (id, path, original source, one-line change, mutated source)."""
+    for layer in LAYERS:
+        for path in sorted((ROOT / layer).glob("*.py")):
+            code = path.read_text()
+            module, mutations, _, _ = create_mutations(str(path), code)
+            owner = {}  # top-level function or method node -> mutmut's mangled name
+            for node in module.body:
+                methods = node.body.body if isinstance(node, cst.ClassDef) else []
+                if isinstance(node, cst.FunctionDef):
+                    owner[node] = mangle_function_name(name=node.name.value, class_name=None)
+                for method in methods:
+                    if isinstance(method, cst.FunctionDef):
+                        owner[method] = mangle_function_name(name=method.name.value, class_name=node.name.value)
+            count = {}
+            dotted = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            for m in mutations:
+                if m.contained_by_top_level_function not in owner:
+                    continue  # mutmut mutates only inside functions and methods
+                name = owner[m.contained_by_top_level_function]
+                count[name] = count.get(name, 0) + 1
+                change = f"{module.code_for_node(m.original_node)} -> {module.code_for_node(m.mutated_node)}"
+                yield (f"{dotted}.{name}__mutmut_{count[name]}", path, code, " ".join(change.split()),
+                       lambda module=module, m=m: deep_replace(module, m.original_node, m.mutated_node).code)
+
+
+def run_one(mutant, copy: pathlib.Path, timeout: float) -> str:
+    """Write the mutant into the copy, run its module's tests there, put the file back: killed/survived/timeout."""
+    ident, path, code, _, mutated = mutant
+    target = copy / path.relative_to(ROOT)
+    target.write_text(mutated())
+    tests = [f"tests/{name}" for name in TESTS[path.stem]]
+    env = {**os.environ, "PYTHONPATH": str(copy)}
+    try:
+        done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+                              cwd=copy, env=env, capture_output=True, timeout=timeout)
+        return "survived" if done.returncode == 0 else "killed"
+    except subprocess.TimeoutExpired:
+        return "timeout"
+    finally:
+        target.write_text(code)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--count", type=int, default=160, help="how many mutants to draw (default 160)")
+    p.add_argument("--seed", type=int, default=19, help="random.Random(SEED).sample over the sorted ids (default 19)")
+    p.add_argument("--only", nargs="+", metavar="ID", help="run these mutants instead of a sample")
+    p.add_argument("--list", action="store_true", help="print the sample's ids and changes, run nothing")
+    p.add_argument("--timeout", type=float, default=300, help="seconds per mutant before it counts as killed")
+    args = p.parse_args(argv)
+    mutants = {m[0]: m for m in all_mutants()}
+    if args.only:
+        unknown = [i for i in args.only if i not in mutants]
+        if unknown:
+            p.error(f"no such mutant: {unknown[0]}")
+        chosen = args.only
+    else:
+        chosen = sorted(random.Random(args.seed).sample(sorted(mutants), args.count))
+    print(f"{len(chosen)} of {len(mutants)} mutants", flush=True)
+    if args.list:
+        for ident in chosen:
+            print(ident, "|", mutants[ident][3])
+        return 0
+    copy = ROOT / "mutants" / "tree"
+    shutil.rmtree(copy, ignore_errors=True)
+    for name in COPIED:
+        src = ROOT / name
+        (shutil.copytree(src, copy / name, ignore=shutil.ignore_patterns("__pycache__")) if src.is_dir()
+         else shutil.copy2(src, copy / name))
+    results = {}
+    for ident in chosen:
+        start = time.perf_counter()
+        results[ident] = run_one(mutants[ident], copy, args.timeout)
+        print(f"{results[ident]:8} {time.perf_counter() - start:6.1f} s  {ident} | {mutants[ident][3]}", flush=True)
+    for layer in LAYERS:
+        mine = [r for i, r in results.items() if i.startswith(layer.replace("/", ".") + ".")]
+        killed = sum(r != "survived" for r in mine)
+        print(f"{layer}: {killed}/{len(mine)} killed" + (f" ({100 * killed / len(mine):.0f} %)" if mine else ""))
+    for ident, result in results.items():
+        if result == "survived":
+            print("survivor:", ident, "|", mutants[ident][3])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
