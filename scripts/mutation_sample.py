@@ -15,8 +15,10 @@ Prints one line per mutant, the kill ratio per layer, and the survivors; exit 0 
 """
 
 import argparse
+import concurrent.futures
 import os
 import pathlib
+import queue
 import random
 import shutil
 import subprocess
@@ -98,6 +100,7 @@ def main(argv=None):
     p.add_argument("--only", nargs="+", metavar="ID", help="run these mutants instead of a sample")
     p.add_argument("--list", action="store_true", help="print the sample's ids and changes, run nothing")
     p.add_argument("--timeout", type=float, default=300, help="seconds per mutant before it counts as killed")
+    p.add_argument("--jobs", type=int, default=1, help="mutants run at once, each in its own copy (default 1)")
     args = p.parse_args(argv)
     mutants = {m[0]: m for m in all_mutants()}
     if args.only:
@@ -112,17 +115,25 @@ def main(argv=None):
         for ident in chosen:
             print(ident, "|", mutants[ident][3])
         return 0
-    copy = ROOT / "mutants" / "tree"
-    shutil.rmtree(copy, ignore_errors=True)
-    for name in COPIED:
-        src = ROOT / name
-        (shutil.copytree(src, copy / name, ignore=shutil.ignore_patterns("__pycache__")) if src.is_dir()
-         else shutil.copy2(src, copy / name))
-    results = {}
-    for ident in chosen:
-        start = time.perf_counter()
-        results[ident] = run_one(mutants[ident], copy, args.timeout)
-        print(f"{results[ident]:8} {time.perf_counter() - start:6.1f} s  {ident} | {mutants[ident][3]}", flush=True)
+    copies = queue.Queue()  # one copy of the tree per job: a job writes its mutant into its own copy
+    for job in range(args.jobs):
+        copy = ROOT / "mutants" / f"tree{job}"
+        shutil.rmtree(copy, ignore_errors=True)
+        for name in COPIED:
+            src = ROOT / name
+            (shutil.copytree(src, copy / name, ignore=shutil.ignore_patterns("__pycache__")) if src.is_dir()
+             else shutil.copy2(src, copy / name))
+        copies.put(copy)
+
+    def run(ident):
+        copy, start = copies.get(), time.perf_counter()
+        result = run_one(mutants[ident], copy, args.timeout)
+        copies.put(copy)
+        print(f"{result:8} {time.perf_counter() - start:6.1f} s  {ident} | {mutants[ident][3]}", flush=True)
+        return result
+
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        results = dict(zip(chosen, pool.map(run, chosen)))
     for layer in LAYERS:
         mine = [r for i, r in results.items() if i.startswith(layer.replace("/", ".") + ".")]
         killed = sum(r != "survived" for r in mine)
