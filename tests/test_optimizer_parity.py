@@ -80,6 +80,21 @@ def test_arguments_are_checked_as_torch_checks_them(name, args, message):
         optimizers.torch_kwargs(name, args)
 
 
+@pytest.mark.parametrize("spec", ["adam(", "adam(0.9)", "optax.adam", "adam(**{'eps': 1e-7})", "adam(eps=x)", "1"])
+def test_a_spec_that_is_not_a_call_of_a_name_is_refused_by_name(spec):
+    """parse_spec: text that is neither a name nor name(keyword=literal, ...) gets the one message, quoting it."""
+    with pytest.raises(ValueError) as error:
+        optimizers.parse_spec(spec)
+    assert str(error.value) == f"{spec!r} is not an optimizer: a name, or name(keyword=value, ...)"
+
+
+def test_names_are_read_in_any_case():
+    assert optimizers.parse_spec(" NAdam(eps=1e-7) ") == ("nadam", {"eps": 1e-7})
+    assert optimizers.optimizer_spec("AdamW", {"amsgrad": True}) == "adamw(amsgrad=True)"
+    with pytest.raises(ValueError, match="^unknown optimizer 'Lbfgs' "):
+        optimizers.parse_spec("Lbfgs")
+
+
 def test_the_command_line_names_torchs_optimizers_and_arguments(capsys):
     parse = import_script("train_jax").parse_args
     assert parse(["--optimizer", "SGD", "--optimizer-args", "momentum=0.9,nesterov=True"]).optimizer == (
