@@ -597,6 +597,17 @@ def test_torchs_layout_under_the_ports_names_is_said_to_look_transposed(tmp_path
         weights.read(path)
 
 
+def test_an_npz_with_a_non_finite_weight_names_it(tmp_path):
+    """The .npz reader's own check (load_npz): the key, the count and the first bad entry with its index."""
+    arrays = {"w1": np.zeros((1, 20), np.float32), "b1": np.zeros(20, np.float32), "w2": np.zeros((20, 1), np.float32),
+              "b2": np.zeros(1, np.float32)}
+    arrays["b1"][[3, 7]] = [np.inf, np.nan]
+    np.savez(tmp_path / "w.npz", **arrays)
+    with pytest.raises(InputError) as error:
+        weights.read(tmp_path / "w.npz")
+    assert str(error.value).endswith("w.npz: 'b1' has non-finite values (2 of 20; first inf at [3])"), error.value
+
+
 def checkpoint(kind: str, state: dict):
     if kind == "ddp":
         return {f"module.{k}": v for k, v in state.items()}
