@@ -2,16 +2,17 @@
 checkers, a seeded random sample of them, each run against the tests that cover its module.
 
     pip install mutmut                                     # not a project dependency
-    python scripts/mutation_sample.py                      # 160 mutants drawn with random.Random(19): ~30 min
-    python scripts/mutation_sample.py --only jax_impl.core.optimizers.x_parse_spec__mutmut_12   # one, again
+    python scripts/mutation_sample.py --jobs 2             # 100 mutants, random.Random(19): ~30 min on 2 cores
+    python scripts/mutation_sample.py --only jax_impl.core.optimizers.x__checked__mutmut_4   # one, again
     python scripts/mutation_sample.py --list               # the sample's ids and changes, nothing run
 
-Why not `mutmut run`: it runs the whole suite once per file for its coverage table and then every one of ~5800
-mutants; on 2 cores with JAX compiling per test that is days. The mutants here are mutmut's own (its operators, its
-ids: module.x_function__mutmut_N, numbered per function as `mutmut run` numbers them), applied one at a time to a
-copy of the tree under mutants/ (git-ignored). A mutant is killed when its tests fail, error or pass the time limit.
-Prints one line per mutant, the kill ratio per layer, and the survivors; exit 0 whatever survives. docs/testing.md,
-"Mutation testing", holds the last run's numbers and says why each survivor is harmless or which test now kills it.
+Why not `mutmut run`: it runs the whole suite first (to learn which tests reach which function) and then every one
+of ~5800 mutants; on 2 cores with JAX compiling in every test process that is days. The mutants here are mutmut's own
+(its operators, its ids: module.x_function__mutmut_N, numbered per function as `mutmut run` numbers them), applied
+one at a time to a copy of the tree under mutants/ (git-ignored). A mutant is killed when its tests fail, error or
+pass the time limit. Prints one line per mutant, the kill ratio per layer, and the survivors; exit 0 whatever
+survives. docs/testing.md, "Mutation testing", holds the last run's numbers and says why each survivor is harmless
+or which test now kills it.
 """
 
 import argparse
@@ -97,7 +98,7 @@ def run_one(mutant, copy: pathlib.Path, timeout: float) -> str:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--count", type=int, default=160, help="how many mutants to draw (default 160)")
+    p.add_argument("--count", type=int, default=100, help="how many mutants to draw (default 100)")
     p.add_argument("--seed", type=int, default=19, help="random.Random(SEED).sample over the sorted ids (default 19)")
     p.add_argument("--only", nargs="+", metavar="ID", help="run these mutants instead of a sample")
     p.add_argument("--list", action="store_true", help="print the sample's ids and changes, run nothing")
