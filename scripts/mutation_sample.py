@@ -15,7 +15,6 @@ survives. docs/testing.md, "Mutation testing", holds the last run's numbers and 
 or which test now kills it.
 """
 
-import argparse
 import concurrent.futures
 import os
 import pathlib
@@ -26,9 +25,14 @@ import subprocess
 import sys
 import time
 
-import libcst as cst
-from mutmut.mutation.file_mutation import create_mutations, deep_replace
-from mutmut.mutation.trampoline_templates import mangle_function_name
+from jax_impl.app import cli
+
+try:
+    import libcst as cst
+    from mutmut.mutation.file_mutation import create_mutations, deep_replace
+    from mutmut.mutation.trampoline_templates import mangle_function_name
+except ImportError:
+    sys.exit("mutation_sample.py: error: mutmut is not installed (pip install mutmut; it is not a project dependency)")
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LAYERS = ("jax_impl/core", "jax_impl/files", "torch_impl/checks")
@@ -97,13 +101,16 @@ def run_one(mutant, copy: pathlib.Path, timeout: float) -> str:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--count", type=int, default=100, help="how many mutants to draw (default 100)")
-    p.add_argument("--seed", type=int, default=19, help="random.Random(SEED).sample over the sorted ids (default 19)")
+    p = cli.ArgumentParser(description=__doc__)
+    p.add_argument("--count", type=cli.positive_int, default=100, help="how many mutants to draw (default 100)")
+    p.add_argument("--seed", type=cli.seed, default=19,
+                   help="random.Random(SEED).sample over the sorted ids (default 19)")
     p.add_argument("--only", nargs="+", metavar="ID", help="run these mutants instead of a sample")
     p.add_argument("--list", action="store_true", help="print the sample's ids and changes, run nothing")
-    p.add_argument("--timeout", type=float, default=300, help="seconds per mutant before it counts as killed")
-    p.add_argument("--jobs", type=int, default=1, help="mutants run at once, each in its own copy (default 1)")
+    p.add_argument("--timeout", type=cli.positive_float, default=300,
+                   help="seconds per mutant before it counts as killed (default 300)")
+    p.add_argument("--jobs", type=cli.positive_int, default=1,
+                   help="mutants run at once, each in its own copy of the tree (default 1)")
     args = p.parse_args(argv)
     mutants = {m[0]: m for m in all_mutants()}
     if args.only:
@@ -111,6 +118,8 @@ def main(argv=None):
         if unknown:
             p.error(f"no such mutant: {unknown[0]}")
         chosen = args.only
+    elif args.count > len(mutants):
+        p.error(f"--count {args.count}: there are {len(mutants)} mutants")
     else:
         chosen = sorted(random.Random(args.seed).sample(sorted(mutants), args.count))
     print(f"{len(chosen)} of {len(mutants)} mutants", flush=True)
