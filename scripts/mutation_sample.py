@@ -6,13 +6,12 @@ checkers, a seeded random sample of them, each run against the tests that cover 
     python scripts/mutation_sample.py --only jax_impl.core.optimizers.x__checked__mutmut_4   # one, again
     python scripts/mutation_sample.py --list               # the sample's ids and changes, nothing run
 
-Why not `mutmut run`: it runs the whole suite first (to learn which tests reach which function) and then every one
-of ~5800 mutants; on 2 cores with JAX compiling in every test process that is days. The mutants here are mutmut's own
-(its operators, its ids: module.x_function__mutmut_N, numbered per function as `mutmut run` numbers them), applied
-one at a time to a copy of the tree under mutants/ (git-ignored). A mutant is killed when its tests fail, error or
-pass the time limit. Prints one line per mutant, the kill ratio per layer, and the survivors; exit 0 whatever
-survives. docs/testing.md, "Mutation testing", holds the last run's numbers and says why each survivor is harmless
-or which test now kills it.
+`mutmut run` would run the whole suite first (which tests reach which function), then all ~5800 mutants: days on 2
+cores with JAX compiling in every test process. Here: mutmut's own mutants and ids (module.x_function__mutmut_N,
+numbered as `mutmut run` numbers them), one at a time in a copy of the tree under mutants/ (git-ignored), each against
+its module's TESTS; killed when they fail, error or pass --timeout. Prints a line per mutant, the kill ratio per
+layer and the survivors; exit 0 whatever survives. The last run, its survivors and the tests that kill them:
+docs/testing.md, "Mutation testing".
 """
 
 import concurrent.futures
@@ -47,10 +46,9 @@ TESTS = {
     "torch_rng": ["test_torch_rng.py", "test_claims.py::test_the_float32_fma_is_exact",
                   "test_claims.py::test_the_float32_fma_leaves_an_odd_float64_sum_alone"],
     "train": ["test_train.py", "test_model.py"], "xla_cpu": ["test_xla_cpu.py"],
-    "params_io": ["test_weights.py", "test_torch_file_odd.py"], "torch_file": ["test_torch_file_odd.py",
-                                                                             "test_weights.py"],
-    "weights": ["test_weights.py", "test_torch_file_odd.py"], "adam_torch": ["test_compare.py"],
-    "compare": ["test_compare.py"], "compare_report": ["test_compare.py"], "grad_check": ["test_grads.py"],
+    **dict.fromkeys(["params_io", "weights"], ["test_weights.py", "test_torch_file_odd.py"]),
+    "torch_file": ["test_torch_file_odd.py", "test_weights.py"], "grad_check": ["test_grads.py"],
+    **dict.fromkeys(["adam_torch", "compare", "compare_report"], ["test_compare.py"]),
     "grad_error": ["test_grad_error.py"], "jax_grads": ["test_grads.py"],
     "optimizer_parity": ["test_optimizer_parity.py"], "precision": ["test_compare.py", "test_grads.py"],
     "torch_grads": ["test_grads.py"],
@@ -65,12 +63,10 @@ def all_mutants():
             module, mutations, _, _ = create_mutations(str(path), code)
             owner = {}  # top-level function or method node -> mutmut's mangled name
             for node in module.body:
-                methods = node.body.body if isinstance(node, cst.ClassDef) else []
-                if isinstance(node, cst.FunctionDef):
-                    owner[node] = mangle_function_name(name=node.name.value, class_name=None)
-                for method in methods:
-                    if isinstance(method, cst.FunctionDef):
-                        owner[method] = mangle_function_name(name=method.name.value, class_name=node.name.value)
+                inner = ([(f, node.name.value) for f in node.body.body] if isinstance(node, cst.ClassDef)
+                         else [(node, None)])
+                owner.update({f: mangle_function_name(name=f.name.value, class_name=c) for f, c in inner
+                              if isinstance(f, cst.FunctionDef)})
             count = {}
             dotted = ".".join(path.relative_to(ROOT).with_suffix("").parts)
             for m in mutations:
@@ -114,8 +110,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     mutants = {m[0]: m for m in all_mutants()}
     if args.only:
-        unknown = [i for i in args.only if i not in mutants]
-        if unknown:
+        if unknown := [i for i in args.only if i not in mutants]:
             p.error(f"no such mutant: {unknown[0]}")
         chosen = args.only
     elif args.count > len(mutants):
