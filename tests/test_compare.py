@@ -364,3 +364,14 @@ def test_summary_lines_in_full():
     failed = compare_report.summary_lines({**result, "ok": False, "diverged": True, "max_abs_param_diff": None})
     assert failed[2] == "  final parameters: max absolute difference not compared (diverged)"
     assert failed[4] == "  DISAGREE"
+
+
+def test_the_json_report_has_no_nan_and_keeps_its_keys():
+    """compare_report.as_json: the loss curves and the per-step allowance as lists under their own keys, a
+    non-finite value as null (JSON has no NaN); every other entry as it was."""
+    result = {"ok": False, "dtype": "float32", "loss_allowance": np.array([0.5, np.inf]),
+              "losses": {"jax": np.array([1.0, np.nan]), "torch": np.array([1.0, 2.0])}}
+    report = compare_report.as_json(result)
+    assert report == {"ok": False, "dtype": "float32", "losses": {"jax": [1.0, None], "torch": [1.0, 2.0]},
+                      "loss_allowance": [0.5, None]}
+    assert json.loads(json.dumps(report, allow_nan=False)) == report
