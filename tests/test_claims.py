@@ -166,6 +166,27 @@ def test_the_float32_fma_is_exact():
     assert not np.any(naive[:traps] == want[:traps])  # the traps are real: every one fools the naive route
 
 
+# The other side of round-to-odd: A * B = 2**47 + 2**19 - d (0 < d < 2**18) puts 1 + a * b a little below 1 + 2**-24
+# + 2**-52, the float64 one step above the float32 midpoint 1 + 2**-24, to which it rounds. That float64 is odd (its
+# last bit set, the one before it clear), so it must be left alone: it rounds up, as the exact sum does. Nudged by a
+# parity read off the wrong bit, it lands on the midpoint and rounds to even, down.
+ODD_ABOVE_THE_MIDPOINT = (2**23 + 1984, 2**24 - 3967)  # A * B = 2**47 + 2**19 - 6208
+
+
+def test_the_float32_fma_leaves_an_odd_float64_sum_alone():
+    """torch_rng._fma32 (docs/torch-rng.md's exact FMA) where the float64 sum is odd and one step beyond the float32
+    midpoint: the same bits as the exact sum rounded once (1 + 2**-23), at four scales and both signs."""
+    big, small = ODD_ABOVE_THE_MIDPOINT
+    cases = [(0, 1), (0, -1), (40, 1), (-100, -1)]
+    a = np.float32([sign * big * 2.0 ** (scale - 24) for scale, sign in cases])
+    b = np.float32([small * 2.0**-47] * len(cases))
+    c = np.float32([sign * 2.0**scale for scale, sign in cases])
+    want = np.array([float32_round(Fraction(float(p)) * Fraction(float(q)) + Fraction(float(r)))
+                     for p, q, r in zip(a, b, c)], np.float32)
+    assert_bits_equal(want, np.float32([sign * (1 + 2**-23) * 2.0**scale for scale, sign in cases]))
+    assert_bits_equal(torch_rng._fma32(a, b, c), want, "_fma32")
+
+
 # What torch_rng reproduces, drawn by torch under one forced kernel set (ATEN_CPU_CAPABILITY, read once when torch
 # starts: hence a subprocess per kernel set). test_torch_rng's kinds of draw, a sample of each: every size on both
 # randn paths, shapes, randn(100003), nn.Linear, linspace, the notebook's draws and the validation draw.

@@ -237,6 +237,9 @@ def test_attribution_table(float32_gap, notebook):
     assert by_name["JAX float32, optax.adam"]["share_of_optax_adam_gap"] == 1.0
     assert by_name["JAX float32, optax formula, accurate bias corr."]["share_of_optax_adam_gap"] < 0.2
     assert all(any(name in line for line in lines) for name in gap)
+    assert lines[:2] == ["", "What the float32 gap is made of: each variant against torch float64 (same weights and "
+                             "data)."]
+    assert [line for line in lines if line.startswith("  JAX float32, optax.adam ")][0].endswith(" 1.000")
     g = gradients["initial"]  # float32 gradients at fixed weights: both frameworks at float32 rounding (1.1e-6)
     assert 0 < g["jax_vs_torch_float32"] < F32.rel_grad and 0 < g["jax_float32_vs_float64"] < F32.rel_grad
 
@@ -335,3 +338,40 @@ def test_script_unwritable_out(tmp_path):
     run = run_script("compare.py", "--out", blocker / "out")
     assert run.returncode == 2 and run.stderr.count("\n") == 1 and "cannot write" in run.stderr
     assert blocker.read_text() == "not a folder"
+
+
+def test_summary_lines_in_full():
+    """compare_report.summary_lines on a made-up result: every number where the reader looks for it, the weight scale
+    only where the tolerance was scaled (a largest weight above 1), the rounding floor only where it settled steps."""
+    result = {"dtype": "float32", "optimizer": "adam", "lr": 0.2, "steps": 201, "points": 100, "hidden": 20,
+              "tolerances": {"rel_loss": 1e-4, "abs_param": 1e-3, "rel_grad": 1e-4, "drift": 1e-6},
+              "max_rel_loss_diff": 2.5e-6, "worst_step": 17, "loss_units": 0.25, "loss_units_step": 18,
+              "loss_floor_steps": 2, "compared_steps": 201, "max_abs_param_diff": 4e-5, "worst_param": "w2",
+              "param_scale": 3.25, "max_rel_grad_diff": 1e-7, "worst_grad": "b1", "grad_units": 0.125,
+              "grad_units_tensor": "w1", "ok": True, "diverged": False}
+    assert compare_report.summary_lines(result) == [
+        "JAX against torch, float32, adam lr 0.2, 201 steps, 100 points, hidden 20",
+        "  losses: max relative difference 2.500e-06 at t = 17; 0.25 of the allowance at worst (t = 18; tolerance "
+        "1e-04 relative + both losses' rounding and 1e-06 drift; the rounding floor settles 2 steps where the loss is "
+        "too near zero for a relative difference; 201 steps compared)",
+        "  final parameters: max absolute difference 4.000e-05 (w2; tolerance 1e-03 x largest weight 3.25)",
+        "  initial gradients: max relative difference 1.000e-07 (b1); 0.125 of the allowance at worst (w1; tolerance "
+        "1e-04 relative + both sides' rounding)",
+        "  agree"]
+    plain = compare_report.summary_lines({**result, "param_scale": 1.0, "loss_floor_steps": 0, "diverged": True})
+    assert plain[2] == "  final parameters: max absolute difference 4.000e-05 (w2; tolerance 1e-03)"
+    assert "rounding floor" not in plain[1] and plain[4] == "  agree (on the steps before the loss turned non-finite)"
+    failed = compare_report.summary_lines({**result, "ok": False, "diverged": True, "max_abs_param_diff": None})
+    assert failed[2] == "  final parameters: max absolute difference not compared (diverged)"
+    assert failed[4] == "  DISAGREE"
+
+
+def test_the_json_report_has_no_nan_and_keeps_its_keys():
+    """compare_report.as_json: the loss curves and the per-step allowance as lists under their own keys, a
+    non-finite value as null (JSON has no NaN); every other entry as it was."""
+    result = {"ok": False, "dtype": "float32", "loss_allowance": np.array([0.5, np.inf]),
+              "losses": {"jax": np.array([1.0, np.nan]), "torch": np.array([1.0, 2.0])}}
+    report = compare_report.as_json(result)
+    assert report == {"ok": False, "dtype": "float32", "losses": {"jax": [1.0, None], "torch": [1.0, 2.0]},
+                      "loss_allowance": [0.5, None]}
+    assert json.loads(json.dumps(report, allow_nan=False)) == report

@@ -75,3 +75,15 @@ def test_ensemble_params_are_run_inputs_weights_seed_by_seed(torch_seeds):
                                                    {"seed": seed}))
         for name, value in params.items():
             np.testing.assert_array_equal(np.asarray(stacked[name][i]), np.asarray(value), err_msg=name)
+
+
+def test_run_inputs_casts_the_given_weights_to_the_runs_dtype():
+    """--init's weights start the run in its dtype whatever the file held (here float16, which jax keeps as it is)."""
+    init = {k: np.full(v.shape, 0.25, np.float16) for k, v in data.notebook_init_params().items()}
+    params, x, _ = data.run_inputs(init=init)
+    assert {k: v.dtype for k, v in params.items()} == dict.fromkeys(init, x.dtype) and x.dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(params["w2"]), np.full((20, 1), 0.25, np.float32))
+    with pytest.raises(ValueError, match="^init and seed both choose the initial weights: give one$"):
+        data.run_inputs(init=init, seed=1)
+    with pytest.raises(ValueError, match="^torch_seed chooses the initial weights, and so does seed or init: give"):
+        data.run_inputs(torch_seed=1, init=init)

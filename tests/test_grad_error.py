@@ -232,3 +232,21 @@ if __name__ == "__main__":
         print(f"planted errors flagged at {len(SHARPNESS_STATES)} states")
     else:
         print(json.dumps({"dtype": dtype_name(), "worst": worst_units(dtype)}))
+
+
+def test_the_rounding_scale_of_one_point_by_hand():
+    """rounding_scale and loss_rounding_scale on one point and one unit, each term of the module docstring's model
+    worked out (binary fractions, so exact): h = 0, s = 1/2 (its error scale s_err = s), s' = 1/4 (ds_err = s_err +
+    2 s' = 1); r = s w2 + b2 - y = 1 + 1/4 + 3 = 17/4, whose error scale is the sum's magnitudes and its own rounding:
+    r_err = sqrt(H) s |w2| + s_err |w2| + |b2| + |y| + |r| = 1 + 1 + 1/4 + 3 + 17/4 = 19/2. sse: c = 2."""
+    params = {"w1": np.array([[0.0]]), "b1": np.array([0.0]), "w2": np.array([[2.0]]), "b2": np.array([0.25])}
+    x, y = np.array([[1.0]]), np.array([[-3.0]])
+    r, r_err, s, s_err, ds, ds_err, c = 4.25, 9.5, 0.5, 0.5, 0.25, 1.0, 2.0
+    want = {"w1": [[c * 2 * (ds * r + ds * r_err + ds_err * r)]], "b1": [c * 2 * (ds * r + ds * r_err + ds_err * r)],
+            "w2": [[c * (s * r + s * r_err + s_err * r)]], "b2": [c * (r + r_err)]}
+    assert want == {"w1": [[30.75]], "b1": [30.75], "w2": [[18.0]], "b2": [27.5]}
+    got = grad_error.rounding_scale(params, x, y, "sse")
+    for name in PARAM_NAMES:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-15, err_msg=name)  # exp and log1p round s
+    np.testing.assert_allclose(grad_error.loss_rounding_scale(params, x, y, "sse"), r**2 + 2 * r * r_err, rtol=1e-15)
+    np.testing.assert_allclose(grad_error.loss_rounding_scale(params, x, y, "mse"), r**2 + 2 * r * r_err, rtol=1e-15)

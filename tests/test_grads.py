@@ -337,3 +337,20 @@ def test_bad_flags_get_one_line_and_exit_2(script, flags, message):
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+def test_validate_grads_inputs_follow_the_seeds():
+    """grad_check.inputs: --torch-seed K gives torch's data and the validation cell's weights after manual_seed(K);
+    --seed S the N(0, 1) draw from jax.random.key(S) on the notebook's data."""
+    params, x, y, source = grad_check.inputs(torch_seed=7, dtype=jnp.float32)
+    tx, ty = data.run_data(torch_seed=7)
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(tx))
+    np.testing.assert_array_equal(np.asarray(y), np.asarray(ty))
+    assert not np.array_equal(np.asarray(y), np.asarray(data.notebook_data()[1]))  # x is linspace either way
+    assert source == "the validation cell's weights after torch.manual_seed(7)"
+    params, _, y, source = grad_check.inputs(seed=3, hidden=5, dtype=jnp.float32)
+    assert source == "N(0, 1) draw from jax.random.key(3)"
+    want = grad_check.random_params(jax.random.key(3), 5, jnp.float32)
+    for name in PARAM_NAMES:
+        np.testing.assert_array_equal(np.asarray(params[name]), np.asarray(want[name]), err_msg=name)
+    np.testing.assert_array_equal(np.asarray(y), np.asarray(data.notebook_data()[1]))

@@ -71,6 +71,9 @@ def test_the_table_holds_torchs_defaults():
     ("sgd", {"nesterov": True}, "nesterov needs a momentum"),
     ("sgd", {"betas": (0.9, 0.99)}, "SGD takes no argument 'betas'"),
     ("adam", {"betas": (0.9, 1.0)}, "must lie in [0, 1)"),
+    ("adam", {"betas": (0.9,)}, "betas takes two numbers, (b1, b2), not (0.9,)"),
+    ("adamax", {"betas": [0.9, 0.99, 0.5]}, "betas takes two numbers"),
+    ("nadam", {"betas": (0.9, True)}, "betas takes two numbers"),
     ("adam", {"amsgrad": 1}, "True or False"),
     ("rmsprop", {"eps": -1.0}, "must not be negative"),
     ("adagrad", {"lr_decay": 0.1}, "not in the table"),
@@ -78,6 +81,21 @@ def test_the_table_holds_torchs_defaults():
 def test_arguments_are_checked_as_torch_checks_them(name, args, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace(")", r"\)").replace("(", r"\(")):
         optimizers.torch_kwargs(name, args)
+
+
+@pytest.mark.parametrize("spec", ["adam(", "adam(0.9)", "optax.adam", "adam(**{'eps': 1e-7})", "adam(eps=x)", "1"])
+def test_a_spec_that_is_not_a_call_of_a_name_is_refused_by_name(spec):
+    """parse_spec: text that is neither a name nor name(keyword=literal, ...) gets the one message, quoting it."""
+    with pytest.raises(ValueError) as error:
+        optimizers.parse_spec(spec)
+    assert str(error.value) == f"{spec!r} is not an optimizer: a name, or name(keyword=value, ...)"
+
+
+def test_names_are_read_in_any_case():
+    assert optimizers.parse_spec(" NAdam(eps=1e-7) ") == ("nadam", {"eps": 1e-7})
+    assert optimizers.optimizer_spec("AdamW", {"amsgrad": True}) == "adamw(amsgrad=True)"
+    with pytest.raises(ValueError, match="^unknown optimizer 'Lbfgs' "):
+        optimizers.parse_spec("Lbfgs")
 
 
 def test_the_command_line_names_torchs_optimizers_and_arguments(capsys):

@@ -56,3 +56,11 @@ def test_the_estimate_names_the_flag_that_asks_for_the_most():
     assert sizes.refusal(wide, values, free=None) is None  # a platform that does not say: no refusal
     assert sizes.refusal(wide, values, free=10 * sum(wide.values())) is None
     assert sizes.refusal(wide, values, free=sum(wide.values())).startswith("--hidden 1000000: ")
+
+
+def test_byte_counts_in_words():
+    """MiB below 1 GiB, GiB with one decimal from there (the refusal's numbers)."""
+    assert footprint.mib(5 * 2**20) == "5 MiB"
+    assert footprint.mib(1023.4 * 2**20) == "1,023 MiB"
+    assert footprint.mib(GIB) == "1.0 GiB"
+    assert footprint.mib(1.5 * GIB) == "1.5 GiB"

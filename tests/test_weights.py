@@ -597,6 +597,41 @@ def test_torchs_layout_under_the_ports_names_is_said_to_look_transposed(tmp_path
         weights.read(path)
 
 
+def test_an_npz_with_a_non_finite_weight_names_it(tmp_path):
+    """The .npz reader's own check (load_npz): the key, the count and the first bad entry with its index."""
+    arrays = {"w1": np.zeros((1, 20), np.float32), "b1": np.zeros(20, np.float32), "w2": np.zeros((20, 1), np.float32),
+              "b2": np.zeros(1, np.float32)}
+    arrays["b1"][[3, 7]] = [np.inf, np.nan]
+    np.savez(tmp_path / "w.npz", **arrays)
+    with pytest.raises(InputError) as error:
+        weights.read(tmp_path / "w.npz")
+    assert str(error.value).endswith("w.npz: 'b1' has non-finite values (2 of 20; first inf at [3])"), error.value
+
+
+def test_what_was_written_is_said_in_words(tmp_path):
+    """write's return (convert_weights.py prints it): the layout, each tensor's shape, the dtypes, and for
+    .safetensors the metadata safetensors.torch writes."""
+    params = {"w1": np.zeros((1, 2), np.float32), "b1": np.zeros(2, np.float32), "w2": np.zeros((2, 1), np.float64),
+              "b2": np.zeros(1, np.float64)}
+    torchs = "torch's names and layout: linear1.weight (2, 1), linear1.bias (2,), linear2.weight (1, 2), linear2.bias"
+    assert weights.write(tmp_path / "w.safetensors", params) == f"{torchs} (1,); float32/float64; metadata " + (
+        "{'format': 'pt'}")
+    assert weights.write(tmp_path / "w.pt", params) == f"{torchs} (1,); float32/float64"
+    assert weights.write(tmp_path / "w.npz", params) == ("the port's names and layout: w1 (1, 2), b1 (2,), w2 (2, 1), "
+                                                         "b2 (1,); float32/float64")
+
+
+def test_a_file_safetensors_cannot_read_says_so_with_its_reason(tmp_path):
+    import safetensors
+
+    (tmp_path / "w.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
+    with pytest.raises(InputError) as error:
+        weights.read(tmp_path / "w.safetensors")
+    message = str(error.value)
+    assert f"w.safetensors: not a safetensors file that safetensors {safetensors.__version__} reads (" in message
+    assert message.endswith(")") and "\n" not in message, message
+
+
 def checkpoint(kind: str, state: dict):
     if kind == "ddp":
         return {f"module.{k}": v for k, v in state.items()}

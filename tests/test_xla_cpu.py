@@ -28,13 +28,14 @@ SET = "from jax_impl.core import xla_cpu; import os; print(xla_cpu.set_xla_flags
 DEVICES = "; import jax; print(xla_cpu.set_cpu_devices(3), jax.device_count())"
 
 
-@pytest.mark.parametrize("code,expected", [
-    (SET + DEVICES, f"True {OURS}\nTrue 3"),  # the flag in XLA_FLAGS, the device count through jax.config
-    ("import jax; " + SET, "False --xla_dump_to=/tmp/x"),  # jax already imported: nothing changed
+@pytest.mark.parametrize("flags,code,expected", [
+    ("", SET + DEVICES, f"True {OURS}\nTrue 3"),  # the flag in XLA_FLAGS, the device count through jax.config
+    (None, SET, f"True {OURS}"),  # no XLA_FLAGS at all: ours alone
+    ("--xla_dump_to=/tmp/x", "import jax; " + SET, "False --xla_dump_to=/tmp/x"),  # jax already imported: unchanged
 ])
-def test_set_xla_flags_before_jax_only(code, expected):
+def test_set_xla_flags_before_jax_only(flags, code, expected):
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env["XLA_FLAGS"] = "" if code.startswith("from") else "--xla_dump_to=/tmp/x"
+    env.update({} if flags is None else {"XLA_FLAGS": flags})
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == expected
