@@ -14,6 +14,14 @@ from torch_impl.twin.model import Net
 STATIC = False  # torch.compile's dynamic=
 
 
+def compiled_fresh(fn, mode=None):
+    """torch.compile(fn) for its own shapes, from empty caches (torch.compiler.reset): every compiled case pays its
+    own compilation in its first call, and none runs into dynamo's per-function recompile limit (8), past which it
+    would fall back to eager without a word (the cases share make_step's code object over sizes and modes)."""
+    torch.compiler.reset()
+    return torch.compile(fn, mode=mode, dynamic=STATIC)
+
+
 def tensors(inputs):
     """(x, y, the twin's state_dict): the JAX arrays as torch tensors on the case's device (copies: JAX arrays are
     read-only)."""
@@ -81,6 +89,7 @@ def compiled(inputs, models=1):
     net = fresh_net(state, inputs)
     opt = torch_train.make_optimizer("adam", net.parameters(), inputs.lr)
     loss_func = torch.nn.MSELoss()
+    torch.compiler.reset()
     forward = torch.compile(lambda x, y: (lambda p: (loss_func(p, y), p))(net(x)), dynamic=STATIC)
     opt_step = torch.compile(opt.step, dynamic=STATIC)
 
@@ -144,7 +153,7 @@ def whole_step(inputs, models=1, mode=None):
 
     x, y, state = tensors(inputs)
     step = torch_func.make_step(fresh_net(state, inputs))
-    step = step if mode is None else torch.compile(step, mode=mode, dynamic=STATIC)
+    step = step if mode is None else compiled_fresh(step, mode)
 
     def run():
         _, losses, _ = torch_func.train_loop(step, dict(state), x, y, inputs.lr, steps=inputs.steps,
@@ -172,7 +181,7 @@ def func_ensemble(inputs, models, mode=None):
     params = {k: torch.stack([p[k] for p in per_model]).to(dev, x.dtype) for k in per_model[0]}
     lr = torch_func.stacked_lr(torch.full((models,), inputs.lr, dtype=x.dtype, device=dev), params)
     step = torch_func.make_step(Net(1, inputs.hidden, 1).to(dev, x.dtype), stacked=True)
-    step = step if mode is None else torch.compile(step, mode=mode, dynamic=STATIC)
+    step = step if mode is None else compiled_fresh(step, mode)
 
     def run():
         _, losses, _ = torch_func.train_loop(step, dict(params), x, y, lr, steps=inputs.steps, every=None)
