@@ -67,7 +67,8 @@ def measure(case, inputs, points: int, models: int, *, repeats: int, budget_s: f
         progress(f"{case.name:24s} {where:30s} failed: {first_line(e)}")
         return make_record(*size, error=first_line(e))
     high = memory.peak()
-    grown = None if start_rss is None or high is None else high - start_rss
+    # The resident size may shrink between the reset and the case's peak: no growth then, never a negative one
+    grown = None if start_rss is None or high is None else max(0, high - start_rss)
     progress(f"{case.name:24s} {where:30s} first {timing['compile_s']:8.3f} s  median "
              f"{timing['median_s'] * 1e3:10.3f} ms" + ("" if grown is None else f"  peak +{grown / 2**20:,.0f} MiB"))
     return make_record(*size, timing, peak_rss_bytes=high, peak_growth_bytes=grown)
