@@ -58,7 +58,7 @@ CASES = (
     Case("torch", "cuda graph", torch_runs.cuda_graph, runs_if=lambda plan: plan.device == "gpu"),
     Case("torch", "func step", torch_runs.whole_step),
     Case("torch", "func step compiled", partial(torch_runs.whole_step, mode="default"),
-         runs_if=lambda plan: plan.torch_compile),
+         runs_if=lambda plan: plan.func_compile),
     Case("torch", "func step max-autotune", partial(torch_runs.whole_step, mode="max-autotune-no-cudagraphs"),
          runs_if=lambda plan: plan.torch_compile and plan.device == "cpu"),
     Case("torch", "func step reduce-overhead", partial(torch_runs.whole_step, mode="reduce-overhead"),
@@ -68,7 +68,7 @@ CASES = (
     Case("torch", "ensemble", torch_runs.ensemble, sizes="ensemble"),
     Case("torch", "func ensemble", torch_runs.func_ensemble, sizes="ensemble"),
     Case("torch", "func ensemble compiled", partial(torch_runs.func_ensemble, mode="default"), sizes="ensemble",
-         runs_if=lambda plan: plan.torch_compile),
+         runs_if=lambda plan: plan.func_compile),
     Case("jax", "ensemble", jax_runs.ensemble, sizes="ensemble"),
 )
 FLOOR = "jax arithmetic floor"  # not a timed case: floor.py computes it from this core's rates

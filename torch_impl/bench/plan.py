@@ -7,19 +7,23 @@ LR = 0.2  # the notebook's Adam learning rate
 EVERY = 20  # the notebook's snapshot interval
 STEPS = {"tiny": 21, "quick": 201, "full": 201}
 
+# torch_compile: the compiled rows that are not torch's best (module forward + opt.step; max-autotune, which was no
+# faster than the default mode), whose first calls compile for 3-15 s each (full mode only); func_compile: torch's best, the whole step
+# and the func ensemble compiled in the default mode (3-6 s each), in --quick too, so that its targets name them.
 # The CPU sweep skips 10^5 points at width 256 (the hidden layer alone is 100 MB a copy; torch eager would take
-# minutes a run). torch.compile's first call compiles C++ for ~50 s on 2 cores: only in the full sweep.
+# minutes a run).
 WIDE_CPU = [(100, 256), (1_000, 256), (10_000, 256)]
 MODES = {
     "full": {"cpu": [(100, 20), (1_000, 20), (10_000, 20), (100_000, 20), *WIDE_CPU],
              "gpu": [(n, h) for h in (20, 256) for n in (100, 1_000, 10_000, 100_000, 1_000_000)],
              "models": {"cpu": [1, 64, 256, 1024], "gpu": [1, 64, 256, 1024, 4096, 16384]},
-             "repeats": 15, "budget_s": 20.0, "torch_compile": True, "process_runs": 5, "paired_rounds": 300},
+             "repeats": 15, "budget_s": 20.0, "torch_compile": True, "func_compile": True, "process_runs": 5,
+             "paired_rounds": 300},
     "quick": {"cpu": [(100, 20), (10_000, 20)], "gpu": [(100, 20), (100_000, 20)],
               "models": {"cpu": [256, 1024], "gpu": [1, 1024]}, "repeats": 30, "budget_s": 3.0,
-              "torch_compile": False, "process_runs": 0, "paired_rounds": 300},
+              "torch_compile": False, "func_compile": True, "process_runs": 0, "paired_rounds": 300},
     "tiny": {"cpu": [(64, 8)], "gpu": [(64, 8)], "models": {"cpu": [2], "gpu": [2]}, "repeats": 3,
-             "budget_s": 0.5, "torch_compile": False, "process_runs": 0, "paired_rounds": 5},
+             "budget_s": 0.5, "torch_compile": False, "func_compile": False, "process_runs": 0, "paired_rounds": 5},
 }
 
 
@@ -39,6 +43,7 @@ def complete(args, min_repeats: int):
     args.repeats = max(min_repeats, args.repeats or mode["repeats"])
     args.budget_s = args.budget_s or mode["budget_s"]
     args.torch_compile = mode["torch_compile"]
+    args.func_compile = mode["func_compile"]
     args.process = mode["process_runs"] if args.process is None else args.process
     args.paired_rounds = mode["paired_rounds"]
     return args
