@@ -261,3 +261,56 @@ def test_records_of_other_steps_or_shapes_are_refused_and_replay_needs_every_ste
     assert records.mismatch(a, wider) == "different shapes: forward.hidden (300, 100, 20) vs (300, 100, 10)"
     with pytest.raises(InputError, match="--replay needs the step before 4"):
         replay.state_before(thinned, 4)
+
+
+# --- the words and the model, case by case (mutation testing found them unasserted: docs/testing.md) ----------------
+
+def test_only_adams_state_is_recorded_and_the_refusal_says_so():
+    import jax.numpy as jnp
+    import optax
+
+    from jax_impl.core import record
+
+    params = {"w": jnp.zeros(2)}
+    assert isinstance(record.adam_state(optax.adam(0.1).init(params)), optax.ScaleByAdamState)
+    with pytest.raises(ValueError, match="^only Adam's state can be recorded$"):
+        record.adam_state(optax.sgd(0.1, momentum=0.9).init(params))
+
+
+def test_a_crossing_and_a_replay_in_words():
+    """A scalar quantity's crossing has no element index; the replay says how each side computes the operation."""
+    from torch_impl.checks import diverge_report, replay
+
+    loss = diverge.Crossing(7, "loss", (), 0.5, 0.25, 0.25, 1e-8, 2.5e7, 0.0)
+    assert diverge_report.crossing_line(loss) == (
+        "first crossing: step 7, loss: 0.5 vs 0.25, difference 2.500e-01 > bound 1.000e-08 (ratio 2.5e+07; 0.000e+00 "
+        "of the bound carried in from before)")
+    assert "update.w1[0, 3]: " in diverge_report.crossing_line(loss._replace(quantity="update.w1", index=(0, 3)))
+    found = {"step": 0, "a": "jax", "b": "torch+planted:eps_inside_sqrt", "float32": None,
+             "float64": ("adam.denominator.w1", (0, 1), 1.0, 2.0, 1.0, 1e-13)}
+    assert replay.lines(found) == [
+        "replay of step 0 from A's state, op by op: A = jax, B = torch+planted:eps_inside_sqrt",
+        "  float64: first operation beyond its bound: adam.denominator.w1[0, 1]: 1 vs 2, difference 1.000e+00 > "
+        "bound 1.000e-13",
+        f"    A computes it as {replay.describe('jax', 'adam.denominator.w1')}",
+        f"    B computes it as {replay.describe('torch+planted:eps_inside_sqrt', 'adam.denominator.w1')}",
+        "  float32: every operation agrees within its bound"]
+    assert "inside" in replay.describe("torch+planted:eps_inside_sqrt", "adam.denominator.w1")
+
+
+def test_the_replays_forward_scales_by_hand():
+    """The rounding scales the replay judges the forward pass by, on one point and one hidden unit worked out by hand:
+    the pre-activation |x||w1| + |b1|; the sigmoid's s + s(1 - s) * (the pre-activation's scale) + 1 (its own
+    rounding, what it inherits through its slope, the 1 of 1 + exp). The correct-replay test leaves slack that a
+    smaller scale would pass; these values cannot."""
+    from torch_impl.checks import replay
+
+    x, y = np.array([[2.0]]), np.array([[1.0]])
+    state = {"params.w1": np.array([[1.0]]), "params.b1": np.array([0.5]), "params.w2": np.array([[0.5]]),
+             "params.b2": np.array([0.1]), "adam.count": np.array(0)}
+    state |= {f"adam.{m}.{k}": np.zeros_like(state[f"params.{k}"]) for m in ("mu", "nu") for k in ("w1", "b1", "w2",
+                                                                                                        "b2")}
+    scales = {stage: scale for stage, _, scale, _ in replay.stages(state, x, y, 0.2)}
+    s = 1 / (1 + np.exp(-2.5))
+    np.testing.assert_allclose(scales["forward.pre_activation"], [[2.5]], rtol=1e-15)
+    np.testing.assert_allclose(scales["forward.hidden"], [[s + s * (1 - s) * 2.5 + 1]], rtol=1e-15)
