@@ -8,24 +8,12 @@
 
 One process runs every case on the same data and the same initial weights. Each case's first call (tracing,
 compilation, one run) is timed apart from the steady state: then `--repeats` warm runs (fewer where a run is longer
-than --budget-s / repeats, never fewer than 3), reported as median, min and max. The cases (torch_impl/bench/cases.py):
-    jax    train.fit           the port's run: one compiled program, jax.value_and_grad of model.mse_loss in a scan
-    jax    jit step loop       jax.jit(train.make_step(tx)) called 201 times from Python: what a direct port does
-    jax    ensemble            sharding.fit_sharded, as sweep.py runs it: ensemble.fit_ensemble's program on every
-                               host device (one per core, cli.setup_jax), E/devices models each
-    torch  eager               torch_impl.twin.train.fit: the notebook's loop
-    torch  compile             the same loop with torch.compile'd forward + loss and optimizer step (not in --quick:
-                               its first call compiles C++ for ~50 s on 2 cores)
-    torch  cuda graph          one captured step replayed 201 times (GPU only)
-    torch  func step           the whole step as one function (torch.func grad + Adam written out: torch_func.py),
-           ... compiled        eager, and torch.compile'd as a whole: default mode, max-autotune-no-cudagraphs (CPU),
-           ... reduce-overhead reduce-overhead, i.e. CUDA graphs (GPU); the compiled ones not in --quick
-    torch  ensemble            torch_impl.twin.ensemble.fit_ensemble_torch, E models batched
-    torch  func ensemble       torch.func: functional_call + grad vmapped over stacked parameters, eager and compiled
-    jax    arithmetic floor    (CPU) FLOPs and sigmoids per step over this core's rates, measured by jitted kernels
-    jax/torch process          the whole `python scripts/train_jax.py --no-plots` (JAX's persistent compilation cache
-                               warm, cold, off) and `python scripts/train_torch.py --no-plots`: imports included;
-                               "pictures": the default run (pictures drawn), each run paired with a --no-plots run
+than --budget-s / repeats, never fewer than 3), reported as median, min and max, with the case's peak memory. The
+cases, one row each in torch_impl/bench/cases.py (what each is: docs/usage.md): JAX's train.fit (the port), a jitted
+step called from Python, the sharded ensemble and the arithmetic floor; torch eager (the notebook's loop), the whole
+step with torch.func, compiled as a whole (default mode in --quick too; max-autotune, the module-level compile and on
+a GPU reduce-overhead and a CUDA graph in the full mode), the batched and the torch.func ensembles; and the whole
+processes (--process), with and without pictures.
 Writes a Markdown table (stdout), --json FILE (the records: framework, variant, device, points, hidden, steps, models,
 compile_s, median_s, min_s, max_s, repeats, error, versions, machine) and --out FILE.png (log-log, time against points).
 Progress goes to stderr. No compilation cache is warm at the start: JAX's persistent cache is off and torch.compile's
