@@ -9,12 +9,9 @@ import numpy as np
 import torch
 
 from jax_impl.core.layout import PARAM_NAMES
+from jax_impl.files.weights import JAX_TO_TORCH as TORCH_NAMES  # port name -> (Net's name, transposed)
 from torch_impl.twin.model import net_holding
 from torch_impl.twin.train import make_optimizer
-
-# The port's name of each Net parameter, and whether the port's layout is its transpose (convert's mapping).
-TORCH_NAMES = {"w1": ("linear1.weight", True), "b1": ("linear1.bias", False), "w2": ("linear2.weight", True),
-               "b2": ("linear2.bias", False)}
 
 
 class TwinRun:
