@@ -8,8 +8,9 @@ EVERY = 20  # the notebook's snapshot interval
 STEPS = {"tiny": 21, "quick": 201, "full": 201}
 
 # torch_compile: the compiled rows that are not torch's best (module forward + opt.step; max-autotune, which was no
-# faster than the default mode), whose first calls compile for 3-15 s each (full mode only); func_compile: torch's best, the whole step
-# and the func ensemble compiled in the default mode (3-6 s each), in --quick too, so that its targets name them.
+# faster than the default mode), whose first calls compile for 3-15 s each: full mode only. func_compile: torch's
+# best, the whole step and the func ensemble compiled in the default mode (3-6 s each), in --quick too, so that its
+# targets name them.
 # The CPU sweep skips 10^5 points at width 256 (the hidden layer alone is 100 MB a copy; torch eager would take
 # minutes a run).
 WIDE_CPU = [(100, 256), (1_000, 256), (10_000, 256)]
