@@ -12,7 +12,7 @@ from typing import NamedTuple
 import torch
 
 from torch_impl.checks.diverge import B1, B2, EPS
-from torch_impl.twin.record import TwinRun
+from torch_impl.twin.record import TwinRun, recorded_run
 
 
 class Bugs(NamedTuple):
@@ -74,10 +74,8 @@ def planted_run(bugs: Bugs):
             self.state = {k: {"mu": torch.zeros_like(t), "nu": torch.zeros_like(t), "count": 0,
                               "pending": torch.zeros_like(t)} for k, t in self.tensors.items()}
 
-        def forward(self, x):
-            pre = self.net.linear1(x)
-            hidden = torch_sigmoid(pre, bugs)
-            return pre, hidden, self.net.linear2(hidden)
+        def sigmoid(self, pre):
+            return torch_sigmoid(pre, bugs)
 
         def optimizer_step(self):
             with torch.no_grad():
@@ -96,8 +94,6 @@ def planted_run(bugs: Bugs):
 
 def record_planted(name: str, params, x, y, lr: float, *, steps: int, dtype: torch.dtype, every: int = 1) -> dict:
     """The twin variant with bug `name` recorded (twin.record.recorded_run's arrays); params, x, y: numpy."""
-    from torch_impl.twin.record import recorded_run
-
     return recorded_run(params, x, y, lr, steps=steps, every=every, dtype=dtype, run=planted_run(PLANTED[name]))
 
 

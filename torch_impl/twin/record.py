@@ -25,8 +25,11 @@ class TwinRun:
     def forward(self, x):
         """(pre_activation, hidden, output): Net.forward, layer by layer."""
         pre = self.net.linear1(x)
-        hidden = self.net.sigmoid(pre)
+        hidden = self.sigmoid(pre)
         return pre, hidden, self.net.linear2(hidden)
+
+    def sigmoid(self, pre):
+        return self.net.sigmoid(pre)
 
     def optimizer_step(self) -> None:
         self.opt.step()
