@@ -124,7 +124,8 @@ def main(argv=None):
 
         args.rates = floor.measure_rates(jax_device, seconds=0.05 if args.tiny else 0.2)
         progress(f"this core: {args.rates['flop_rate'] / 1e9:.1f} GFLOP/s (multiply-add chain), "
-                 f"{args.rates['sigmoid_rate'] / 1e9:.2f} G sigmoids/s")
+                 f"{args.rates['sigmoid_rate'] / 1e9:.2f} G sigmoids/s; memory {args.rates['bandwidth'] / 1e9:.1f} "
+                 "GB/s")
     records = run_cases(args, jax_device)
     if args.process:
         from torch_impl.bench.process import process_records

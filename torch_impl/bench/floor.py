@@ -1,5 +1,6 @@
-"""The arithmetic floor of a training run on this CPU, for scripts/bench.py: what the step's FLOPs and sigmoids cost at
-the rates this core reaches, and the paired ratio of a run to that floor. Kept beside the cross-checks (jax_impl holds
+"""The floor of a training run on this CPU, for scripts/bench.py: what the step's FLOPs and sigmoids cost at the rates
+this core reaches, or the bytes it must move at the memory's bandwidth where that is longer (a roofline), and the
+paired ratio of a run to that floor. Kept beside the cross-checks (jax_impl holds
 the product only); imports jax, not torch.
 """
 
@@ -20,6 +21,15 @@ def step_arithmetic(points: int, hidden: int, optimizer: str = "adam") -> tuple[
     n, h = points, hidden
     per_param = {"adam": 14, "sgd": 2}[optimizer]
     return 13 * n * h + 6 * n + per_param * (3 * h + 1), n * h
+
+
+def step_bytes(points: int, hidden: int, optimizer: str = "adam", itemsize: int = 4) -> int:
+    """The bytes one model's step must move between memory and the core, whatever the program: x and y read (2N
+    numbers), and the parameters (3H + 1) with the optimizer's slots (Adam 2, SGD 0) read and written. The (N, H)
+    intermediates are not counted: a program that kept each point's 2H hidden values in registers would not move them.
+    itemsize: 4 for float32."""
+    slots = {"adam": 2, "sgd": 0}[optimizer]
+    return itemsize * (2 * points + 2 * (1 + slots) * (3 * hidden + 1))
 
 
 def flops_per_step(points: int, hidden: int) -> int:
@@ -63,10 +73,34 @@ def floor_programs(device) -> list:
     return programs
 
 
+STREAM_BYTES = 64 * 2**20  # the bandwidth's array: twice this CPU's 32 MB L3 cache, so that it streams from memory
+
+
+def measure_bandwidth(device, nbytes: int = STREAM_BYTES, seconds: float = 0.2) -> float:
+    """Bytes a second that one pass `v * a + b` over a float32 array of `nbytes` moves (each element read once and
+    written once), in a jitted loop of such passes. A call also copies its input and faults in fresh pages (28 ms of
+    a call at 64 MB, measured), so the rate is the slope: the passes that 4P passes add to P, over the time they add
+    (each the fastest of five). With the default size, the array lives in main memory: the rate the floor's bytes term
+    uses. With the size of a program's (N, H) arrays, it is what one pass over them costs at that size."""
+    import jax
+    import jax.numpy as jnp
+
+    program = jax.jit(lambda v, passes: jax.lax.fori_loop(0, passes, lambda _, a: a * 0.999 + 1e-3, v))
+    vector = jax.device_put(jnp.ones(max(1, nbytes // 4), jnp.float32), device)
+    run = lambda passes: jax.block_until_ready(program(vector, passes))  # noqa: E731
+    run(1)  # compiled before any timing
+    passes = 1
+    while timed(lambda: run(passes)) <= seconds / 20:
+        passes *= 4
+    few, many = (min(timed(lambda: run(n)) for _ in range(5)) for n in (passes, 4 * passes))
+    return 2 * 4 * vector.size * 3 * passes / max(many - few, 1e-9)
+
+
 def measure_rates(device, seconds: float = 0.2) -> dict:
     """This core's rates for the floor (FLOPs and sigmoids a second), from floor_programs running one kind of pass at
-    a time: the fastest of five timings of each kind and option set: the floor is what the core can do."""
-    rates = {"flop_rate": 0.0, "sigmoid_rate": 0.0}
+    a time: the fastest of five timings of each kind and option set: the floor is what the core can do; and the
+    memory's bandwidth (measure_bandwidth, bytes a second)."""
+    rates = {"flop_rate": 0.0, "sigmoid_rate": 0.0, "bandwidth": measure_bandwidth(device, seconds=seconds)}
     for run in floor_programs(device):
         for rate, ops, passes in (("flop_rate", FMA_OPS, lambda n: (0, n)), ("sigmoid_rate", 1, lambda n: (n, 0))):
             n = 100
@@ -95,14 +129,25 @@ def paired_ratio(run_fused, points, hidden, steps, device, rounds: int) -> dict:
     return paired_summary(ratios)
 
 
-def floor_record(points, hidden, steps, rates, device, paired=None) -> dict:
-    """The floor as a benchmark record: `steps` steps' FLOPs and sigmoids at measure_rates's `rates` (seconds, as
-    median, min and max alike; no first call), the counts and rates, and paired_ratio's fields where measured."""
+def floor_seconds(points, hidden, steps, rates) -> tuple[float, str]:
+    """(seconds, bound) of `steps` steps at measure_rates's `rates`: the larger of the arithmetic's time (FLOPs and
+    sigmoids) and the memory's (step_bytes at the bandwidth), a roofline; bound names which is larger ("compute" or
+    "memory")."""
     flops, sigmoids = step_arithmetic(points, hidden)
-    seconds = steps * (flops / rates["flop_rate"] + sigmoids / rates["sigmoid_rate"])
+    compute = flops / rates["flop_rate"] + sigmoids / rates["sigmoid_rate"]
+    memory = step_bytes(points, hidden) / rates["bandwidth"]
+    return steps * max(compute, memory), "compute" if compute >= memory else "memory"
+
+
+def floor_record(points, hidden, steps, rates, device, paired=None) -> dict:
+    """The floor as a benchmark record: floor_seconds at measure_rates's `rates` (as median, min and max alike; no
+    first call), the counts, the rates and which bound holds, and paired_ratio's fields where measured."""
+    flops, sigmoids = step_arithmetic(points, hidden)
+    seconds, bound = floor_seconds(points, hidden, steps, rates)
     timing = {"compile_s": None, "median_s": seconds, "min_s": seconds, "max_s": seconds, "repeats": 0}
     return make_record("jax", "arithmetic floor", device, points, hidden, steps, 1, timing, flops_per_step=flops,
-                       sigmoids_per_step=sigmoids, **rates, **(paired or {}))
+                       sigmoids_per_step=sigmoids, bytes_per_step=step_bytes(points, hidden), bound=bound, **rates,
+                       **(paired or {}))
 
 
 def paired_summary(ratios) -> dict:
