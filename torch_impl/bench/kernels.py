@@ -4,12 +4,16 @@ execution, named as in the optimized HLO (`jax.jit(...).lower(...).compile().as_
 read there. Kept beside the benchmarks; imports jax, not torch.
 """
 
+import re
 import tempfile
 import time
 
-# Events that are not one kernel's work: the executor's and the thread pool's spans, Python frames ("$file:line") and
-# the jitted call's dispatch and launch. Loops ("while.N") hold their body's kernels: reported, not counted in shares.
-NOT_KERNELS = ("ThunkExecutor", "SlinkyThreadPool", "PjitFunction", "CommonPjRtLoadedExecutable", "$")
+# A kernel's event is named as its HLO instruction ("add_divide_fusion", "dot.27"). The trace's other events are not
+# one kernel's work, and their names are no HLO instruction's: the executor's and thread pool's spans
+# ("ThunkExecutor::Execute"), Python frames ("$train.py:12 fit"), the call's dispatch and host transfers
+# ("PjitFunction(fit)", "np.asarray(jax.Array)"). Loops ("while.N") hold their body's kernels: reported apart, not
+# counted in shares.
+HLO_NAME = re.compile(r"[A-Za-z_][\w.\-]*")
 
 
 def trace_events(run, folder) -> list[tuple[str, int]]:
@@ -42,7 +46,7 @@ def kernel_profile(run, steps: int) -> dict:
         traced = time.perf_counter() - begin
     totals = {}
     for name, ns in events:
-        if not name.startswith(NOT_KERNELS):
+        if HLO_NAME.fullmatch(name):
             calls, total = totals.get(name, (0, 0))
             totals[name] = (calls + 1, total + ns)
     loops = {n: v for n, v in totals.items() if n.startswith("while")}
