@@ -1,7 +1,7 @@
 """The floor of a training run on this CPU, for scripts/bench.py: what the step's FLOPs and sigmoids cost at the rates
 this core reaches, or the bytes it must move at the memory's bandwidth where that is longer (a roofline), and the
-paired ratio of a run to that floor. Kept beside the cross-checks (jax_impl holds
-the product only); imports jax, not torch.
+paired ratio of a run to that floor. Kept beside the cross-checks (jax_impl holds the product only); imports jax, not
+torch.
 """
 
 import statistics
