@@ -107,12 +107,13 @@ def resumed_trajectory(params, opt_state, x, y, lr, *, optimizer: str = "adam", 
     return Trajectory(carry[0], jnp.concatenate([losses, rest]), snapshots), carry[1]
 
 
-# N * H up to which fit compiles with xla_cpu.CPU_COMPILER_OPTIONS (why: see there); above, XLA's defaults.
+# N * H up to which fit compiles with xla_cpu.CPU_COMPILER_OPTIONS (why: see there); above, with YNNPACK's fusions off
+# but no 512-bit hint (measured slower at 1,000 x 20 on the Intel Xeon).
 SMALL_FIT_UP_TO = 2**13
 
 
 def small_fit(params, x) -> bool:
-    """Whether a run of this size (N = x.shape[0], H = the hidden width) compiles with xla_cpu's options."""
+    """Whether a run of this size (N = x.shape[0], H = the hidden width) compiles with all of xla_cpu's options."""
     return x.shape[0] * params["b1"].shape[-1] <= SMALL_FIT_UP_TO
 
 
@@ -126,13 +127,13 @@ def jitted_fit(params, x):
 def jitted_resume(small: bool):
     """resumed_trajectory, jitted with fit's compiler options for its size (small: N * H <= SMALL_FIT_UP_TO)."""
     return jax.jit(resumed_trajectory, static_argnames=("optimizer", "start", "steps", "every"),
-                   compiler_options=xla_cpu.compiler_options() if small else {})
+                   compiler_options=xla_cpu.compiler_options(wide_vectors=small))
 
 
 @functools.cache
 def _jitted_fit(small: bool):
     return jax.jit(trajectory, static_argnames=("optimizer", "steps", "every"),
-                   compiler_options=xla_cpu.compiler_options() if small else {})
+                   compiler_options=xla_cpu.compiler_options(wide_vectors=small))
 
 
 def fit_stepwise(params, x, y, lr, *, optimizer: str = "adam", steps: int = 201):

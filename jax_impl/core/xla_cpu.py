@@ -12,7 +12,8 @@ import sys
 
 CPU_COMPILER_OPTIONS = {
     # YNNPACK's reduction fusions sum over an outer axis slowly (ensembles ran 10x slower) and keep a loop from
-    # compiling to one kernel.
+    # compiling to one kernel; a single fit's sum over the points (its db1) ran 0.68x as long without them at
+    # 1,000 x 20 and 0.75x at 10^4 x 256, 1.03x at 10^5 x 20 (AMD EPYC, AVX2).
     "xla_cpu_experimental_ynn_fusion_type": "",
     # 512-bit vectors: the sigmoid 1.6x faster on this AVX-512 Xeon (a hint: CPUs without them keep their width).
     "xla_cpu_prefer_vector_width": 512,
@@ -70,9 +71,13 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+WIDE_VECTORS = "xla_cpu_prefer_vector_width"
+
+
 @functools.cache
-def compiler_options() -> dict:
-    """CPU_COMPILER_OPTIONS where the backend is the CPU and this jaxlib knows them, else none.
+def compiler_options(wide_vectors: bool = True) -> dict:
+    """CPU_COMPILER_OPTIONS where the backend is the CPU and this jaxlib knows them, else none; without the 512-bit
+    vector hint if wide_vectors is False (train.fit above SMALL_FIT_UP_TO: YNNPACK's fusions off only).
 
     Asked on the first compilation, not at import: the backend must not start before jax.distributed.initialize.
     """
@@ -85,4 +90,4 @@ def compiler_options() -> dict:
         jax.jit(lambda a: a + 1).lower(jnp.zeros(2)).compile(compiler_options=CPU_COMPILER_OPTIONS)
     except Exception:  # an older or newer jaxlib without these DebugOptions fields: XLA's defaults
         return {}
-    return dict(CPU_COMPILER_OPTIONS)
+    return {k: v for k, v in CPU_COMPILER_OPTIONS.items() if wide_vectors or k != WIDE_VECTORS}
