@@ -3,6 +3,7 @@ floor.py).
 
     python scripts/profile_fit.py                                   # 10^3, 10^4, 10^5 points: the table on stdout
     python scripts/profile_fit.py --points 100000 --json bench/profile-fit-cpu-amd.json
+    python scripts/profile_fit.py --points 1000 --models 256 1024  # and ensembles at the notebook's size
 
 For each size: one warm call of train.fit traced with jax.profiler, its kernels summed (milliseconds a step, share),
 the floor's parts a step (FLOPs, sigmoids, bytes at this CPU's rates), and the bandwidth of one read-and-write pass
@@ -50,6 +51,21 @@ def profile_size(points, hidden, steps, rates, hlo_dir=None) -> dict:
             "traversals_ms_per_step": TRAVERSALS * 4 * points * hidden / pass_rate * 1e3}
 
 
+def profile_ensemble(models, steps) -> dict:
+    """An ensemble of `models` at the notebook's size, as bench.py times it (jax_runs.ensemble), traced."""
+    from torch_impl.bench import cases, jax_runs, kernels, machine, plan
+
+    inputs = cases.inputs(*plan.NOTEBOOK, steps, "cpu", machine.jax_device("cpu"))
+    return {"models": models, "points": plan.NOTEBOOK[0], "hidden": plan.NOTEBOOK[1], "steps": steps,
+            **kernels.kernel_profile(jax_runs.ensemble(inputs, models), steps)}
+
+
+def kernel_lines(result) -> list[str]:
+    """The kernels over 1 % of a profile's time, one a line."""
+    return [f"  {k['ms_per_step']:9.4f} ms {k['share']:6.1%}  {k['kernel']}" for k in result["kernels"]
+            if k["share"] >= 0.01]
+
+
 def lines(result) -> list[str]:
     """The profile of one size as text: the kernels over 1% and the floor's parts."""
     f = result["floor_ms_per_step"]
@@ -57,9 +73,7 @@ def lines(result) -> list[str]:
            f"untraced ({result['kernels_s'] / result['steps'] * 1e3:.4f} in kernels, traced); floor {f['flops']:.4f} "
            f"FLOPs + {f['sigmoids']:.4f} sigmoids, {f['bytes']:.4f} bytes; {TRAVERSALS} traversals of (N, H) arrays at "
            f"{result['pass_bandwidth'] / 1e9:.0f} GB/s: {result['traversals_ms_per_step']:.4f} ms"]
-    out += [f"  {k['ms_per_step']:9.4f} ms {k['share']:6.1%}  {k['kernel']}" for k in result["kernels"]
-            if k["share"] >= 0.01]
-    return out
+    return out + kernel_lines(result)
 
 
 def main(argv=None):
@@ -67,6 +81,8 @@ def main(argv=None):
     p.add_argument("--points", type=cli.positive_int, nargs="+", default=[1_000, 10_000, 100_000])
     p.add_argument("--hidden", type=cli.positive_int, default=20)
     p.add_argument("--steps", type=cli.positive_int, default=201)
+    p.add_argument("--models", type=cli.positive_int, nargs="+", default=[],
+                   help="also profile ensembles of these many models at the notebook's size")
     p.add_argument("--json", metavar="FILE", help="write the profiles here as JSON, with the machine")
     p.add_argument("--hlo", metavar="DIR", help="write each size's optimized HLO here")
     args = p.parse_args(argv)
@@ -77,11 +93,16 @@ def main(argv=None):
 
     rates = floor.measure_rates(machine.jax_device("cpu"))
     results = [profile_size(n, args.hidden, args.steps, rates, args.hlo) for n in args.points]
+    ensembles = [profile_ensemble(models, args.steps) for models in args.models]
     for result in results:
         print("\n".join(lines(result)))
+    for result in ensembles:
+        print(f"ensemble of {result['models']:,} ({result['points']} x {result['hidden']}): "
+              f"{result['untraced_s'] / result['steps'] * 1e3:.4f} ms a step untraced")
+        print("\n".join(kernel_lines(result)))
     if args.json:
         record = {"command": "python scripts/profile_fit.py " + " ".join(sys.argv[1:] if argv is None else argv),
-                  "rates": rates, **machine.environment("cpu"), "profiles": results}
+                  "rates": rates, **machine.environment("cpu"), "profiles": results, "ensembles": ensembles}
         save_text(args.json, json.dumps(record, indent=1) + "\n")
 
 

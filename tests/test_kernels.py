@@ -38,14 +38,16 @@ def test_a_real_trace_names_the_compiled_kernels():
 
 def test_profile_fit_script_writes_its_record(script, tmp_path):
     out = tmp_path / "profile.json"
-    done = script("profile_fit.py", "--points", "64", "--hidden", "8", "--steps", "21", "--json", out)
+    done = script("profile_fit.py", "--points", "64", "--hidden", "8", "--steps", "21", "--models", "2", "--json", out)
     assert done.returncode == 0, done.stderr
     record = json.loads(out.read_text())
     (profile,) = record["profiles"]
     assert (profile["points"], profile["hidden"], profile["steps"]) == (64, 8, 21)
     assert profile["kernels"] and profile["floor_ms_per_step"]["sigmoids"] > 0 and profile["pass_bandwidth"] > 0
     assert record["rates"]["bandwidth"] > 0 and record["machine"]["cpu"]
-    assert done.stdout.startswith("64 x 8: ")
+    (ensemble,) = record["ensembles"]
+    assert (ensemble["models"], ensemble["points"], ensemble["steps"]) == (2, 100, 21) and ensemble["kernels"]
+    assert done.stdout.startswith("64 x 8: ") and "ensemble of 2 (100 x 20): " in done.stdout
 
 
 def test_profile_fit_bad_folder_is_one_line(script, tmp_path):
