@@ -108,7 +108,8 @@ def resumed_trajectory(params, opt_state, x, y, lr, *, optimizer: str = "adam", 
 
 
 # N * H up to which fit compiles with xla_cpu.CPU_COMPILER_OPTIONS (why: see there); above, with YNNPACK's fusions off
-# but no 512-bit hint (measured slower at 1,000 x 20 on the Intel Xeon).
+# but not the 512-bit hint: the whole set ran slower at 1,000 x 20 on the Intel Xeon (bench/README.md), and YNNPACK's
+# part alone was measured on an AMD EPYC only (faster or even at every size: bench/speed-work.json).
 SMALL_FIT_UP_TO = 2**13
 
 
