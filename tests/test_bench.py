@@ -203,16 +203,17 @@ def test_cases_are_selected_by_plan_and_variants():
 
     names = [c.name for c in cases.CASES]
     assert len(set(names)) == len(names) and cases.FLOOR not in names
-    cpu = SimpleNamespace(device="cpu", torch_compile=False, func_compile=False, variants=None)
+    cpu = SimpleNamespace(device="cpu", torch_compile=False, func_compile=False, func_eager=True, variants=None)
     assert [c.variant for c in cases.selected(cpu, "torch", "run")] == ["eager", "func step"]
-    quick = SimpleNamespace(device="cpu", torch_compile=False, func_compile=True, variants=None)
-    assert [c.variant for c in cases.selected(quick, "torch", "run")] == ["eager", "func step", "func step compiled"]
-    full_cpu = SimpleNamespace(device="cpu", torch_compile=True, func_compile=True, variants=None)
+    quick = SimpleNamespace(device="cpu", torch_compile=False, func_compile=True, func_eager=False, variants=None)
+    assert [c.variant for c in cases.selected(quick, "torch", "run")] == ["eager", "func step compiled"]
+    assert [c.variant for c in cases.selected(quick, "torch", "ensemble")] == ["ensemble", "func ensemble compiled"]
+    full_cpu = SimpleNamespace(device="cpu", torch_compile=True, func_compile=True, func_eager=True, variants=None)
     assert [c.variant for c in cases.selected(full_cpu, "torch", "run")] == [
         "eager", "compile", "func step", "func step compiled", "func step max-autotune"]
     assert [c.variant for c in cases.selected(full_cpu, "torch", "ensemble")] == [
         "ensemble", "func ensemble", "func ensemble compiled"]
-    gpu = SimpleNamespace(device="gpu", torch_compile=True, func_compile=True,
+    gpu = SimpleNamespace(device="gpu", torch_compile=True, func_compile=True, func_eager=True,
                           variants=["compile", "graph", "overhead"])
     assert [c.variant for c in cases.selected(gpu, "torch", "run")] == ["compile", "cuda graph", "func step compiled",
                                                                         "func step reduce-overhead"]

@@ -10,7 +10,8 @@ STEPS = {"tiny": 21, "quick": 201, "full": 201}
 # torch_compile: the compiled rows that are not torch's best (module forward + opt.step; max-autotune, which was no
 # faster than the default mode), whose first calls compile for 3-15 s each: full mode only. func_compile: torch's
 # best, the whole step and the func ensemble compiled in the default mode (3-6 s each), in --quick too, so that its
-# targets name them.
+# targets name them. func_eager: the whole step and the func ensemble uncompiled, which are not torch's best either:
+# not in --quick (they took 21 s of its 134 s on the AVX2 EPYC, over the issue's 2 minutes).
 # The CPU sweep runs width 20 from 10^2 to 10^6 points (issue 22's range) and width 256 to 10^4: it skips 10^5 and
 # 10^6 points at width 256 (the hidden layer alone is 100 MB-1 GB a copy; torch eager would take minutes a run).
 WIDE_CPU = [(100, 256), (1_000, 256), (10_000, 256)]
@@ -18,19 +19,23 @@ MODES = {
     "full": {"cpu": [(100, 20), (1_000, 20), (10_000, 20), (100_000, 20), (1_000_000, 20), *WIDE_CPU],
              "gpu": [(n, h) for h in (20, 256) for n in (100, 1_000, 10_000, 100_000, 1_000_000)],
              "models": {"cpu": [1, 64, 256, 1024, 4096], "gpu": [1, 64, 256, 1024, 4096, 16384]},
-             "repeats": 15, "budget_s": 20.0, "torch_compile": True, "func_compile": True, "process_runs": 5,
+             "repeats": 15, "budget_s": 20.0, "torch_compile": True, "func_compile": True, "func_eager": True,
+             "process_runs": 5,
              "paired_rounds": 300},
     "quick": {"cpu": [(100, 20), (10_000, 20)], "gpu": [(100, 20), (100_000, 20)],
               "models": {"cpu": [256, 1024], "gpu": [1, 1024]}, "repeats": 30, "budget_s": 3.0,
-              "torch_compile": False, "func_compile": True, "process_runs": 0, "paired_rounds": 300},
+              "torch_compile": False, "func_compile": True, "func_eager": False, "process_runs": 0,
+              "paired_rounds": 300},
     "tiny": {"cpu": [(64, 8)], "gpu": [(64, 8)], "models": {"cpu": [2], "gpu": [2]}, "repeats": 3,
-             "budget_s": 0.5, "torch_compile": False, "func_compile": False, "process_runs": 0, "paired_rounds": 5},
+             "budget_s": 0.5, "torch_compile": False, "func_compile": False, "func_eager": True, "process_runs": 0,
+             "paired_rounds": 5},
 }
 
 
 def complete(args, min_repeats: int):
     """bench.py's parsed flags with the mode's values filled in: sizes [(points, hidden)], models (ensemble sizes,
-    [] with --no-ensemble), steps, repeats (at least min_repeats), budget_s, torch_compile, process (runs),
+    [] with --no-ensemble), steps, repeats (at least min_repeats), budget_s, torch_compile, func_compile, func_eager,
+    process (runs),
     paired_rounds, and ensemble_size (the ensembles' (points, hidden)). Returns args."""
     name = "tiny" if args.tiny else "quick" if args.quick else "full"
     mode = MODES[name]
@@ -45,6 +50,7 @@ def complete(args, min_repeats: int):
     args.budget_s = args.budget_s or mode["budget_s"]
     args.torch_compile = mode["torch_compile"]
     args.func_compile = mode["func_compile"]
+    args.func_eager = mode["func_eager"]
     args.process = mode["process_runs"] if args.process is None else args.process
     args.paired_rounds = mode["paired_rounds"]
     return args
