@@ -12,8 +12,9 @@ than --budget-s / repeats, never fewer than 3), reported as median, min and max,
 cases, one row each in torch_impl/bench/cases.py (what each is: docs/usage.md): JAX's train.fit (the port), a jitted
 step called from Python, the sharded ensemble and the arithmetic floor; torch eager (the notebook's loop), the whole
 step with torch.func, compiled as a whole (default mode in --quick too; max-autotune, the module-level compile and on
-a GPU reduce-overhead and a CUDA graph in the full mode), the batched and the torch.func ensembles; and the whole
-processes (--process), with and without pictures.
+a GPU reduce-overhead and a CUDA graph in the full mode), the batched and the torch.func ensembles (--quick runs the
+torch.func step and ensemble compiled only: torch's best); and the whole processes (--process), with and without
+pictures.
 Writes a Markdown table (stdout), --json FILE (the records: framework, variant, device, points, hidden, steps, models,
 compile_s, median_s, min_s, max_s, repeats, error, versions, machine) and --out FILE.png (log-log, time against points).
 Progress goes to stderr. No compilation cache is warm at the start: JAX's persistent cache is off and torch.compile's
