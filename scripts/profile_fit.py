@@ -41,12 +41,10 @@ def profile_size(points, hidden, steps, rates, hlo_dir=None) -> dict:
                                                                   every=inputs.every)
         save_text(pathlib.Path(hlo_dir) / f"fit-{points}x{hidden}.hlo.txt", program.compile().as_text())
     profile = kernels.kernel_profile(jax_runs.fused(inputs), steps)
-    flops, sigmoids = floor.step_arithmetic(points, hidden)
     pass_rate = floor.measure_bandwidth(device, nbytes=4 * points * hidden, seconds=0.1)
     return {"points": points, "hidden": hidden, "steps": steps, "jax": jax.__version__, **profile,
-            "floor_ms_per_step": {"flops": flops / rates["flop_rate"] * 1e3,
-                                  "sigmoids": sigmoids / rates["sigmoid_rate"] * 1e3,
-                                  "bytes": floor.step_bytes(points, hidden) / rates["bandwidth"] * 1e3},
+            "floor_ms_per_step": {part: seconds * 1e3
+                                  for part, seconds in floor.step_seconds(points, hidden, rates).items()},
             "pass_bandwidth": pass_rate,
             "traversals_ms_per_step": TRAVERSALS * 4 * points * hidden / pass_rate * 1e3}
 

@@ -30,6 +30,9 @@ def test_floor_is_the_larger_of_compute_and_memory():
     slow = rates | {"bandwidth": 1e3}
     seconds, bound = floor.floor_seconds(1000, 20, 10, slow)
     assert bound == "memory" and seconds == pytest.approx(10 * floor.step_bytes(1000, 20) / 1e3, rel=1e-12)
+    parts = floor.step_seconds(1000, 20, slow)
+    assert parts == pytest.approx({"flops": flops / 1e11, "sigmoids": sigmoids / 1e9,
+                                   "bytes": floor.step_bytes(1000, 20) / 1e3}, rel=1e-12)
     record = floor.floor_record(1000, 20, 10, slow, "cpu")
     assert (record["bound"], record["bytes_per_step"], record["median_s"]) == ("memory", floor.step_bytes(1000, 20),
                                                                                 seconds)

@@ -52,3 +52,11 @@ def test_a_device_count_the_user_chose_wins(env, expected):
                           env={**clean, **env}, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == expected
+
+
+def test_large_fits_drop_only_the_wide_vector_hint():
+    """train.fit above SMALL_FIT_UP_TO compiles with YNNPACK's fusions off but without the 512-bit hint; both sets come
+    from one trial compilation (on a jaxlib that refuses the options, both are empty)."""
+    full, narrow = xla_cpu.compiler_options(), xla_cpu.compiler_options(wide_vectors=False)
+    assert narrow == {k: v for k, v in full.items() if k != xla_cpu.WIDE_VECTORS}
+    assert not full or (xla_cpu.WIDE_VECTORS in full and narrow["xla_cpu_experimental_ynn_fusion_type"] == "")

@@ -74,13 +74,18 @@ def cores() -> int:
 WIDE_VECTORS = "xla_cpu_prefer_vector_width"
 
 
-@functools.cache
 def compiler_options(wide_vectors: bool = True) -> dict:
     """CPU_COMPILER_OPTIONS where the backend is the CPU and this jaxlib knows them, else none; without the 512-bit
     vector hint if wide_vectors is False (train.fit above SMALL_FIT_UP_TO: YNNPACK's fusions off only).
 
     Asked on the first compilation, not at import: the backend must not start before jax.distributed.initialize.
     """
+    return {k: v for k, v in _known_options().items() if wide_vectors or k != WIDE_VECTORS}
+
+
+@functools.cache
+def _known_options() -> dict:
+    """CPU_COMPILER_OPTIONS if this backend is the CPU and a trial compilation takes them, else {}: asked once."""
     import jax
     import jax.numpy as jnp
 
@@ -90,4 +95,4 @@ def compiler_options(wide_vectors: bool = True) -> dict:
         jax.jit(lambda a: a + 1).lower(jnp.zeros(2)).compile(compiler_options=CPU_COMPILER_OPTIONS)
     except Exception:  # an older or newer jaxlib without these DebugOptions fields: XLA's defaults
         return {}
-    return {k: v for k, v in CPU_COMPILER_OPTIONS.items() if wide_vectors or k != WIDE_VECTORS}
+    return dict(CPU_COMPILER_OPTIONS)

@@ -129,13 +129,19 @@ def paired_ratio(run_fused, points, hidden, steps, device, rounds: int) -> dict:
     return paired_summary(ratios)
 
 
+def step_seconds(points, hidden, rates) -> dict:
+    """One step's parts at measure_rates's `rates`, in seconds: its FLOPs, its sigmoids, and its bytes (step_bytes)."""
+    flops, sigmoids = step_arithmetic(points, hidden)
+    return {"flops": flops / rates["flop_rate"], "sigmoids": sigmoids / rates["sigmoid_rate"],
+            "bytes": step_bytes(points, hidden) / rates["bandwidth"]}
+
+
 def floor_seconds(points, hidden, steps, rates) -> tuple[float, str]:
     """(seconds, bound) of `steps` steps at measure_rates's `rates`: the larger of the arithmetic's time (FLOPs and
     sigmoids) and the memory's (step_bytes at the bandwidth), a roofline; bound names which is larger ("compute" or
     "memory")."""
-    flops, sigmoids = step_arithmetic(points, hidden)
-    compute = flops / rates["flop_rate"] + sigmoids / rates["sigmoid_rate"]
-    memory = step_bytes(points, hidden) / rates["bandwidth"]
+    parts = step_seconds(points, hidden, rates)
+    compute, memory = parts["flops"] + parts["sigmoids"], parts["bytes"]
     return steps * max(compute, memory), "compute" if compute >= memory else "memory"
 
 

@@ -20,8 +20,7 @@ MODES = {
              "gpu": [(n, h) for h in (20, 256) for n in (100, 1_000, 10_000, 100_000, 1_000_000)],
              "models": {"cpu": [1, 64, 256, 1024, 4096], "gpu": [1, 64, 256, 1024, 4096, 16384]},
              "repeats": 15, "budget_s": 20.0, "torch_compile": True, "func_compile": True, "func_eager": True,
-             "process_runs": 5,
-             "paired_rounds": 300},
+             "process_runs": 5, "paired_rounds": 300},
     "quick": {"cpu": [(100, 20), (10_000, 20)], "gpu": [(100, 20), (100_000, 20)],
               "models": {"cpu": [256, 1024], "gpu": [1, 1024]}, "repeats": 30, "budget_s": 3.0,
               "torch_compile": False, "func_compile": True, "func_eager": False, "process_runs": 0,
@@ -35,8 +34,7 @@ MODES = {
 def complete(args, min_repeats: int):
     """bench.py's parsed flags with the mode's values filled in: sizes [(points, hidden)], models (ensemble sizes,
     [] with --no-ensemble), steps, repeats (at least min_repeats), budget_s, torch_compile, func_compile, func_eager,
-    process (runs),
-    paired_rounds, and ensemble_size (the ensembles' (points, hidden)). Returns args."""
+    process (runs), paired_rounds, and ensemble_size (the ensembles' (points, hidden)). Returns args."""
     name = "tiny" if args.tiny else "quick" if args.quick else "full"
     mode = MODES[name]
     if args.points or args.hidden:
