@@ -56,7 +56,32 @@ def test_a_device_count_the_user_chose_wins(env, expected):
 
 def test_large_fits_drop_only_the_wide_vector_hint():
     """train.fit above SMALL_FIT_UP_TO compiles with YNNPACK's fusions off but without the 512-bit hint; both sets come
-    from one trial compilation (on a jaxlib that refuses the options, both are empty)."""
+    from one trial compilation (on a jaxlib that refuses the options, both are empty), and only the ensembles' set
+    turns XLA's tree reductions off."""
     full, narrow = xla_cpu.compiler_options(), xla_cpu.compiler_options(wide_vectors=False)
+    ensembles = xla_cpu.compiler_options(tree_reductions=False)
     assert narrow == {k: v for k, v in full.items() if k != xla_cpu.WIDE_VECTORS}
     assert not full or (xla_cpu.WIDE_VECTORS in full and narrow["xla_cpu_experimental_ynn_fusion_type"] == "")
+    assert xla_cpu.NO_TREE_REDUCTIONS not in full | narrow
+    assert ensembles == ({**full, xla_cpu.NO_TREE_REDUCTIONS: "tree_reduction_rewriter"} if full else {})
+
+
+def test_ensembles_compile_without_tree_reductions():
+    """The ensemble's sums over the points stay single reductions: its compiled step has no reduce-window, which the
+    same program compiled with XLA's tree reductions has (so the check can fail)."""
+    import jax
+    import numpy as np
+
+    from jax_impl.core import ensemble
+
+    if not xla_cpu.compiler_options():
+        pytest.skip("this jaxlib or backend takes none of the port's compiler options")
+    x = np.linspace(-1, 1, 100, dtype=np.float32)[:, None]
+    args = (ensemble.init_ensemble([0, 1, 2, 3]), x, x**2, np.full(4, 0.2, np.float32))
+    static = {"optimizer": "adam", "steps": 3, "every": None}
+    hlo = {trees: jax.jit(ensemble.fit_program, static_argnames=tuple(static),
+                          compiler_options=xla_cpu.compiler_options(tree_reductions=trees))
+           .lower(*args, **static).compile().as_text() for trees in (True, False)}
+    assert "reduce-window" in hlo[True]
+    assert "reduce-window" not in hlo[False]
+    assert "reduce-window" not in ensemble.jitted_fit().lower(*args, **static).compile().as_text()

@@ -8,8 +8,9 @@ model.mse_loss, vmapped over that axis: one jax.value_and_grad of the summed los
 With the models contiguous the arithmetic vectorises across them. `fit_vmapped` is the literal vmap of
 train.trajectory, kept as the reference.
 
-XLA:CPU's YNNPACK reduction fusions reduce over an outer axis very slowly, so these programs compile with
-xla_cpu.CPU_COMPILER_OPTIONS. Above BLOCK_FROM models the models go through in blocks that fit the L2 cache
+XLA:CPU's YNNPACK reduction fusions reduce over an outer axis very slowly, and XLA's tree reductions add a kernel to
+each sum over the points, so these programs compile without either (xla_cpu.compiler_options(tree_reductions=False)).
+Above BLOCK_FROM models the models go through in blocks that fit the L2 cache
 (fit_program). The measurements: bench/README.md.
 """
 
@@ -115,7 +116,7 @@ def fit_program(params, x, y, lrs, *, optimizer, steps, every):
 def jitted_fit():
     """fit_ensemble's compiled form: jax.jit with the CPU options; .lower(...) works on it for inspection."""
     return jax.jit(fit_program, static_argnames=("optimizer", "steps", "every"),
-                   compiler_options=xla_cpu.compiler_options())
+                   compiler_options=xla_cpu.compiler_options(tree_reductions=False))
 
 
 def fit_ensemble(params, x, y, lrs, *, optimizer: str = "adam", steps: int = 201,

@@ -17,6 +17,12 @@ CPU_COMPILER_OPTIONS = {
     "xla_cpu_experimental_ynn_fusion_type": "",
     # 512-bit vectors: the sigmoid 1.6x faster on this AVX-512 Xeon (a hint: CPUs without them keep their width).
     "xla_cpu_prefer_vector_width": 512,
+    # For ensembles only (compiler_options(tree_reductions=False)): XLA's tree_reduction_rewriter splits every sum over
+    # more than 32 elements into a reduce-window of 32-wide partial sums and a second reduce, an extra kernel and pass
+    # for each sum over the points. Without it an ensemble ran 0.87-0.93x as long at 64-4,096 models (AMD EPYC,
+    # AVX2; bench/speed-work.json). A sum over 100 points then adds in vector lanes instead of blocks of 32: the
+    # same float32 error bound (N * eps * sum |terms|), other last bits.
+    "xla_disable_hlo_passes": "tree_reduction_rewriter",
 }
 
 # A while loop accessing fewer bytes per iteration compiles to one kernel instead of one dispatch per operation: fit's
@@ -72,15 +78,20 @@ def cores() -> int:
 
 
 WIDE_VECTORS = "xla_cpu_prefer_vector_width"
+NO_TREE_REDUCTIONS = "xla_disable_hlo_passes"
 
 
-def compiler_options(wide_vectors: bool = True) -> dict:
+def compiler_options(wide_vectors: bool = True, tree_reductions: bool = True) -> dict:
     """CPU_COMPILER_OPTIONS where the backend is the CPU and this jaxlib knows them, else none; without the 512-bit
-    vector hint if wide_vectors is False (train.fit above SMALL_FIT_UP_TO: YNNPACK's fusions off only).
+    vector hint if wide_vectors is False (train.fit above SMALL_FIT_UP_TO: YNNPACK's fusions off only); with XLA's
+    tree reductions turned off only if tree_reductions is False (the ensembles' programs: train.fit keeps its sums).
 
     Asked on the first compilation, not at import: the backend must not start before jax.distributed.initialize.
     """
-    return {k: v for k, v in _known_options().items() if wide_vectors or k != WIDE_VECTORS}
+    dropped = {WIDE_VECTORS} if not wide_vectors else set()
+    if tree_reductions:
+        dropped.add(NO_TREE_REDUCTIONS)
+    return {k: v for k, v in _known_options().items() if k not in dropped}
 
 
 @functools.cache
