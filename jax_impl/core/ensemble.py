@@ -3,10 +3,11 @@
 The public layout is the single model's with a leading model axis E, as `jax.vmap(model.init_params)` makes it:
     w1 (E, 1, H)   b1 (E, H)   w2 (E, H, 1)   b2 (E, 1)      lrs (E,)
 
-Inside the scan the model axis is last ("columns", to_columns), and the loss is the single model's own
-model.mse_loss, vmapped over that axis: one jax.value_and_grad of the summed loss gives every model's gradient.
-With the models contiguous the arithmetic vectorises across them. `fit_vmapped` is the literal vmap of
-train.trajectory, kept as the reference.
+Inside the scan the parameters and Adam's moments hold the model axis last ("columns", to_columns), so that the
+update vectorises across the models, and the loss is the single model's own model.mse_loss, vmapped over that axis:
+one jax.value_and_grad of the summed loss gives every model's gradient. XLA lays the hidden layer out as (E, H, N),
+the points innermost as in a single fit. `fit_vmapped` is the literal vmap of train.trajectory, kept as the
+reference.
 
 XLA:CPU's YNNPACK reduction fusions reduce over an outer axis very slowly, and XLA's tree reductions add a kernel to
 each sum over the points, so these programs compile without either (xla_cpu.compiler_options(tree_reductions=False)).
