@@ -72,7 +72,7 @@ def test_ensembles_compile_without_tree_reductions():
     import jax
     import numpy as np
 
-    from jax_impl.core import ensemble
+    from jax_impl.core import ensemble, sharding
 
     if not xla_cpu.compiler_options():
         pytest.skip("this jaxlib or backend takes none of the port's compiler options")
@@ -85,3 +85,4 @@ def test_ensembles_compile_without_tree_reductions():
     assert "reduce-window" in hlo[True]
     assert "reduce-window" not in hlo[False]
     assert "reduce-window" not in ensemble.jitted_fit().lower(*args, **static).compile().as_text()
+    assert "reduce-window" not in sharding.compiled_text(*args, **static)  # the sweep's program
