@@ -62,8 +62,8 @@ def test_large_fits_drop_only_the_wide_vector_hint():
     ensembles = xla_cpu.compiler_options(tree_reductions=False)
     assert narrow == {k: v for k, v in full.items() if k != xla_cpu.WIDE_VECTORS}
     assert not full or (xla_cpu.WIDE_VECTORS in full and narrow["xla_cpu_experimental_ynn_fusion_type"] == "")
-    assert xla_cpu.NO_TREE_REDUCTIONS not in full | narrow
-    assert ensembles == ({**full, xla_cpu.NO_TREE_REDUCTIONS: "tree_reduction_rewriter"} if full else {})
+    assert xla_cpu.DISABLED_PASSES not in full | narrow
+    assert ensembles == ({**full, xla_cpu.DISABLED_PASSES: "tree_reduction_rewriter"} if full else {})
 
 
 def test_ensembles_compile_without_tree_reductions():

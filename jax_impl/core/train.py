@@ -107,14 +107,15 @@ def resumed_trajectory(params, opt_state, x, y, lr, *, optimizer: str = "adam", 
     return Trajectory(carry[0], jnp.concatenate([losses, rest]), snapshots), carry[1]
 
 
-# N * H up to which fit compiles with xla_cpu.CPU_COMPILER_OPTIONS (why: see there); above, with YNNPACK's fusions off
+# N * H up to which fit compiles with xla_cpu.compiler_options() (why: see there); above, with YNNPACK's fusions off
 # but not the 512-bit hint: the whole set ran slower at 1,000 x 20 on the Intel Xeon (bench/README.md), and YNNPACK's
 # part alone was measured on an AMD EPYC only (faster or even at every size: bench/speed-work.json).
 SMALL_FIT_UP_TO = 2**13
 
 
 def small_fit(params, x) -> bool:
-    """Whether a run of this size (N = x.shape[0], H = the hidden width) compiles with all of xla_cpu's options."""
+    """Whether a run of this size (N = x.shape[0], H = the hidden width) compiles with xla_cpu.compiler_options()
+    (the 512-bit hint too)."""
     return x.shape[0] * params["b1"].shape[-1] <= SMALL_FIT_UP_TO
 
 
