@@ -41,12 +41,13 @@ def profile_size(points, hidden, steps, rates, hlo_dir=None) -> dict:
                                                                   every=inputs.every)
         save_text(pathlib.Path(hlo_dir) / f"fit-{points}x{hidden}.hlo.txt", program.compile().as_text())
     profile = kernels.kernel_profile(jax_runs.fused(inputs), steps)
-    pass_rate = floor.measure_bandwidth(device, nbytes=4 * points * hidden, seconds=0.1)
+    array_bytes = 4 * points * hidden  # one float32 (N, H) array
+    pass_rate = floor.measure_bandwidth(device, nbytes=array_bytes, seconds=0.1)
     return {"points": points, "hidden": hidden, "steps": steps, "jax": jax.__version__, **profile,
             "floor_ms_per_step": {part: seconds * 1e3
                                   for part, seconds in floor.step_seconds(points, hidden, rates).items()},
             "pass_bandwidth": pass_rate,
-            "traversals_ms_per_step": TRAVERSALS * 4 * points * hidden / pass_rate * 1e3}
+            "traversals_ms_per_step": TRAVERSALS * array_bytes / pass_rate * 1e3}
 
 
 def profile_ensemble(models, steps) -> dict:

@@ -11,8 +11,8 @@ reference.
 
 XLA:CPU's YNNPACK reduction fusions reduce over an outer axis very slowly, and XLA's tree reductions add a kernel to
 each sum over the points, so these programs compile without either (xla_cpu.compiler_options(tree_reductions=False)).
-Above BLOCK_FROM models the models go through in blocks that fit the L2 cache
-(fit_program). The measurements: bench/README.md.
+Above BLOCK_FROM models the models go through in blocks that fit the L2 cache (fit_program). The measurements:
+bench/README.md.
 """
 
 import functools
