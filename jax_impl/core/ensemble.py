@@ -4,10 +4,11 @@ The public layout is the single model's with a leading model axis E, as `jax.vma
     w1 (E, 1, H)   b1 (E, H)   w2 (E, H, 1)   b2 (E, 1)      lrs (E,)
 
 Inside the scan the parameters and Adam's moments hold the model axis last ("columns", to_columns), so that the
-update vectorises across the models, and the loss is the single model's own model.mse_loss, vmapped over that axis:
-one jax.value_and_grad of the summed loss gives every model's gradient. XLA lays the hidden layer out as (E, H, N),
-the points innermost as in a single fit. `fit_vmapped` is the literal vmap of train.trajectory, kept as the
-reference.
+update vectorises across the models, and the loss is the single model's mean squared error over model.forward,
+vmapped over that axis: one jax.value_and_grad of the summed loss gives every model's gradient. XLA lays the hidden
+layer out as (E, H, N), the points innermost as in a single fit, and the points are padded to a whole number of
+vector lanes (pad_points; the padding's residuals are zeroed, masked_mse_loss). `fit_vmapped` is the literal vmap of
+train.trajectory, kept as the reference.
 
 XLA:CPU's YNNPACK reduction fusions reduce over an outer axis very slowly, and XLA's tree reductions add a kernel to
 each sum over the points, so these programs compile without either (xla_cpu.compiler_options(tree_reductions=False)).
@@ -50,15 +51,45 @@ def from_columns(columns):
     return jax.tree.map(lambda a: jnp.moveaxis(a, -1, 0), columns)
 
 
-def losses_and_predictions(columns, x, y):
-    """Every model's model.mse_loss and model.forward at once, the model axis last: vmap of the single model's own
-    functions, nothing rewritten. Returns (sum of the losses, (losses (E,), predictions (N, E))).
+# XLA:CPU runs a loop over the points in vectors of 8 floats (AVX2's) and a row's remainder one float at a time: at
+# the notebook's 100 points, 12 vectors and 4 single sigmoids a row. Padded to 104, the sharded ensemble ran 0.83-0.87x
+# as long at 64-4,096 models (AMD EPYC, AVX2; bench/speed-work.json, "points_padded_to_vector_lanes"); padded to 112
+# (AVX-512's 16 lanes), 0.90-0.95x. train.fit's points are not padded (not measured).
+LANES = 8
+
+
+def padded_points(points: int) -> int:
+    """`points` rounded up to a multiple of LANES."""
+    return -(-points // LANES) * LANES
+
+
+def pad_points(x, y):
+    """x, y (N, 1) with copies of their last row appended up to padded_points(N) rows. Copies of a real point, not
+    zeros: a padding row computes what row N - 1 computes, so it can make nothing non-finite that a real row does not
+    (a zero x would turn an overflowed w1 into inf * 0 = nan)."""
+    rows = ((0, padded_points(x.shape[0]) - x.shape[0]), (0, 0))
+    return jnp.pad(x, rows, mode="edge"), jnp.pad(y, rows, mode="edge")
+
+
+def masked_mse_loss(params, x, y, points: int):
+    """model.mse_loss of the first `points` rows of x, y (N', 1); the rows after them (pad_points') count for
+    nothing: their residuals are replaced by zeros before squaring, so they add exactly zero to the loss and to the
+    gradient (the select passes them a zero cotangent)."""
+    residual = model.forward(params, x) - y
+    residual = jnp.where(jnp.arange(x.shape[0])[:, None] < points, residual, 0)
+    return jnp.sum(residual**2) / points  # jnp.mean's sum / N
+
+
+def losses_and_predictions(columns, x, y, points: int):
+    """Every model's masked_mse_loss and model.forward at once, the model axis last: vmap of the single model's
+    functions. x, y (N', 1) padded (pad_points), `points` of them real. Returns (sum of the losses, (losses (E,),
+    predictions (points, E))).
 
     The models are independent, so the gradient of the summed loss with respect to model e's parameters is model e's
     own gradient: one jax.value_and_grad gives every model's.
     """
-    losses = jax.vmap(model.mse_loss, in_axes=(-1, None, None))(columns, x, y)  # (E,)
-    predictions = jax.vmap(model.forward, in_axes=(-1, None), out_axes=-1)(columns, x)[:, 0]  # (N, 1, E) -> (N, E)
+    losses = jax.vmap(masked_mse_loss, in_axes=(-1, None, None, None))(columns, x, y, points)  # (E,)
+    predictions = jax.vmap(model.forward, in_axes=(-1, None), out_axes=-1)(columns, x)[:points, 0]  # (N, E)
     return jnp.sum(losses), (losses, predictions)
 
 
@@ -73,10 +104,12 @@ def _fit_columns(params, x, y, lrs, *, optimizer, steps, every):
     neg_lr = -jnp.asarray(lrs, x.dtype)  # (E,): optax's scale(-lr), one per model
     per_leaf = lambda lr, leaf: lr.reshape((1,) * (leaf.ndim - 1) + lr.shape)  # noqa: E731  (E,) -> (1, ..., E)
     s = num_snapshots(steps, every)
+    points, (x, y) = x.shape[0], pad_points(x, y)
 
     def body(carry, t):
         columns, state, snapshots = carry
-        (_, (losses, prediction)), grads = jax.value_and_grad(losses_and_predictions, has_aux=True)(columns, x, y)
+        (_, (losses, prediction)), grads = jax.value_and_grad(losses_and_predictions, has_aux=True)(columns, x, y,
+                                                                                                  points)
         updates, state = direction.update(grads, state)
         columns = jax.tree.map(lambda p, u: p + per_leaf(neg_lr, p) * u, columns, updates)
         if s:
@@ -84,7 +117,7 @@ def _fit_columns(params, x, y, lrs, *, optimizer, steps, every):
             snapshots = snapshots.at[slot].set(jnp.where(t % every == 0, prediction, snapshots[slot]))
         return (columns, state, snapshots), losses
 
-    snapshots = jnp.zeros((s, x.shape[0], lrs.shape[0]), x.dtype)
+    snapshots = jnp.zeros((s, points, lrs.shape[0]), x.dtype)
     carry = (columns, direction.init(columns), snapshots)
     (columns, _, snapshots), losses = jax.lax.scan(body, carry, jnp.arange(steps))
     return train.Trajectory(from_columns(columns), losses.T, jnp.transpose(snapshots, (2, 0, 1))[..., None])
@@ -145,6 +178,6 @@ def estimate_bytes(models: int, *, hidden: int, points: int, steps: int, snapsho
     """Peak memory of fit_ensemble for `models` models on one device, an upper estimate (footprint.fit_bytes, with the
     models stepped at once: all of them, or a block of BLOCK above BLOCK_FROM)."""
     stepped = min(models, BLOCK) if models > BLOCK_FROM else models
-    return footprint.fit_bytes(models, hidden=hidden, points=points, steps=steps, snapshots=snapshots,
+    return footprint.fit_bytes(models, hidden=hidden, points=padded_points(points), steps=steps, snapshots=snapshots,
                                itemsize=itemsize, stepped=stepped)
 
