@@ -113,6 +113,42 @@ def test_learning_rates_are_data_not_a_recompile(sweep, notebook_xy):
     assert not np.array_equal(again.losses[:, -1], trajectory.losses[:, -1])
 
 
+# masked_mse_loss against model.mse_loss: both sum the same 100 positive squared residuals, in another order (another
+# vector length); a float32 sum of N positive terms is within (N - 1) eps of the exact sum whatever the order, so two
+# orders differ by at most 2 N eps relative (eps = 2^-24), and the division by N adds no difference.
+PADDED_LOSS_RTOL = 2 * 100 * 2.0**-24
+
+
+def test_padding_rows_count_for_nothing(notebook_xy):
+    x, y = notebook_xy
+    xp, yp = ensemble.pad_points(x, y)
+    assert xp.shape == yp.shape == (ensemble.padded_points(100), 1) == (104, 1)
+    (xs, ys), (xps, yps) = (np.asarray(a) for a in (x, y)), (np.asarray(a) for a in (xp, yp))
+    assert np.array_equal(xps[:100], xs) and np.all(xps[100:] == xs[-1]) and np.all(yps[100:] == ys[-1])
+    params = model.init_params(jax.random.key(0), 20)
+    loss, grads = jax.value_and_grad(ensemble.masked_mse_loss)(params, xp, yp, 100)
+    # Whatever the padding rows hold, the select hands them a zero cotangent: the same bits, by construction
+    garbage = (xp.at[100:].set(-7.0), yp.at[100:].set(1e30))
+    loss_g, grads_g = jax.value_and_grad(ensemble.masked_mse_loss)(params, *garbage, 100)
+    assert loss_g == loss and all(np.array_equal(grads[k], grads_g[k]) for k in grads)
+    assert abs(float(loss) - float(model.mse_loss(params, x, y))) <= PADDED_LOSS_RTOL * float(loss)
+    # A padding row counted (the mask one row too long) is caught: its residual is 100's, not zero
+    assert float(ensemble.masked_mse_loss(params, *garbage, 101)) > 1e50
+    # An overflowed weight saturates its unit: the gradient stays finite, padded or not (a zero x in a padding row
+    # would make inf * 0 = nan there, and its zero cotangent times nan a nan gradient)
+    overflowed = dict(params, w1=params["w1"].at[0, 3].set(jnp.inf))
+    for grads in (jax.grad(model.mse_loss)(overflowed, x, y),
+                  jax.grad(ensemble.masked_mse_loss)(overflowed, xp, yp, 100)):
+        assert all(np.all(np.isfinite(g)) for g in grads.values())
+
+
+def test_the_compiled_ensemble_runs_on_padded_rows(notebook_xy):
+    x, y = notebook_xy
+    params, lrs = ensemble.init_ensemble(range(4)), jnp.full(4, 0.2)
+    text = ensemble.jitted_fit().lower(params, x, y, lrs, optimizer="adam", steps=3, every=None).compile().as_text()
+    assert "f32[4,20,104]" in text and "f32[4,20,100]" not in text  # the hidden layer (E, H, N'), padded
+
+
 def test_matches_the_literal_vmap_of_train_fit(notebook_xy):
     x, y = notebook_xy
     params, lrs = ensemble.init_ensemble(range(3)), jnp.array([0.01, 0.05, 0.2])
