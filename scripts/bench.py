@@ -14,7 +14,8 @@ step called from Python, the sharded ensemble and the arithmetic floor; torch ea
 step with torch.func, compiled as a whole (default mode in --quick too; max-autotune, the module-level compile and on
 a GPU reduce-overhead and a CUDA graph in the full mode), the batched and the torch.func ensembles (--quick runs the
 torch.func step and ensemble compiled only: torch's best); and the whole processes (--process), with and without
-pictures.
+pictures. At 256 and 1,024 models the JAX ensemble and torch's best then run side by side, alternating, and the
+target is judged on the median of those paired ratios (the VM drifts more between cases than within a pair).
 Writes a Markdown table (stdout), --json FILE (the records: framework, variant, device, points, hidden, steps, models,
 compile_s, median_s, min_s, max_s, repeats, error, versions, machine) and --out FILE.png (log-log, time against points).
 Progress goes to stderr. No compilation cache is warm at the start: JAX's persistent cache is off and torch.compile's
@@ -31,7 +32,7 @@ from jax_impl.app import cli
 from jax_impl.files.params_io import save_text
 from torch_impl.bench import machine, plan, report
 from torch_impl.bench.records import find, table_order
-from torch_impl.bench.timing import MIN_REPEATS, measure, progress
+from torch_impl.bench.timing import MIN_REPEATS, measure, measure_kept, pair_ensembles, progress
 
 
 def parse_args(argv=None):
@@ -73,7 +74,8 @@ def floor_record(records, inputs, points, args, jax_device) -> dict:
 
 
 def run_cases(args, jax_device) -> list[dict]:
-    """Every size's torch cases first, then every size's JAX cases, then the ensembles (torch's first): measured
+    """Every size's torch cases first, then every size's JAX cases, then the ensembles (at each count torch's first,
+    then JAX's, then the two side by side at the target counts: timing.pair_ensembles): measured
     here, torch eager at 10^4 x 20 ran in 0.37 s a run in a fresh process and after JAX's fit (0.39 s), but in 9-11 s
     for several runs after the old fit_autodiff had run at that size in the same process (both torch threads busy;
     the cause was not found). JAX after torch showed no such effect (0.10 s a run)."""
@@ -89,9 +91,14 @@ def run_cases(args, jax_device) -> list[dict]:
                 records.append(floor_record(records, inputs, points, args, jax_device))
     points, hidden = args.ensemble_size
     inputs = cases.inputs(points, hidden, args.steps, args.device, jax_device)
-    for framework in ("torch", "jax"):
-        records += [measure(case, inputs, points, models, repeats=args.repeats, budget_s=args.budget_s)
-                    for case in cases.selected(args, framework, "ensemble") for models in args.models]
+    for models in args.models:
+        runs = {}
+        for case in [*cases.selected(args, "torch", "ensemble"), *cases.selected(args, "jax", "ensemble")]:
+            record, runs[case.name] = measure_kept(case, inputs, points, models, repeats=args.repeats,
+                                                   budget_s=args.budget_s)
+            records.append(record)
+        if models in report.TARGET_MODELS or args.tiny:
+            pair_ensembles(records, runs, points, hidden, models, args.ensemble_rounds)
     return records
 
 

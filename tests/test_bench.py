@@ -26,6 +26,34 @@ def test_time_runs_first_call_apart_and_repeats_within_bounds(monkeypatch):
     assert slow["repeats"] == timing.MIN_REPEATS  # over budget: stop at the minimum, never below
 
 
+def test_paired_lead_alternates_and_divides_peer_by_run(monkeypatch):
+    """Each round times both, the first of the pair alternating; the lead is the peer's time over the run's."""
+    calls = []
+    durations = {"run": iter([1.0, 2.0, 1.0, 1.0]), "peer": iter([3.0, 4.0, 5.0, 2.5])}
+    monkeypatch.setattr(timing, "timed", lambda fn: (calls.append(fn()), next(durations[calls[-1]]))[1])
+    lead = timing.paired_lead(lambda: "run", lambda: "peer", rounds=4)
+    assert calls == ["run", "peer", "peer", "run", "run", "peer", "peer", "run"]
+    assert lead == {"paired_ratio_median": 2.75, "paired_ratio_p25": pytest.approx(2.125),
+                    "paired_ratio_p75": pytest.approx(4.5), "paired_rounds": 4}  # leads 3, 2, 5, 2.5
+
+
+def test_ensemble_target_is_judged_on_the_paired_lead():
+    """Where the run timed the two side by side, the verdict is the paired median's, the medians' ratio beside it."""
+    lead = {"paired_ratio_median": 3.2, "paired_ratio_p25": 3.0, "paired_ratio_p75": 3.4, "paired_rounds": 15,
+            "variant": "func ensemble compiled"}
+    records = [record("jax", "ensemble", 0.2, models=256) | {"lead_over_best_torch": lead},
+               record("torch", "func ensemble compiled", 0.5, models=256),
+               record("jax", "ensemble", 0.2, models=64) | {"lead_over_best_torch": lead},
+               record("torch", "func ensemble compiled", 0.5, models=64)]
+    targets = report.target_lines([r | {"machine": {"jax_devices": 2}} for r in records])
+    assert ("- ensemble of 256: JAX 3.2x faster than the best torch ensemble (func ensemble compiled) (median of 15 "
+            "paired rounds, quartiles 3.00-3.40; 2.5x from the medians; target >= 3x: met)") in targets
+    assert ("- ensemble of 64: JAX 3.2x faster than the best torch ensemble (func ensemble compiled) (median of 15 "
+            "paired rounds, quartiles 3.00-3.40; 2.5x from the medians)") in targets  # no target at 64
+    below = [records[0] | {"lead_over_best_torch": lead | {"paired_ratio_median": 2.9}}, records[1]]
+    assert any(line.endswith("target >= 3x: NOT met)") for line in report.target_lines(below))
+
+
 def record(framework, variant, median, points=100, hidden=20, models=1):
     measured = {"compile_s": 0.5, "median_s": median, "min_s": median, "max_s": median, "repeats": 3}
     return make_record(framework, variant, "cpu", points, hidden, 201, models, measured)
@@ -165,6 +193,10 @@ def test_tiny_run_end_to_end(script, tmp_path):
             assert r["paired_ratio_median"] <= r["paired_ratio_p75"]
         else:
             assert r["compile_s"] > 0 and timing.MIN_REPEATS <= r["repeats"] <= 3, r
+        if (r["framework"], r["variant"]) == ("jax", "ensemble"):  # side by side with the best torch ensemble
+            lead = r["lead_over_best_torch"]
+            assert lead["paired_rounds"] == 3 and lead["variant"] in ("ensemble", "func ensemble")
+            assert 0 < lead["paired_ratio_p25"] <= lead["paired_ratio_median"] <= lead["paired_ratio_p75"]
             assert r["peak_rss_bytes"] > 2**20 and 0 <= r["peak_growth_bytes"] < r["peak_rss_bytes"], r
         assert r["versions"]["jax"] == jax.__version__ and r["machine"]["cores"] >= 1
         assert (r["machine"]["cores_used"], r["machine"]["torch_threads"], r["machine"]["jax_devices"]) == (1, 1, 1)

@@ -4,10 +4,9 @@ paired ratio of a run to that floor. Kept beside the cross-checks (jax_impl hold
 torch.
 """
 
-import statistics
 
 from torch_impl.bench.records import make_record
-from torch_impl.bench.timing import timed
+from torch_impl.bench.timing import paired_summary, timed
 
 
 def step_arithmetic(points: int, hidden: int, optimizer: str = "adam") -> tuple[int, int]:
@@ -154,10 +153,3 @@ def floor_record(points, hidden, steps, rates, device, paired=None) -> dict:
     return make_record("jax", "arithmetic floor", device, points, hidden, steps, 1, timing, flops_per_step=flops,
                        sigmoids_per_step=sigmoids, bytes_per_step=step_bytes(points, hidden), bound=bound, **rates,
                        **(paired or {}))
-
-
-def paired_summary(ratios) -> dict:
-    """Ratios of times taken side by side, one per round: their median, quartiles and count (bench.py's records)."""
-    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else list(ratios) * 3
-    return {"paired_ratio_median": statistics.median(ratios), "paired_ratio_p25": quartiles[0],
-            "paired_ratio_p75": quartiles[2], "paired_rounds": len(ratios)}

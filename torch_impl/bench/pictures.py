@@ -18,8 +18,8 @@ import sys
 import tempfile
 import time
 
-from torch_impl.bench.floor import paired_summary
 from torch_impl.bench.machine import cpu_name, load_average
+from torch_impl.bench.timing import paired_summary
 
 # name -> (script, flags): the commands a round runs
 COMMANDS = {"jax, no pictures": ("train_jax.py", ["--no-plots"]),

@@ -20,21 +20,22 @@ MODES = {
              "gpu": [(n, h) for h in (20, 256) for n in (100, 1_000, 10_000, 100_000, 1_000_000)],
              "models": {"cpu": [1, 64, 256, 1024, 4096], "gpu": [1, 64, 256, 1024, 4096, 16384]},
              "repeats": 15, "budget_s": 20.0, "torch_compile": True, "func_compile": True, "func_eager": True,
-             "process_runs": 5, "paired_rounds": 300},
+             "process_runs": 5, "paired_rounds": 300, "ensemble_rounds": 15},
     "quick": {"cpu": [(100, 20), (10_000, 20)], "gpu": [(100, 20), (100_000, 20)],
               "models": {"cpu": [256, 1024], "gpu": [1, 1024]}, "repeats": 30, "budget_s": 3.0,
               "torch_compile": False, "func_compile": True, "func_eager": False, "process_runs": 0,
-              "paired_rounds": 300},
+              "paired_rounds": 300, "ensemble_rounds": 7},
     "tiny": {"cpu": [(64, 8)], "gpu": [(64, 8)], "models": {"cpu": [2], "gpu": [2]}, "repeats": 3,
              "budget_s": 0.5, "torch_compile": False, "func_compile": False, "func_eager": True, "process_runs": 0,
-             "paired_rounds": 5},
+             "paired_rounds": 5, "ensemble_rounds": 3},
 }
 
 
 def complete(args, min_repeats: int):
     """bench.py's parsed flags with the mode's values filled in: sizes [(points, hidden)], models (ensemble sizes,
     [] with --no-ensemble), steps, repeats (at least min_repeats), budget_s, torch_compile, func_compile, func_eager,
-    process (runs), paired_rounds, and ensemble_size (the ensembles' (points, hidden)). Returns args."""
+    process (runs), paired_rounds, ensemble_rounds (JAX's ensemble against torch's best, side by side, at the target
+    counts: timing.pair_ensembles) and ensemble_size (the ensembles' (points, hidden)). Returns args."""
     name = "tiny" if args.tiny else "quick" if args.quick else "full"
     mode = MODES[name]
     if args.points or args.hidden:
@@ -51,4 +52,5 @@ def complete(args, min_repeats: int):
     args.func_eager = mode["func_eager"]
     args.process = mode["process_runs"] if args.process is None else args.process
     args.paired_rounds = mode["paired_rounds"]
+    args.ensemble_rounds = mode["ensemble_rounds"]
     return args

@@ -12,10 +12,9 @@ import sys
 import tempfile
 import time
 
-from torch_impl.bench.floor import paired_summary
 from torch_impl.bench.plan import NOTEBOOK
 from torch_impl.bench.records import make_record
-from torch_impl.bench.timing import progress
+from torch_impl.bench.timing import paired_summary, progress
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import sys
 import time
 
 from torch_impl.bench import memory
-from torch_impl.bench.records import make_record
+from torch_impl.bench.records import best_torch, make_record
 
 MIN_REPEATS = 3  # median, min and max need at least three warm runs to mean anything
 # torch's first runs at 10^4 points took 11 s, 3.7 s, then 0.56 s here, as the allocator settles: up to this many
@@ -53,22 +53,61 @@ def progress(message: str) -> None:
 
 
 def measure(case, inputs, points: int, models: int, *, repeats: int, budget_s: float) -> dict:
-    """A case (cases.Case) timed on its inputs (cases.Inputs) with `models` models: its record (with the process's
-    peak resident memory during the case, and its growth over the resident size at the start: memory.py), and a
-    progress line.
+    """measure_kept's record alone."""
+    return measure_kept(case, inputs, points, models, repeats=repeats, budget_s=budget_s)[0]
+
+
+def measure_kept(case, inputs, points: int, models: int, *, repeats: int, budget_s: float) -> tuple[dict, object]:
+    """A case (cases.Case) timed on its inputs (cases.Inputs) with `models` models: (its record (with the process's
+    peak resident memory during the case, and its growth over the resident size at the start: memory.py), its run()
+    for more timings (paired_lead), or None where it failed), and a progress line.
     A case that cannot run here (no compiler, no memory) is recorded with its error's first line instead of timings,
     not fatal."""
     where = f"{points} points x {inputs.hidden}" + (f", {models} models" if case.sizes == "ensemble" else "")
     size = (case.framework, case.variant, inputs.device, points, inputs.hidden, inputs.steps, models)
     start_rss = memory.reset_peak()
     try:
-        timing = time_runs(case.build(inputs, models), repeats=repeats, budget_s=budget_s)
+        run = case.build(inputs, models)
+        timing = time_runs(run, repeats=repeats, budget_s=budget_s)
     except Exception as e:
         progress(f"{case.name:24s} {where:30s} failed: {first_line(e)}")
-        return make_record(*size, error=first_line(e))
+        return make_record(*size, error=first_line(e)), None
     high = memory.peak()
     # The resident size may shrink between the reset and the case's peak: no growth then, never a negative one
     grown = None if start_rss is None or high is None else max(0, high - start_rss)
     progress(f"{case.name:24s} {where:30s} first {timing['compile_s']:8.3f} s  median "
              f"{timing['median_s'] * 1e3:10.3f} ms" + ("" if grown is None else f"  peak +{grown / 2**20:,.0f} MiB"))
-    return make_record(*size, timing, peak_rss_bytes=high, peak_growth_bytes=grown)
+    return make_record(*size, timing, peak_rss_bytes=high, peak_growth_bytes=grown), run
+
+
+def paired_lead(run, peer, rounds: int) -> dict:
+    """`peer`'s time over `run`'s, the two taken side by side `rounds` times (which goes first alternates):
+    paired_summary of those ratios. The VM's speed drifts within a minute by more than the leads measured here, and two
+    cases' medians come from different minutes; a ratio per round does not."""
+    leads = []
+    for i in range(rounds):
+        if i % 2:
+            peer_s, run_s = timed(peer), timed(run)
+        else:
+            run_s, peer_s = timed(run), timed(peer)
+        leads.append(peer_s / run_s)
+    return paired_summary(leads)
+
+
+def pair_ensembles(records, runs, points, hidden, models, rounds) -> None:
+    """The JAX ensemble's lead over the best torch ensemble at this count, taken side by side (paired_lead),
+    added to the JAX ensemble's record as lead_over_best_torch."""
+    best, jax_run = best_torch(records, points, hidden, models, ensemble=True), runs.get("jax ensemble")
+    if best and jax_run and runs.get(f"torch {best[0]}"):
+        lead = {**paired_lead(jax_run, runs[f"torch {best[0]}"], rounds), "variant": best[0]}
+        record = next(r for r in records if (r["framework"], r["variant"], r["models"]) == ("jax", "ensemble", models))
+        record["lead_over_best_torch"] = lead
+        progress(f"ensemble of {models}: torch {best[0]} / JAX, {rounds} paired rounds: median "
+                 f"{lead['paired_ratio_median']:.2f}")
+
+
+def paired_summary(ratios) -> dict:
+    """Ratios of times taken side by side, one per round: their median, quartiles and count (bench.py's records)."""
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else list(ratios) * 3
+    return {"paired_ratio_median": statistics.median(ratios), "paired_ratio_p25": quartiles[0],
+            "paired_ratio_p75": quartiles[2], "paired_rounds": len(ratios)}
