@@ -92,12 +92,13 @@ def run_cases(args, jax_device) -> list[dict]:
     points, hidden = args.ensemble_size
     inputs = cases.inputs(points, hidden, args.steps, args.device, jax_device)
     for models in args.models:
-        runs = {}
+        paired, runs = models in report.TARGET_MODELS or args.tiny, {}
         for case in [*cases.selected(args, "torch", "ensemble"), *cases.selected(args, "jax", "ensemble")]:
-            record, runs[case.name] = measure_kept(case, inputs, points, models, repeats=args.repeats,
-                                                   budget_s=args.budget_s)
+            record, run = measure_kept(case, inputs, points, models, repeats=args.repeats, budget_s=args.budget_s)
             records.append(record)
-        if models in report.TARGET_MODELS or args.tiny:
+            if paired:  # kept for the pairing (their tensors stay in memory till then); else released now
+                runs[case.name] = run
+        if paired:
             pair_ensembles(records, runs, points, hidden, models, args.ensemble_rounds)
     return records
 

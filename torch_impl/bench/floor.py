@@ -4,7 +4,6 @@ paired ratio of a run to that floor. Kept beside the cross-checks (jax_impl hold
 torch.
 """
 
-
 from torch_impl.bench.records import make_record
 from torch_impl.bench.timing import paired_summary, timed
 
