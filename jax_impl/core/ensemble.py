@@ -65,16 +65,21 @@ def padded_points(points: int) -> int:
 
 def pad_points(x, y):
     """x, y (N, 1) with copies of their last row appended up to padded_points(N) rows. Copies of a real point, not
-    zeros: a padding row computes what row N - 1 computes, so it can make nothing non-finite that a real row does not
-    (a zero x would turn an overflowed w1 into inf * 0 = nan)."""
+    zeros: a padding row's forward is row N - 1's, so an overflowed w1 saturates its units there too (a zero x would
+    make inf * 0 = nan, and with it a nan gradient where the unpadded one is finite)."""
     rows = ((0, padded_points(x.shape[0]) - x.shape[0]), (0, 0))
     return jnp.pad(x, rows, mode="edge"), jnp.pad(y, rows, mode="edge")
 
 
 def masked_mse_loss(params, x, y, points: int):
     """model.mse_loss of the first `points` rows of x, y (N', 1); the rows after them (pad_points') count for
-    nothing: their residuals are replaced by zeros before squaring, so they add exactly zero to the loss and to the
-    gradient (the select passes them a zero cotangent)."""
+    nothing: their residuals are replaced by zeros before squaring, so they add exactly zero to the loss and, while
+    the forward pass is finite, to the gradient (the select passes them a zero cotangent; once a weight has
+    overflowed, the loss is non-finite already and a gradient that would read inf may read nan).
+    ValueError for x, y not (N', 1) or points not in 1..N'."""
+    model.check_data(x, y)
+    if not 0 < points <= x.shape[0]:
+        raise ValueError(f"points must be in 1..{x.shape[0]}; got {points}")
     residual = model.forward(params, x) - y
     residual = jnp.where(jnp.arange(x.shape[0])[:, None] < points, residual, 0)
     return jnp.sum(residual**2) / points  # jnp.mean's sum / N
@@ -89,7 +94,7 @@ def losses_and_predictions(columns, x, y, points: int):
     own gradient: one jax.value_and_grad gives every model's.
     """
     losses = jax.vmap(masked_mse_loss, in_axes=(-1, None, None, None))(columns, x, y, points)  # (E,)
-    predictions = jax.vmap(model.forward, in_axes=(-1, None), out_axes=-1)(columns, x)[:points, 0]  # (N, E)
+    predictions = jax.vmap(model.forward, in_axes=(-1, None), out_axes=-1)(columns, x)[:points, 0]  # (points, E)
     return jnp.sum(losses), (losses, predictions)
 
 

@@ -7,7 +7,7 @@ import sys
 import time
 
 from torch_impl.bench import memory
-from torch_impl.bench.records import best_torch, make_record
+from torch_impl.bench.records import make_record
 
 MIN_REPEATS = 3  # median, min and max need at least three warm runs to mean anything
 # torch's first runs at 10^4 points took 11 s, 3.7 s, then 0.56 s here, as the allocator settles: up to this many
@@ -82,27 +82,31 @@ def measure_kept(case, inputs, points: int, models: int, *, repeats: int, budget
 
 def paired_lead(run, peer, rounds: int) -> dict:
     """`peer`'s time over `run`'s, the two taken side by side `rounds` times (which goes first alternates):
-    paired_summary of those ratios. The VM's speed drifts within a minute by more than the leads measured here, and two
-    cases' medians come from different minutes; a ratio per round does not."""
-    leads = []
+    paired_summary of those ratios, and each side's median seconds over the rounds (run_median_s, peer_median_s: which
+    of the two moved against its own case's median). The VM's speed drifts within a minute by more than the margin to
+    a target, and two cases' medians come from different minutes; a ratio per round does not."""
+    times = []
     for i in range(rounds):
         if i % 2:
             peer_s, run_s = timed(peer), timed(run)
         else:
             run_s, peer_s = timed(run), timed(peer)
-        leads.append(peer_s / run_s)
-    return paired_summary(leads)
+        times.append((run_s, peer_s))
+    return {**paired_summary([peer_s / run_s for run_s, peer_s in times]),
+            "run_median_s": statistics.median(t[0] for t in times),
+            "peer_median_s": statistics.median(t[1] for t in times)}
 
 
-def pair_ensembles(records, runs, points, hidden, models, rounds) -> None:
-    """The JAX ensemble's lead over the best torch ensemble at this count, taken side by side (paired_lead),
-    added to the JAX ensemble's record as lead_over_best_torch."""
-    best, jax_run = best_torch(records, points, hidden, models, ensemble=True), runs.get("jax ensemble")
-    if best and jax_run and runs.get(f"torch {best[0]}"):
-        lead = {**paired_lead(jax_run, runs[f"torch {best[0]}"], rounds), "variant": best[0]}
+def pair_ensembles(records, runs, models, rounds) -> None:
+    """The JAX ensemble's lead over the fastest torch ensemble at this count, taken side by side (paired_lead), added
+    to the JAX ensemble's record as lead_over_best_torch (with the torch variant's name). runs: framework ->
+    (variant, median seconds, run()), the fastest measured of each."""
+    if "jax" in runs and "torch" in runs:
+        variant = runs["torch"][0]
+        lead = {**paired_lead(runs["jax"][2], runs["torch"][2], rounds), "variant": variant}
         record = next(r for r in records if (r["framework"], r["variant"], r["models"]) == ("jax", "ensemble", models))
         record["lead_over_best_torch"] = lead
-        progress(f"ensemble of {models}: torch {best[0]} / JAX, {rounds} paired rounds: median "
+        progress(f"ensemble of {models}: torch {variant} / JAX, {rounds} paired rounds: median "
                  f"{lead['paired_ratio_median']:.2f}")
 
 
