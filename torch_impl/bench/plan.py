@@ -12,6 +12,8 @@ STEPS = {"tiny": 21, "quick": 201, "full": 201}
 # best, the whole step and the func ensemble compiled in the default mode (3-6 s each), in --quick too, so that its
 # targets name them. func_eager: the whole step and the func ensemble uncompiled, which are not torch's best either:
 # not in --quick (they took 21 s of its 134 s on the AVX2 EPYC, over the issue's 2 minutes).
+# ensemble_rounds: the JAX ensemble and torch's best side by side at 256 and 1,024 models (timing.pair_ensembles);
+# in --quick 5 (a round there is 0.3 s and 0.9 s): with 7, --quick took 112 s and, on a slow stretch of this VM, 121 s.
 # The CPU sweep runs width 20 from 10^2 to 10^6 points (issue 22's range) and width 256 to 10^4: it skips 10^5 and
 # 10^6 points at width 256 (the hidden layer alone is 100 MB-1 GB a copy; torch eager would take minutes a run).
 WIDE_CPU = [(100, 256), (1_000, 256), (10_000, 256)]
@@ -24,7 +26,7 @@ MODES = {
     "quick": {"cpu": [(100, 20), (10_000, 20)], "gpu": [(100, 20), (100_000, 20)],
               "models": {"cpu": [256, 1024], "gpu": [1, 1024]}, "repeats": 30, "budget_s": 3.0,
               "torch_compile": False, "func_compile": True, "func_eager": False, "process_runs": 0,
-              "paired_rounds": 300, "ensemble_rounds": 7},
+              "paired_rounds": 300, "ensemble_rounds": 5},
     "tiny": {"cpu": [(64, 8)], "gpu": [(64, 8)], "models": {"cpu": [2], "gpu": [2]}, "repeats": 3,
              "budget_s": 0.5, "torch_compile": False, "func_compile": False, "func_eager": True, "process_runs": 0,
              "paired_rounds": 5, "ensemble_rounds": 3},
