@@ -1,6 +1,6 @@
 """Timings: the notebook's training in JAX against PyTorch, at the notebook's size and bigger, and why.
 
-    python scripts/bench.py --quick                 # the notebook's size and 10^4 points: 112 s on 2 cores (AMD)
+    python scripts/bench.py --quick                 # the notebook's size and 10^4 points: 108 s on 2 cores (AMD)
     python scripts/bench.py --json bench/results-cpu.json --out bench/cpu.png      # the full sweep (the default)
     python scripts/bench.py --device gpu --json bench/results-gpu.json --out bench/gpu.png
     python scripts/bench.py --tiny                  # seconds: what tests/test_bench.py runs
