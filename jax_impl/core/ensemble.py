@@ -74,10 +74,10 @@ def pad_points(x, y):
 
 def masked_mse_loss(params, x, y, points: int):
     """model.mse_loss of the first `points` rows of x, y (N', 1); the rows after them (pad_points') count for
-    nothing: their residuals are replaced by zeros before squaring, so they add exactly zero to the loss and, while
-    the forward pass is finite, to the gradient (the select passes them a zero cotangent; once a weight has
-    overflowed, the loss is non-finite already and a gradient that would read inf may read nan).
-    ValueError for x, y not (N', 1) or points not in 1..N'."""
+    nothing: their residuals are replaced by zeros before squaring, so they add exactly zero to the loss and to the
+    gradient (the select passes them a zero cotangent) while their values are finite or saturated, as a real row's
+    are (pad_points' copies). Where a weight of the output layer has overflowed, the loss is non-finite already, and
+    a gradient that would read inf may read nan. ValueError for x, y not (N', 1) or points not in 1..N'."""
     model.check_data(x, y)
     if not 0 < points <= x.shape[0]:
         raise ValueError(f"points must be in 1..{x.shape[0]}; got {points}")
