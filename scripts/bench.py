@@ -31,7 +31,7 @@ import tempfile
 from jax_impl.app import cli
 from jax_impl.files.params_io import save_text
 from torch_impl.bench import machine, plan, report
-from torch_impl.bench.records import find, table_order
+from torch_impl.bench.records import best_torch, find, table_order
 from torch_impl.bench.timing import MIN_REPEATS, measure, measure_kept, pair_ensembles, progress
 
 
@@ -96,9 +96,10 @@ def run_cases(args, jax_device) -> list[dict]:
         for case in [*cases.selected(args, "torch", "ensemble"), *cases.selected(args, "jax", "ensemble")]:
             record, run = measure_kept(case, inputs, points, models, repeats=args.repeats, budget_s=args.budget_s)
             records.append(record)
-            # For the pairing, JAX's run and the fastest torch run so far stay in memory; the others are let go
-            if paired and run and (case.framework == "jax" or record["median_s"] < runs.get("torch", (None, 1e300))[1]):
-                runs[case.framework] = (case.variant, record["median_s"], run)
+            # For the pairing, JAX's run and the fastest torch run so far (records.best_torch) stay in memory
+            if paired and run and (case.framework == "jax"
+                                   or best_torch(records, points, hidden, models, ensemble=True)[0] == case.variant):
+                runs[case.framework] = (case.variant, run)
         if paired:
             pair_ensembles(records, runs, models, args.ensemble_rounds)
     return records

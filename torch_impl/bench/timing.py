@@ -100,10 +100,10 @@ def paired_lead(run, peer, rounds: int) -> dict:
 def pair_ensembles(records, runs, models, rounds) -> None:
     """The JAX ensemble's lead over the fastest torch ensemble at this count, taken side by side (paired_lead), added
     to the JAX ensemble's record as lead_over_best_torch (with the torch variant's name). runs: framework ->
-    (variant, median seconds, run()), the fastest measured of each."""
+    (variant, run()), the fastest measured of each."""
     if "jax" in runs and "torch" in runs:
         variant = runs["torch"][0]
-        lead = {**paired_lead(runs["jax"][2], runs["torch"][2], rounds), "variant": variant}
+        lead = {**paired_lead(runs["jax"][1], runs["torch"][1], rounds), "variant": variant}
         record = next(r for r in records if (r["framework"], r["variant"], r["models"]) == ("jax", "ensemble", models))
         record["lead_over_best_torch"] = lead
         progress(f"ensemble of {models}: torch {variant} / JAX, {rounds} paired rounds: median "
