@@ -69,7 +69,7 @@ def main(argv=None):
     begin = time.perf_counter()
     if stateful := args.resume is not None or args.save_state is not None:  # the program that takes and gives state
         params, opt_state, first, earlier = resume_inputs(args, params, lr)
-        program, inputs = train.jitted_resume(train.small_fit(params, x)), (params, opt_state, x, y, lr)
+        program, inputs = train.jitted_resume(params, x), (params, opt_state, x, y, lr)
         static = {"start": first}
     else:
         program, inputs, static, first, earlier = train.jitted_fit(params, x), (params, x, y, lr), {}, 0, []

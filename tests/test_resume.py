@@ -181,7 +181,8 @@ def test_a_resumed_program_keeps_the_runs_step_numbers():
     slots = optimizer_state.torch_slots("adam", state)
     assert sorted(slots) == ["exp_avg", "exp_avg_sq"] and optimizer_state.counts(state) == [7]
     state = optimizer_state.optax_state("adam", tx.init(params), slots, 7)
-    rest, final_state = train.jitted_resume(True)(first.params, state, x, y, 0.2, optimizer="adam", start=7, steps=45)
+    resume = train.jitted_resume(params, x)
+    rest, final_state = resume(first.params, state, x, y, 0.2, optimizer="adam", start=7, steps=45)
     assert rest.losses.shape == (38,) and rest.snapshots.shape == (2, 100, 1)
     assert optimizer_state.counts(final_state) == [45]
     np.testing.assert_allclose(rest.losses, full.losses[7:], rtol=1e-5)

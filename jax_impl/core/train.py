@@ -12,16 +12,20 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jax_impl.core import model, xla_cpu
+from jax_impl.core import model, point_chunks, xla_cpu
 from jax_impl.core.torch_optim import make_optimizer
 
 
-def make_step(optimizer: optax.GradientTransformation):
-    """One update: returns (params, opt_state, loss, prediction), the last two from before the update."""
+def make_step(optimizer: optax.GradientTransformation, point_chunk: int | None = None):
+    """One update: returns (params, opt_state, loss, prediction), the last two from before the update.
+    point_chunk: the gradient that many points at a time (point_chunks: a large fit on one core); None: all at once."""
 
     def step(params, opt_state, x, y):
         # The gradient is autodiff's: jax.value_and_grad of the model's own loss, nothing derived by hand.
-        (loss, prediction), grads = model.value_and_grad(params, x, y)
+        if point_chunk is None:
+            (loss, prediction), grads = model.value_and_grad(params, x, y)
+        else:
+            (loss, prediction), grads = point_chunks.value_and_grad(params, x, y, point_chunk)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, prediction
 
@@ -48,15 +52,16 @@ def fit(params, x, y, lr, *, optimizer: str = "adam", steps: int = 201, every: i
     return jitted_fit(params, x)(params, x, y, lr, optimizer=optimizer, steps=steps, every=every)
 
 
-def trajectory(params, x, y, lr, *, optimizer: str = "adam", steps: int = 201, every: int = 20) -> Trajectory:
-    """fit's computation as a plain traceable function: make_step in nested lax.scans.
+def trajectory(params, x, y, lr, *, optimizer: str = "adam", steps: int = 201, every: int = 20,
+               point_chunk: int | None = None) -> Trajectory:
+    """fit's computation as a plain traceable function: make_step(tx, point_chunk) in nested lax.scans.
 
     The steps run as chunks of `every`, each an inner scan whose first prediction is the chunk's snapshot: an
     (every, N) buffer per chunk, never (steps, N), and at the notebook's size both loops stay under XLA:CPU's
     small-loop threshold (xla_cpu.SMALL_LOOP_BYTES), so the whole run compiles to one kernel.
     """
     tx = make_optimizer(optimizer, jnp.asarray(lr, x.dtype))
-    (params, _), losses, snapshots = _chunks(make_step(tx), (params, tx.init(params)), x, y, steps, every)
+    (params, _), losses, snapshots = _chunks(make_step(tx, point_chunk), (params, tx.init(params)), x, y, steps, every)
     return Trajectory(params, losses, snapshots)
 
 
@@ -85,7 +90,7 @@ def _chunks(update, carry, x, y, steps: int, every: int):
 
 
 def resumed_trajectory(params, opt_state, x, y, lr, *, optimizer: str = "adam", start: int = 0, steps: int = 201,
-                       every: int = 20) -> tuple[Trajectory, optax.OptState]:
+                       every: int = 20, point_chunk: int | None = None) -> tuple[Trajectory, optax.OptState]:
     """trajectory's run from step `start` to `steps` (counted from the run's beginning), from `params` and
     `opt_state` (make_optimizer(optimizer, lr)'s state after `start` updates: tx.init(params) at start 0, else
     optimizer_state.optax_state of a saved state). Returns (Trajectory(params, losses (steps - start,) for steps
@@ -93,7 +98,7 @@ def resumed_trajectory(params, opt_state, x, y, lr, *, optimizer: str = "adam", 
     ValueError unless 0 <= start < steps."""
     if not 0 <= start < steps:
         raise ValueError(f"start {start} must lie in [0, steps {steps})")
-    update = make_step(make_optimizer(optimizer, jnp.asarray(lr, x.dtype)))
+    update = make_step(make_optimizer(optimizer, jnp.asarray(lr, x.dtype)), point_chunk)
     lead = min(-start % every, steps - start)  # the steps before the first snapshot step: no snapshot kept
 
     def unkept(carry, _):
@@ -119,22 +124,36 @@ def small_fit(params, x) -> bool:
     return x.shape[0] * params["b1"].shape[-1] <= SMALL_FIT_UP_TO
 
 
+def fit_point_chunk(params, x) -> int | None:
+    """Points per gradient chunk for a fit of this size on this process's cores (point_chunks.chunk_points), or None;
+    None off the CPU."""
+    if jax.default_backend() != "cpu":
+        return None
+    return point_chunks.chunk_points(x.shape[0], params["b1"].shape[-1], x.dtype.itemsize, xla_cpu.cores())
+
+
 def jitted_fit(params, x):
-    """The jitted program fit runs for this size (N = x.shape[0], H = the hidden width); `.lower(...)` on it gives
-    the compilation apart from the run."""
-    return _jitted_fit(small_fit(params, x))
+    """The jitted program fit runs for this size (N = x.shape[0], H = the hidden width) on this process's cores;
+    `.lower(...)` on it gives the compilation apart from the run."""
+    return _jitted_fit(small_fit(params, x), fit_point_chunk(params, x))
+
+
+def jitted_resume(params, x):
+    """resumed_trajectory, jitted as fit's program for this size is (compiler options, point chunks)."""
+    return _jitted_resume(small_fit(params, x), fit_point_chunk(params, x))
 
 
 @functools.cache
-def jitted_resume(small: bool):
-    """resumed_trajectory, jitted with fit's compiler options for its size (small: N * H <= SMALL_FIT_UP_TO)."""
-    return jax.jit(resumed_trajectory, static_argnames=("optimizer", "start", "steps", "every"),
+def _jitted_resume(small: bool, point_chunk: int | None):
+    return jax.jit(functools.partial(resumed_trajectory, point_chunk=point_chunk),
+                   static_argnames=("optimizer", "start", "steps", "every"),
                    compiler_options=xla_cpu.compiler_options(wide_vectors=small))
 
 
 @functools.cache
-def _jitted_fit(small: bool):
-    return jax.jit(trajectory, static_argnames=("optimizer", "steps", "every"),
+def _jitted_fit(small: bool, point_chunk: int | None):
+    return jax.jit(functools.partial(trajectory, point_chunk=point_chunk),
+                   static_argnames=("optimizer", "steps", "every"),
                    compiler_options=xla_cpu.compiler_options(wide_vectors=small))
 
 

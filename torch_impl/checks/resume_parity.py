@@ -44,7 +44,7 @@ def jax_part(spec, lr, params, x, y, *, start, steps, slots=None, stepwise=False
         for _ in range(start, steps):
             params, opt_state, _, _ = step(params, opt_state, x, y)
     else:
-        program = train.jitted_resume(train.small_fit(params, x))
+        program = train.jitted_resume(params, x)
         trajectory, opt_state = program(params, opt_state, x, y, lr, optimizer=spec, start=start, steps=steps)
         params = trajectory.params
     slots = {f: data.as_numpy(v) for f, v in optimizer_state.torch_slots(spec, opt_state).items()}
