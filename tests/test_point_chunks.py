@@ -1,5 +1,5 @@
 """The gradient in chunks of points (point_chunks) against the whole batch's model.value_and_grad, within the rounding
-of a reordered sum; when fit uses it (one core, a large hidden layer) and that its run is the whole batch's run."""
+of a reordered sum; when fit uses it (a hidden layer large for the cores) and that its run is the whole batch's run."""
 
 import json
 import os
@@ -114,9 +114,10 @@ def test_a_chunk_left_out_or_weighed_wrong_is_caught():
 
 
 def test_chunk_size_rule():
-    """Chunks on one core only, from CHUNKED_FROM_BYTES of hidden layer, each chunk's hidden layer CHUNK_BYTES."""
+    """Chunks from CHUNKED_FROM_BYTES of hidden layer a core, each chunk's hidden layer CHUNK_BYTES."""
     assert point_chunks.chunk_points(100, 20, 4, 1) is None  # the notebook
-    assert point_chunks.chunk_points(10**5, 20, 4, 2) is None  # two cores: XLA splits the whole batch's fusions
+    assert point_chunks.chunk_points(10**5, 20, 4, 2) is None  # 8 MB on two cores: XLA splits the whole batch's fusions
+    assert point_chunks.chunk_points(10**6, 20, 4, 2) == point_chunks.CHUNK_BYTES // 80  # 80 MB on two
     assert point_chunks.chunk_points(10**4, 100, 4, 1) is None  # 4 MB: measured no faster in chunks
     assert point_chunks.chunk_points(10**5, 20, 4, 1) == point_chunks.CHUNK_BYTES // 80  # 8 MB
     assert point_chunks.chunk_points(10**4, 256, 8, 1) == point_chunks.CHUNK_BYTES // 2048  # float64: half the points
@@ -135,8 +136,8 @@ SNAPSHOT_F32 = 1e-5
 
 
 def test_fit_chunks_on_one_core_and_runs_the_same_training(monkeypatch):
-    """On one core a large fit compiles the chunked step (a loop over the chunks in each step); its run is the whole
-    batch's within the rounding above. On two cores the same size compiles whole."""
+    """On one core a 10^5 x 20 fit (8 MB of hidden layer) compiles the chunked step (a loop over the chunks in each
+    step); its run is the whole batch's within the rounding above. On two cores the same size compiles whole."""
     x, y = data.make_data(jax.random.key(0), 10**5, 0.2)
     params = model.init_params(jax.random.key(1), 20)
     monkeypatch.setattr(xla_cpu, "cores", lambda: 2)

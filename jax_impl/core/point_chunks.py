@@ -1,11 +1,10 @@
-"""The training gradient over the points in chunks, for a large fit on one core.
+"""The training gradient over the points in chunks, for a large fit.
 
-At N * H above CHUNKED_FROM_BYTES the hidden layer (H, N) outgrows the L2 cache, and each of a step's passes over it
-(the sigmoid, dz, the matrix-vector products) goes out to the L3 or to memory. One chunk of the points at a time,
-each chunk's (H, chunk) arrays stay in the L2: a lax.scan over the chunks sums each chunk's model.value_and_grad
-(autodiff, as always), weighted by its share of the points. On two cores XLA splits each large fusion over both
-threads instead, and the chunks' small kernels lose that (1.06-1.6x slower at 2-2.6 M hidden values), so fit
-chunks on one core only.
+Once the hidden layer (H, N) outgrows the caches, each of a step's passes over it (the sigmoid, dz, the
+matrix-vector products) goes out to the L3 or to memory. One chunk of the points at a time, each chunk's (H, chunk)
+arrays stay in the L2: a lax.scan over the chunks sums each chunk's model.value_and_grad (autodiff, as always),
+weighted by its share of the points. Where the whole layer still fits the cores' caches, XLA splitting each large
+fusion over the cores does better than small chunks, so the threshold grows with the cores.
 """
 
 import jax
@@ -13,18 +12,20 @@ import jax.numpy as jnp
 
 from jax_impl.core import model
 
-# Measured on one core of an AMD EPYC (AVX2, 512 KB L2 a core, 32 MB L3), fit's 201 Adam steps chunked against whole
-# (bench/speed-work.json, "points_in_chunks_on_one_core"): 0.94-1.05x at 1.0 M float32 hidden values (10^4 x 100,
-# 5 x 10^4 x 20), 0.67-0.84x at 2.0-2.6 M (10^5 x 20, 10^4 x 256), 0.65-0.76x at 20 M (10^6 x 20); chunks of 0.25-1 MB
-# did about equally well. So: chunks of the L2's size, from 6 MB up (between the last neutral and the first gain).
+# Measured on an AMD EPYC (AVX2, 512 KB L2 a core, 32 MB L3), fit's 201 Adam steps chunked against whole, float32
+# hidden layers (bench/speed-work.json, "points_in_chunks"). One core: 0.94-1.05x at 4 MB (10^4 x 100,
+# 5 x 10^4 x 20), 0.80-0.84x at 7.6-9.8 MB (10^5 x 20, 10^4 x 256), 0.69x at 76 MB (10^6 x 20). Two cores: 1.03-1.05x
+# at 7.6-9.8 MB, 0.86x at 11 MB, 0.95x at 15 MB, 0.76-0.84x at 29-31 MB, 0.72x at 76 MB. Chunks of 0.25-1 MB did
+# about equally well. So: chunks of the L2's size, from 6 MB of hidden layer a core (between the last loss or tie and
+# the first gain, on one core and on two); more cores are unmeasured.
 CHUNK_BYTES = 2**19
-CHUNKED_FROM_BYTES = 6 * 2**20
+CHUNKED_FROM_BYTES = 6 * 2**20  # a core
 
 
 def chunk_points(points: int, hidden: int, itemsize: int, cores: int) -> int | None:
     """Points per chunk for a fit of `points` x `hidden` in `itemsize`-byte floats on `cores` cores, or None: the
-    whole batch at once (two or more cores, or a hidden layer under CHUNKED_FROM_BYTES)."""
-    if cores != 1 or points * hidden * itemsize < CHUNKED_FROM_BYTES:
+    whole batch at once (a hidden layer under CHUNKED_FROM_BYTES a core)."""
+    if points * hidden * itemsize < CHUNKED_FROM_BYTES * cores:
         return None
     return max(1, CHUNK_BYTES // (hidden * itemsize))
 

@@ -18,7 +18,8 @@ from jax_impl.core.torch_optim import make_optimizer
 
 def make_step(optimizer: optax.GradientTransformation, point_chunk: int | None = None):
     """One update: returns (params, opt_state, loss, prediction), the last two from before the update.
-    point_chunk: the gradient that many points at a time (point_chunks: a large fit on one core); None: all at once."""
+    point_chunk: the gradient that many points at a time (point_chunks: a fit large for its cores); None: all at
+    once."""
 
     def step(params, opt_state, x, y):
         # The gradient is autodiff's: jax.value_and_grad of the model's own loss, nothing derived by hand.
