@@ -22,13 +22,17 @@ def worst_ratio(params, x, y, chunk: int) -> float:
 
     Error model, u the unit roundoff:
     - A prediction is a sum of H + 1 terms (w2_j h_j and b2): two programs that round its terms (h_j from other
-      sigmoid kernels, a few ulps each) and add them differently agree within (2 H + 16) u sum_j |w2_j h_j| + |b2|.
+      sigmoid kernels: a jitted sigmoid is within 1.45e-7, 2.4 u, of the exact one, docs/benchmarks.md) and add them
+      differently agree within (2 H + 16) u (sum_j |w2_j h_j| + |b2|).
     - The loss and each gradient entry sum N per-point terms, t_i = r_i^2 / N or d(r_i^2 / N)/d theta. A sum of N
       terms in any order is within (N - 1) u sum|t_i| of the exact one (Higham, Accuracy and Stability of Numerical
       Algorithms, 2nd ed., eq. 4.4), so two orders within 2 N u sum|t_i|; the chunk weights n_c / N round once more a
       term (N u sum|t_i|) and each term's own few roundings add 8 u sum|t_i|: (3 N + 8) u sum|t_i|.
     - A term moves with its prediction: r_i by the prediction's bound p_i, so t_i by 2 p_i |d pred_i / d theta| / N
-      (and the loss's by 2 |r_i| p_i / N), added to the bound."""
+      (and the loss's by 2 |r_i| p_i / N), added to the bound.
+    - The hidden layer's terms (w1, b1) hold sigmoid's slope h (1 - h), and near saturation 1 - h has no correct
+      digit when h does not round alike in both programs: a change of 8 u h in h moves the slope by up to 8 u h, so
+      such a term by 2 |r_i w2_j| 8 u h_ij / N (times |x_i| for w1), added too."""
     n, hidden_width = x.shape[0], params["b1"].shape[0]
     u = float(jnp.finfo(x.dtype).eps) / 2
     (loss, prediction), grads = model.value_and_grad(params, x, y)
@@ -52,10 +56,12 @@ def worst_ratio(params, x, y, chunk: int) -> float:
     compare("prediction", c_prediction, prediction, prediction_bound)
     loss_bound = scale * np.sum(residual**2) / n + np.sum(2 * np.abs(residual) * prediction_bound) / n
     compare("loss", c_loss, loss, np.asarray(loss_bound))
+    slope_moved = 2 * np.abs(residual) * np.abs(f64(params["w2"]).T) * 8 * u * hidden / n  # (N, H)
+    slope_moved = {"w1": np.sum(slope_moved * np.abs(f64(x)), axis=0), "b1": np.sum(slope_moved, axis=0)}
     for k in grads:
         per_point = np.abs(f64(d_prediction[k])).reshape(n, -1)  # (N, entries of k)
         terms = np.sum(2 * np.abs(residual) * per_point, axis=0) / n
-        moved = np.sum(2 * prediction_bound * per_point, axis=0) / n
+        moved = np.sum(2 * prediction_bound * per_point, axis=0) / n + slope_moved.get(k, 0)
         compare(k, c_grads[k], grads[k], (scale * terms + moved).reshape(np.shape(grads[k])))
     return max(ratios)
 
@@ -91,8 +97,8 @@ def test_chunks_give_the_whole_batch_gradient_float64():
 
 
 def test_a_chunk_left_out_or_weighed_wrong_is_caught():
-    """The check above is not blind: a gradient that drops the remainder's points, or that weighs the chunks wrong,
-    exceeds its bound (the correct one stays under 0.01 of it in every case here)."""
+    """The check above is not blind: a gradient that drops the remainder's points, weighs the chunks twice over, or
+    weighs the remainder as a whole chunk exceeds its bound (the correct one stays under 0.01 of it here)."""
     params, x, y = cases(jnp.float32)[0][1:]
     original = point_chunks.value_and_grad
 
@@ -105,7 +111,14 @@ def test_a_chunk_left_out_or_weighed_wrong_is_caught():
         (loss, prediction), grads = original(params, x, y, chunk)
         return (loss * 2, prediction), jax.tree.map(lambda g: g * 2, grads)
 
-    for planted in (no_remainder, weighed_twice):
+    def remainder_as_a_chunk(params, x, y, chunk):  # the remainder's 104 points weighed as 128
+        full = x.shape[0] // chunk * chunk
+        (loss, prediction), grads = original(params, x, y, chunk)
+        (rest, _), rest_grads = model.value_and_grad(params, x[full:], y[full:])
+        extra = (chunk - (x.shape[0] - full)) / x.shape[0]
+        return (loss + rest * extra, prediction), jax.tree.map(lambda g, r: g + r * extra, grads, rest_grads)
+
+    for planted in (no_remainder, weighed_twice, remainder_as_a_chunk):
         point_chunks.value_and_grad = planted
         try:
             assert worst_ratio(params, x, y, 128) > 1, planted.__name__
@@ -154,4 +167,4 @@ def test_fit_chunks_on_one_core_and_runs_the_same_training(monkeypatch):
     np.testing.assert_allclose(b.losses, a.losses, rtol=FIT_LOSS_F32, atol=0)
     np.testing.assert_allclose(b.snapshots, a.snapshots, rtol=0, atol=SNAPSHOT_F32)
     for k in params:
-        np.testing.assert_allclose(b.params[k], a.params[k], rtol=FIT_PARAM_F32, atol=FIT_PARAM_F32)
+        np.testing.assert_allclose(b.params[k], a.params[k], rtol=0, atol=FIT_PARAM_F32)

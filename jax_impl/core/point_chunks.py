@@ -50,7 +50,10 @@ def value_and_grad(params, x, y, chunk: int):
         part, prediction = weighted(*chunk_xy)
         return jax.tree.map(jnp.add, total, part), prediction
 
-    zeros = (jnp.zeros((), x.dtype), jax.tree.map(jnp.zeros_like, params))
+    if not full:  # fewer points than a chunk: one chunk of them all, no loop
+        (loss, grads), prediction = weighted(x, y)
+        return (loss, prediction), grads
+    zeros = (jnp.zeros((), jnp.result_type(x, y, *jax.tree.leaves(params))), jax.tree.map(jnp.zeros_like, params))
     split = lambda a: a[:full * chunk].reshape(full, chunk, 1)  # noqa: E731
     (loss, grads), predictions = jax.lax.scan(body, zeros, (split(x), split(y)))
     prediction = predictions.reshape(full * chunk, 1)

@@ -47,7 +47,7 @@ def fit(params, x, y, lr, *, optimizer: str = "adam", steps: int = 201, every: i
     params: model.py's dict; x, y: (N, 1) (ValueError otherwise: model.check_data, the one place inputs are checked);
     lr: a float or a traced scalar (a sweep over it reuses one compilation). The jitted entry: it compiles `trajectory`
     with the CPU options for its size (jitted_fit). Inside your own jit, vmap or grad, call `trajectory` instead (a
-    nested jit takes no compiler options of its own).
+    nested jit takes no compiler options of its own), with point_chunk=fit_point_chunk(params, x) for fit's program.
     """
     model.check_data(x, y)
     return jitted_fit(params, x)(params, x, y, lr, optimizer=optimizer, steps=steps, every=every)
