@@ -50,9 +50,8 @@ def value_and_grad(params, x, y, chunk: int):
         part, prediction = weighted(*chunk_xy)
         return jax.tree.map(jnp.add, total, part), prediction
 
-    if not full:  # fewer points than a chunk: one chunk of them all, no loop
-        (loss, grads), prediction = weighted(x, y)
-        return (loss, prediction), grads
+    if not full:  # fewer points than a chunk: the whole batch is the one chunk (its weight would be 1)
+        return model.value_and_grad(params, x, y)
     zeros = (jnp.zeros((), jnp.result_type(x, y, *jax.tree.leaves(params))), jax.tree.map(jnp.zeros_like, params))
     split = lambda a: a[:full * chunk].reshape(full, chunk, 1)  # noqa: E731
     (loss, grads), predictions = jax.lax.scan(body, zeros, (split(x), split(y)))
