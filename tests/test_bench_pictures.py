@@ -1,9 +1,12 @@
 """scripts/bench_pictures.py's arithmetic (torch_impl/bench/pictures.py) on given times, and its bad input; the
 timing itself is not run here (no timed tests)."""
 
+import subprocess
+import sys
+
 import pytest
 
-from torch_impl.bench import pictures
+from torch_impl.bench import pictures, timing
 
 
 def test_summary_of_paired_rounds():
@@ -23,3 +26,17 @@ def test_a_root_without_the_scripts_is_one_line(tmp_path, script):
     result = script("bench_pictures.py", "--root", tmp_path, "--rounds", 1)
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [
         f"bench_pictures.py: error: --root {tmp_path.resolve()}: no scripts/train_jax.py there"]
+
+
+def test_timed_scripts_keep_their_bytecode(tmp_path, monkeypatch):
+    """timing.script_env: a second run of a script finds its modules compiled, whatever the shell says (a sandbox's
+    PYTHONDONTWRITEBYTECODE=1 made every timed run compile the project's modules again)."""
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    (tmp_path / "probe_module.py").write_text("VALUE = 7\n")
+    env = timing.script_env(PYTHONPATH=str(tmp_path))
+    assert "PYTHONDONTWRITEBYTECODE" not in env and env["PYTHONPATH"] == str(tmp_path)
+    done = subprocess.run([sys.executable, "-c", "import probe_module; print(probe_module.VALUE)"], env=env,
+                          capture_output=True, text=True)
+    assert done.stdout == "7\n"
+    assert [p.name for p in (tmp_path / "__pycache__").iterdir()] == [
+        f"probe_module.{sys.implementation.cache_tag}.pyc"]

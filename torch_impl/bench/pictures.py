@@ -19,7 +19,7 @@ import tempfile
 import time
 
 from torch_impl.bench.machine import cpu_name, load_average
-from torch_impl.bench.timing import paired_summary
+from torch_impl.bench.timing import paired_summary, script_env
 
 # name -> (script, flags): the commands a round runs
 COMMANDS = {"jax, no pictures": ("train_jax.py", ["--no-plots"]),
@@ -42,12 +42,13 @@ def timed_run(command, env) -> float:
 
 def measure_rounds(root: pathlib.Path, rounds: int) -> list[dict]:
     """`rounds` rounds of COMMANDS, run from the tree at `root` (PYTHONPATH: its packages, not an installed copy),
-    each with its own output folder and a JAX compilation cache filled by one untimed run of each command first
-    (a user's second run: the cache warm, the files in the OS cache). Returns per round the order and the times."""
+    each with its own output folder, a JAX compilation cache and Python's compiled modules (timing.script_env) filled by
+    one untimed run of each command first (a user's second run: both caches warm, the files in the OS cache).
+    Returns per round the order and the times."""
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-pictures-") as tmp:
-        env = {**os.environ, "XDG_CACHE_HOME": f"{tmp}/cache", "JAX_PLATFORMS": "cpu",
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+        env = script_env(XDG_CACHE_HOME=f"{tmp}/cache", JAX_PLATFORMS="cpu",
+                         PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
         commands = {name: [sys.executable, str(root / "scripts" / script), "--out", f"{tmp}/{i}", *flags]
                     for i, (name, (script, flags)) in enumerate(COMMANDS.items())}
         for command in commands.values():

@@ -4,7 +4,6 @@ off) and `python scripts/train_torch.py --no-plots`, imports included, wall cloc
 
 import contextlib
 import json
-import os
 import pathlib
 import statistics
 import subprocess
@@ -14,7 +13,7 @@ import time
 
 from torch_impl.bench.plan import NOTEBOOK
 from torch_impl.bench.records import make_record
-from torch_impl.bench.timing import paired_summary, progress
+from torch_impl.bench.timing import paired_summary, progress, script_env
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -26,7 +25,7 @@ def process_records(runs: int, device: str) -> list[dict]:
     records = []
     with tempfile.TemporaryDirectory() as tmp:
         warm_cache = pathlib.Path(tmp, "warm")
-        script_env = {**os.environ, "JAX_PLATFORMS": "cuda" if device == "gpu" else "cpu"}
+        env = script_env(JAX_PLATFORMS="cuda" if device == "gpu" else "cpu")
         warm, cold, plain = (lambda i: {"XDG_CACHE_HOME": str(warm_cache)},
                              lambda i: {"XDG_CACHE_HOME": f"{tmp}/cold{i}"}, lambda i: {})
         cases = [
@@ -43,15 +42,15 @@ def process_records(runs: int, device: str) -> list[dict]:
                 continue
             command = [sys.executable, str(ROOT / "scripts" / script), "--json", "--out", f"{tmp}/out", *flags]
             if variant == "process, cache warm":  # fill the cache once, untimed
-                subprocess.run(command, env={**script_env, **env_for(0)}, capture_output=True, check=False)
+                subprocess.run(command, env={**env, **env_for(0)}, capture_output=True, check=False)
             walls, compiles, error, bases = [], [], None, []
             for i in range(runs):
                 if "pictures" in variant:  # its pair: the same run without pictures, just before
                     start = time.perf_counter()
-                    subprocess.run([*command, "--no-plots"], env={**script_env, **env_for(i)}, capture_output=True)
+                    subprocess.run([*command, "--no-plots"], env={**env, **env_for(i)}, capture_output=True)
                     bases.append(time.perf_counter() - start)
                 start = time.perf_counter()
-                done = subprocess.run(command, env={**script_env, **env_for(i)}, capture_output=True, text=True)
+                done = subprocess.run(command, env={**env, **env_for(i)}, capture_output=True, text=True)
                 walls.append(time.perf_counter() - start)
                 if done.returncode != 0:
                     error = f"exit {done.returncode}: {done.stderr.strip().splitlines()[-1:]}"

@@ -2,6 +2,7 @@
 settles, then warm runs within a budget, reported as median, min and max in seconds; and a case measured into its
 record."""
 
+import os
 import statistics
 import sys
 import time
@@ -39,6 +40,15 @@ def time_runs(run, *, repeats: int, budget_s: float) -> dict:
             break
     return {"compile_s": compile_s, "median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
             "repeats": len(times)}
+
+
+def script_env(**extra) -> dict:
+    """The environment for a timed script process: this one's and `extra`, less PYTHONDONTWRITEBYTECODE, so that a
+    script's second run finds its modules compiled (in __pycache__ beside them, git-ignored), as a user's second run
+    does. This project's sandboxes set it, which made every timed run compile the project's own modules again: about
+    0.04 s of a 1 s run here (all 38 modules compile in 0.08 s)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, **extra}
 
 
 def first_line(error: Exception) -> str:
