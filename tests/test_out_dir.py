@@ -10,6 +10,7 @@ from conftest import import_script, run_main
 
 from jax_impl.app import out_dir
 from jax_impl.app.outputs import RUN_FILES
+from jax_impl.files import params_io
 from jax_impl.files.params_io import InputError
 
 QUICK = ["--steps", "3", "--no-cache"]
@@ -130,3 +131,35 @@ def test_a_sweep_without_pictures_leaves_no_earlier_pictures(tmp_path, monkeypat
     assert {"heatmap.png", "curves.png", "best_fit.png"} < {p.name for p in out.iterdir()}
     assert run_main(sweep, monkeypatch, capsys, *flags, "--no-plots")[0] == 0
     assert sorted(p.name for p in out.iterdir()) == ["sweep.json", "table.txt"] and hidden_beside(out) == []
+
+
+def test_check_writable_refuses_what_the_end_of_a_run_could_not_write(tmp_path):
+    """params_io.check_writable: one InputError line for each path a script's last write would fail on; a good
+    path passes and leaves nothing behind."""
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    cases = {"": "--record: an empty path", " ": "--record: an empty path",
+             tmp_path / "adir": f"--record {tmp_path / 'adir'}: is a folder",
+             tmp_path / "no" / "r.safetensors": f"--record {tmp_path / 'no' / 'r.safetensors'}: {tmp_path / 'no'} "
+                                                 "does not exist",
+             tmp_path / "afile" / "r.safetensors": f"--record {tmp_path / 'afile' / 'r.safetensors'}: "
+                                                   f"{tmp_path / 'afile'} is not a folder",
+             "/proc/r.safetensors": "--record /proc/r.safetensors: cannot write there: "}
+    for path, message in cases.items():
+        with pytest.raises(InputError) as e:
+            params_io.check_writable(path, "--record")
+        assert str(e.value).startswith(message) and "\n" not in str(e.value), (path, str(e.value))
+    before = sorted(tmp_path.iterdir())
+    assert params_io.check_writable(tmp_path / "r.safetensors", "--record") == tmp_path / "r.safetensors"
+    assert params_io.check_writable(tmp_path / "afile", "--record") == tmp_path / "afile"  # a file is replaced
+    assert sorted(tmp_path.iterdir()) == before
+
+
+def test_atomic_path_fails_in_one_line_and_leaves_no_temporary_file(tmp_path):
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(InputError, match=r"^cannot write .*adir: Is a directory$"):
+        params_io.save_text(tmp_path / "adir", "text")
+    with pytest.raises(InputError, match=r"^cannot write .*missing/x\.json: No such file or directory$"):
+        params_io.save_text(tmp_path / "missing" / "x.json", "text")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir"] and not any((tmp_path / "adir").iterdir())
+    assert params_io.same_file(tmp_path / "adir", f"{tmp_path}/./adir") and not params_io.same_file(tmp_path, "/")

@@ -16,6 +16,32 @@ class InputError(ValueError):
     """Bad user input (a file or a flag): the scripts print its message as one line and exit 2."""
 
 
+def check_writable(path, flag: str) -> pathlib.Path:
+    """Before any work: a file that a script writes at its end (atomic_path) can be written at `path`: the path is
+    not empty, not a folder, its folder exists and takes a new file. InputError (one line, naming `flag`) otherwise;
+    returns the path. A run that would fail only when writing its results fails here, with nothing written."""
+    if not str(path).strip():
+        raise InputError(f"{flag}: an empty path")
+    path = pathlib.Path(path)
+    if path.is_dir():
+        raise InputError(f"{flag} {path}: is a folder")
+    if not path.parent.is_dir():
+        raise InputError(f"{flag} {path}: {path.parent} " + ("is not a folder" if path.parent.exists() else
+                                                              "does not exist"))
+    try:
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise InputError(f"{flag} {path}: cannot write there: {e.strerror or e}") from None
+    return path
+
+
+def same_file(a, b) -> bool:
+    """Whether two paths name one file (once resolved: a relative and an absolute path, a link and its target)."""
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside `path` (same suffix); rename it onto `path` only if the block succeeds.
@@ -23,14 +49,20 @@ def atomic_path(path):
     A crash or an error mid-write leaves the old file as it was and no half-written one.
     """
     path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    except OSError as e:  # no such folder, a file where the folder should be, no permission: one line
+        raise InputError(f"cannot write {path}: {e.strerror or e}") from None
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 (and a writer may make the file anew): a plain open()'s
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as e:  # a folder in the file's place: one line
+            raise InputError(f"cannot write {path}: {e.strerror or e}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
