@@ -31,6 +31,7 @@ train_jax = import_script("train_jax")
 train_torch = import_script("train_torch")
 compare = import_script("compare")
 validate_grads = import_script("validate_grads")
+plant_fault = import_script("plant_fault")
 
 SUFFIX = {"torch": ".pt", "safetensors": ".safetensors", "npz": ".npz"}
 # The t = 0 loss of one float32 net on the notebook's data, XLA against torch: the same numbers summed in other orders
@@ -436,6 +437,38 @@ def test_init_with_its_own_width_and_without_init(tmp_path):
     args = train_jax.parse_args([])
     assert args.hidden == 20 and args.init_params is None
     assert train_jax.parse_args(["--hidden", "7"]).hidden == 7
+
+
+@pytest.mark.parametrize("fmt", ["npz", "safetensors"])
+def test_a_network_of_width_0_is_refused_by_every_script_that_reads_weights(tmp_path, capsys, fmt):
+    """w1 (1, 0), b1 (0,), w2 (0, 1), b2 (1,) fit each other's shapes, but --hidden 0 is refused, and so is this
+    file: one line, exit 2, in float32 and float64 alike; convert_weights.py converts nothing, an earlier output
+    folder and OUT stay as they were."""
+    empty = {"w1": np.zeros((1, 0), np.float64), "b1": np.zeros(0, np.float64), "w2": np.zeros((0, 1), np.float64),
+             "b2": np.zeros(1, np.float64)}
+    path = tmp_path / f"w0{SUFFIX[fmt]}"
+    if fmt == "npz":
+        np.savez(path, **empty)
+    else:  # by hand: weights.write refuses a width of 0 too
+        from safetensors.numpy import save_file
+
+        save_file({torch_name: np.ascontiguousarray(empty[name].T if transposed else empty[name])
+                   for name, (torch_name, transposed) in weights.JAX_TO_TORCH.items()}, str(path))
+    target, out = tmp_path / "converted.pt", tmp_path / "out"
+    target.write_bytes(b"old")
+    out.mkdir()
+    (out / "losses.json").write_text("[1.0]")
+    run = ["--out", out, "--steps", "3", "--no-plots", "--no-cache"]
+    for module, argv in [(convert_weights, [path, target]), (train_jax, ["--init", path, *run]),
+                         (train_jax, ["--init", path, "--x64", *run]), (train_torch, ["--init", path, *run]),
+                         (compare, ["--init", path, "--no-plots"]), (plant_fault, ["--init", path]),
+                         (validate_grads, ["--params", path]), (validate_grads, ["--params", path, "--x64"])]:
+        code, stdout, err = run_cli(module, capsys, *argv)
+        assert code == 2 and stdout == "", (module.__name__, argv, stdout, err)
+        assert err.endswith(f": error: {path}: a network of width 0: Net(1, H, 1) needs a hidden width H of at "
+                            "least 1\n") and err.count("\n") == 1, (module.__name__, argv, err)
+    assert target.read_bytes() == b"old" and sorted(p.name for p in out.iterdir()) == ["losses.json"]
+    assert (out / "losses.json").read_text() == "[1.0]"
 
 
 # ---- almost-right files: refused with one line naming the problem, or accepted with one note -------------------

@@ -10,8 +10,8 @@ Formats, by suffix:
     .npz          the port's names and layout, w1 (1, H), b1 (H,), w2 (H, 1), b2 (1,); no pickle.
 
 read() refuses with one line (InputError) naming the problem: an unknown suffix, unexpected keys (listed), missing
-keys (with what was found), a shape that does not fit Net(1, H, 1) (the tensor named, and said to look transposed
-where it does), a dtype other than float16, bfloat16, float32 and float64, non-finite values; in a torch
+keys (with what was found), a width of 0, a shape that does not fit Net(1, H, 1) (the tensor named, and said to
+look transposed where it does), a dtype other than float16, bfloat16, float32 and float64, non-finite values; in a torch
 checkpoint also a pickled global other than a tensor's (named), a meta, sparse, quantized or nested tensor (named), a
 file of the format before torch 1.6, a damaged file. Where the intent is clear and nothing is lost it reads on and
 says what it did in a one-line note: a checkpoint dict holding the state_dict under 'state_dict', 'model_state_dict' or
@@ -109,6 +109,8 @@ def check_layout(arrays: Mapping, layout: str, hidden: int | None = None, where:
         raise InputError(where + problem)
     if hidden is None:
         hidden = infer_hidden({names[k][0]: np.shape(v) for k, v in arrays.items()})
+    if hidden == 0:  # (1, 0), (0,), (0, 1), (1,) fit each other's shapes, but a network with no hidden unit is none
+        raise InputError(f"{where}a network of width 0: Net(1, H, 1) needs a hidden width H of at least 1")
     want = param_shapes(hidden)
     for file_name, (name, transposed) in names.items():
         if problem := shape_problem(file_name, np.shape(arrays[file_name]),
