@@ -128,7 +128,7 @@ def _assert_refused(state, tmp_path, monkeypatch, capsys, flags, message):
     out.mkdir()
     (out / "losses.json").write_text("[1.0]")
     keep.write_bytes(b"earlier")
-    before = state.read_bytes()
+    before = _contents(state)
     for script in ("train_jax", "train_torch"):
         module = import_script(script)
         monkeypatch.setattr(sys, "argv", [f"{script}.py", "--resume", str(state), "--out", str(out),
@@ -139,7 +139,19 @@ def _assert_refused(state, tmp_path, monkeypatch, capsys, flags, message):
         assert code == 2 and message in err and err.count("\n") == 1, (script, err)
         assert (out / "losses.json").read_text() == "[1.0]" and sorted(p.name for p in out.iterdir()) == [
             "losses.json"]
-        assert keep.read_bytes() == b"earlier" and state.read_bytes() == before
+        assert keep.read_bytes() == b"earlier" and _contents(state) == before
+
+
+def _contents(path):
+    """A file's bytes, or a folder's entries."""
+    return path.read_bytes() if path.is_file() else sorted(path.iterdir())
+
+
+def test_a_folder_to_resume_is_said_to_be_one(tmp_path, monkeypatch, capsys):
+    """Not safetensors' "No such device (os error 19)"."""
+    (tmp_path / "states").mkdir()
+    _assert_refused(tmp_path / "states", tmp_path, monkeypatch, capsys, [],
+                    f"error: --resume {tmp_path / 'states'}: is a folder\n")
 
 
 @pytest.mark.parametrize("script", ["train_jax", "train_torch"])
@@ -196,22 +208,34 @@ def _narrow_exp_avg(state):
     return state._replace(slots={**state.slots, "exp_avg": {**state.params, "w1": np.zeros((1, 5), np.float32)}})
 
 
+def _negative_exp_avg_sq(state):
+    """linear2.weight's second moment with one entry below 0, which no run keeps."""
+    nu = state.slots["exp_avg_sq"]["w2"].copy()
+    nu[3, 0] = -0.5
+    return state._replace(slots={**state.slots, "exp_avg_sq": {**state.slots["exp_avg_sq"], "w2": nu}})
+
+
 @pytest.mark.parametrize("flags, change, message", [
     (["--hidden", "10"], lambda s: s, "holds a network of width 20, its experiment says 10"),
+    ([], lambda s: s._replace(experiment=[1, 2]), "damaged metadata (experiment is an array, not a JSON object"),
+    ([], lambda s: s._replace(experiment=None), "damaged metadata (experiment is null, not a JSON object of flags)"),
+    ([], _negative_exp_avg_sq, "damaged: 'exp_avg_sq.w2' has negative values (1 of 20; first -0.5 at [3, 0]), "
+                               "where the optimizer keeps squares"),
     ([], _narrow_exp_avg, "'state.linear1.weight.exp_avg' is float32 (5, 1), expected float32 (20, 1)"),
     ([], lambda s: s._replace(losses=np.array([1.0, np.nan, 1.0], np.float32)), "'losses' has non-finite values"),
     ([], lambda s: s._replace(losses=np.ones(2, np.float32)), "'losses' is float32 (2,), expected float32 (3,)"),
 ])
 def test_a_state_file_that_contradicts_itself_is_refused(tmp_path, monkeypatch, capsys, flags, change, message):
-    """Written by hand (no script writes one): a width other than its experiment's, a state tensor of another shape,
-    a non-finite loss, fewer losses than steps."""
+    """Written by hand (no script writes one): a width other than its experiment's, metadata of the wrong kind, a
+    negative second moment, a state tensor of another shape, a non-finite loss, fewer losses than steps."""
     from jax_impl.app import resume
     from jax_impl.core import data
     from jax_impl.files import state_file
 
     params = data.as_numpy(data.notebook_init_params())
     args = import_script("train_jax").parse_args(["--no-plots", *flags])
-    state = state_file.TrainingState(params, {"exp_avg": params, "exp_avg_sq": params}, 3, np.ones(3, np.float32),
+    squares = {k: v * v for k, v in params.items()}  # a second moment is never negative
+    state = state_file.TrainingState(params, {"exp_avg": params, "exp_avg_sq": squares}, 3, np.ones(3, np.float32),
                                      "adam", "float32", "torch", resume.experiment(args))
     state_file.write(tmp_path / "odd.st", change(state))
     _assert_refused(tmp_path / "odd.st", tmp_path, monkeypatch, capsys, flags, message)

@@ -15,6 +15,7 @@ raises InputError, one line, for a file that is not such a state file or does no
 """
 
 import json
+import pathlib
 from typing import NamedTuple
 
 import numpy as np
@@ -29,6 +30,9 @@ FRAMEWORKS = ("jax", "torch")
 DTYPES = ("float32", "float64")
 SCALAR_DTYPE = "float32"  # mu_product: torch keeps it in float32 (its default dtype) in a float64 run too
 PREFIX = "state."
+# The optimizer state fields that are sums or maxima of squares or magnitudes: never negative in a run (torch's and
+# optax's updates divide by their square roots, so a negative entry turns the first step's update into NaN)
+NON_NEGATIVE = ("exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum", "exp_inf")
 
 
 class TrainingState(NamedTuple):
@@ -70,13 +74,16 @@ def write(path, state: TrainingState) -> None:
 
 
 def read(path) -> TrainingState:
-    """The TrainingState in a file write() wrote. InputError, one line naming the problem: no such file, not a
-    safetensors file, not a state file (its format tag), another version, a missing or unexpected tensor, a shape
-    or dtype that does not fit, a non-finite value, a step that disagrees with its losses."""
+    """The TrainingState in a file write() wrote. InputError, one line naming the problem: no such file, a folder,
+    not a safetensors file, not a state file (its format tag), another version, damaged metadata (a value of the
+    wrong kind), a missing or unexpected tensor, a shape or dtype that does not fit, a non-finite value, a negative
+    entry in a second moment (NON_NEGATIVE), a step that disagrees with its losses."""
     import ml_dtypes  # noqa: F401  registers bfloat16, which safetensors' numpy API looks up by name
     from safetensors import safe_open
 
     where = f"{path}: "
+    if pathlib.Path(path).is_dir():  # safetensors would say "No such device (os error 19)"
+        raise InputError(f"{where}is a folder")
     try:
         with safe_open(str(path), framework="numpy") as f:
             metadata = f.metadata() or {}
@@ -97,6 +104,9 @@ def read(path) -> TrainingState:
         experiment = json.loads(metadata.get("experiment", ""))
     except ValueError:
         raise InputError(f"{where}damaged metadata (experiment is not JSON)") from None
+    if not isinstance(experiment, dict):  # write() writes the flags as a JSON object; resume.check looks them up
+        raise InputError(f"{where}damaged metadata (experiment is {_json_kind(experiment)}, not a JSON object of "
+                         "flags)")
     for key in ("step", "losses"):
         if key not in tensors:
             raise InputError(f"{where}missing tensor {key!r}")
@@ -132,4 +142,25 @@ def read(path) -> TrainingState:
             raise InputError(f"{where}{name!r} is {value.dtype}, the file says {dtype}")
         if problem := nonfinite_problem(name, value):
             raise InputError(f"{where}{problem}")
+    for field in NON_NEGATIVE:
+        for name, value in slots.get(field, {}).items():
+            if problem := negative_problem(f"{field}.{name}", value):
+                raise InputError(f"{where}damaged: {problem}")
     return TrainingState(params, slots, step, losses, optimizer, dtype, framework, experiment)
+
+
+def negative_problem(name: str, value: np.ndarray) -> str | None:
+    """None if no entry is negative; else how many are, and the first one with its index (nonfinite_problem's
+    words)."""
+    bad = np.argwhere(value < 0)
+    if not len(bad):
+        return None
+    first = tuple(int(i) for i in bad[0])
+    return (f"{name!r} has negative values ({len(bad)} of {value.size}; first {value[first]} at {list(first)}), "
+            "where the optimizer keeps squares")
+
+
+def _json_kind(value) -> str:
+    """What a parsed JSON value is, in JSON's words (an array, null, ...)."""
+    kinds = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else kinds.get(type(value), type(value).__name__)
