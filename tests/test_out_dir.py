@@ -163,3 +163,57 @@ def test_atomic_path_fails_in_one_line_and_leaves_no_temporary_file(tmp_path):
         params_io.save_text(tmp_path / "missing" / "x.json", "text")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adir"] and not any((tmp_path / "adir").iterdir())
     assert params_io.same_file(tmp_path / "adir", f"{tmp_path}/./adir") and not params_io.same_file(tmp_path, "/")
+
+
+def earlier_run(out) -> dict:
+    """An earlier run's complete set in `out` (stand-ins: each file holds its name) and a file of the user's."""
+    out.mkdir()
+    for name in (*RUN_FILES, "notes.txt"):
+        (out / name).write_bytes(name.encode())
+    return snapshot(out)
+
+
+def refused(script, argv, monkeypatch, capsys) -> str:
+    """scripts/SCRIPT.py run as its command line runs it (cli.run_main): exit 2 and one line on stderr, returned."""
+    from jax_impl.app import cli
+
+    module = import_script(script)
+    monkeypatch.setattr("sys.argv", [f"{script}.py", *map(str, argv)])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run_main(module.main)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize("script", ["train_jax", "train_torch"])
+@pytest.mark.parametrize("flags, message", [
+    (["--record", "/proc/rec.safetensors"], "--record /proc/rec.safetensors: cannot write there: "),
+    (["--record", "{tmp}/adir"], "--record {tmp}/adir: is a folder\n"),
+    (["--save-state", "/proc/st.safetensors"], "--save-state /proc/st.safetensors: cannot write there: "),
+    (["--save-state", "{tmp}/adir"], "--save-state {tmp}/adir: is a folder\n"),
+    (["--save-state", "{tmp}/s.st", "--record", "{tmp}/./s.st"],
+     "--save-state {tmp}/s.st and --record {tmp}/./s.st name one file: give each its own\n"),
+    (["--save-state", "{tmp}/out/params.npz"],
+     "--save-state {tmp}/out/params.npz: the run writes its params.npz there (--out {tmp}/out): give another file\n"),
+    (["--record", "{tmp}/adir/../out/learning.gif"], "--record {tmp}/adir/../out/learning.gif: the run writes its "
+                                                      "learning.gif there (--out {tmp}/out): give another file\n"),
+    (["--out", "{tmp}/new", "--save-state", "{tmp}/new"],
+     "--save-state {tmp}/new: is the output folder (--out {tmp}/new): give a file outside it\n"),
+])
+def test_outputs_that_cannot_be_written_are_refused_before_any_work(tmp_path, monkeypatch, capsys, script, flags,
+                                                                    message):
+    """Files a run writes at its end (--record, --save-state) that could not be written, or that collide with each
+    other or with --out's files: one line and exit 2 before any work; the earlier run's folder keeps every file, and
+    nothing is written anywhere."""
+    before = earlier_run(tmp_path / "out")
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.chdir(tmp_path / "adir")  # where --out "" would write
+    argv = ["--out", tmp_path / "out", "--steps", "3", "--no-plots", "--no-cache", "--log-every", "1",
+            *[flag.format(tmp=tmp_path) for flag in flags]]
+    err = refused(script, argv, monkeypatch, capsys)
+    assert f"error: {message.format(tmp=tmp_path)}" in err and "Traceback" not in err, err
+    assert snapshot(tmp_path / "out") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "afile", "out"] and not any(
+        (tmp_path / "adir").iterdir())

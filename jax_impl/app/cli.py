@@ -52,7 +52,26 @@ def parse_run_args(description: str, argv=None) -> argparse.Namespace:
     args = check_run_flags(p, p.parse_args(argv))
     resume.check(p, args)  # --resume's file judged against the checked flags
     recording.check_record_flags(p, args)
+    check_run_files(p, args)
     return args
+
+
+def check_run_files(parser, args) -> None:
+    """The files a training run writes beside --out are its own: --save-state and --record not one file, neither of
+    them --out itself nor one of the files the run writes into it (outputs.RUN_FILES), since the later write would
+    replace the earlier or fail after it. parser.error, one line, before any work."""
+    from jax_impl.app.outputs import RUN_FILES
+    from jax_impl.files.params_io import same_file
+
+    beside = {flag: path for flag, path in (("--save-state", args.save_state), ("--record", args.record))
+              if path is not None}
+    if len(beside) == 2 and same_file(args.save_state, args.record):
+        parser.error(f"--save-state {args.save_state} and --record {args.record} name one file: give each its own")
+    for flag, path in beside.items():
+        if same_file(path, args.out):
+            parser.error(f"{flag} {path}: is the output folder (--out {args.out}): give a file outside it")
+        if name := next((n for n in RUN_FILES if same_file(path, pathlib.Path(args.out) / n)), None):
+            parser.error(f"{flag} {path}: the run writes its {name} there (--out {args.out}): give another file")
 
 
 def add_run_flags(parser) -> None:

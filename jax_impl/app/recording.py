@@ -6,6 +6,7 @@ import pathlib
 from jax_impl.app import experiment_id
 from jax_impl.files import records
 from jax_impl.files.host import cpu_name
+from jax_impl.files.params_io import InputError, check_writable
 
 
 def add_record_flags(parser, positive_int, what: str = "FILE") -> None:
@@ -19,8 +20,9 @@ def add_record_flags(parser, positive_int, what: str = "FILE") -> None:
 
 def check_record_flags(parser, args) -> None:
     """Only Adam is recorded (its moments are the record's optimizer state): another optimizer with --record is one
-    line and exit 2, as are --record-every without --record and --record with --resume (a record starts at step 0);
-    the record's folder must exist."""
+    line and exit 2, as are --record-every without --record and --record with --resume (a record starts at step 0)
+    and a --record that cannot be written (params_io.check_writable: the record is written at the run's end, after
+    its other outputs)."""
     if args.record is None:
         if args.record_every != 1:
             parser.error("--record-every needs --record FILE")
@@ -30,9 +32,10 @@ def check_record_flags(parser, args) -> None:
     if args.optimizer != "adam":
         parser.error(f"--record records Adam's moments: it takes only --optimizer adam without --optimizer-args "
                      f"(not {args.optimizer})")
-    folder = pathlib.Path(args.record).parent
-    if not folder.is_dir():
-        parser.error(f"--record {args.record}: no folder {folder}")
+    try:
+        check_writable(args.record, "--record")
+    except InputError as e:
+        parser.error(str(e))
 
 
 def experiment(args) -> dict:

@@ -7,13 +7,11 @@ included), precision, experiment or shapes differ from the flags', or whose step
 from the run's beginning: a resumed run ends where an uninterrupted one does).
 """
 
-import pathlib
-
 import numpy as np
 
 from jax_impl.app import experiment_id
 from jax_impl.files import state_file
-from jax_impl.files.params_io import InputError
+from jax_impl.files.params_io import InputError, check_writable
 
 
 def add_flags(parser) -> None:
@@ -33,14 +31,15 @@ def experiment(args) -> dict:
 
 
 def check(parser, args) -> None:
-    """Read and judge --resume's file into args.resume_state (None without --resume); --save-state's folder must
-    exist. Each refusal is parser.error: one line, exit 2, nothing written."""
+    """Read and judge --resume's file into args.resume_state (None without --resume); --save-state must be a file
+    that can be written (params_io.check_writable: written at the run's end, after --out's files). Each refusal is
+    parser.error: one line, exit 2, nothing written."""
     args.resume_state = None
     if args.save_state is not None:
-        target = pathlib.Path(args.save_state)
-        if target.is_dir() or not target.parent.is_dir():
-            parser.error(f"--save-state {target}: " + ("is a folder" if target.is_dir() else "no such folder "
-                                                                                              f"{target.parent}"))
+        try:
+            check_writable(args.save_state, "--save-state")
+        except InputError as e:
+            parser.error(str(e))
     if args.resume is None:
         return
     try:
