@@ -8,7 +8,7 @@ import stat
 import pytest
 from conftest import import_script, run_main
 
-from jax_impl.app import out_dir
+from jax_impl.app import cli, out_dir
 from jax_impl.app.outputs import RUN_FILES
 from jax_impl.files import params_io
 from jax_impl.files.params_io import InputError
@@ -116,10 +116,14 @@ def test_a_folder_that_cannot_be_an_output_folder_is_one_line(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "loss.png").mkdir()
     cases = {"/proc/no-such/out": "cannot write to output folder", str(tmp_path / "file"): "is not a folder",
-             str(tmp_path / "out"): "loss.png is not a file"}
+             str(tmp_path / "out"): "loss.png is not a file", "": "^output folder: an empty path",
+             str(tmp_path / "file" / "a" / "b"): f"^cannot write to output folder .*/b: {tmp_path / 'file'} is not a "
+                                                  "folder$"}
     for folder, message in cases.items():
         with pytest.raises(InputError, match=message):
             out_dir.check(folder, RUN_FILES)
+    with pytest.raises(InputError, match="^output folder: an empty path"):  # compare.py's --out ""
+        cli.prepare_out_dir("")
     (tmp_path / "out" / "loss.png").rmdir()
     assert out_dir.check(tmp_path / "new", RUN_FILES) == tmp_path / "new" and not (tmp_path / "new").exists()
 
@@ -175,8 +179,6 @@ def earlier_run(out) -> dict:
 
 def refused(script, argv, monkeypatch, capsys) -> str:
     """scripts/SCRIPT.py run as its command line runs it (cli.run_main): exit 2 and one line on stderr, returned."""
-    from jax_impl.app import cli
-
     module = import_script(script)
     monkeypatch.setattr("sys.argv", [f"{script}.py", *map(str, argv)])
     with pytest.raises(SystemExit) as exit_info:
@@ -200,12 +202,14 @@ def refused(script, argv, monkeypatch, capsys) -> str:
                                                       "learning.gif there (--out {tmp}/out): give another file\n"),
     (["--out", "{tmp}/new", "--save-state", "{tmp}/new"],
      "--save-state {tmp}/new: is the output folder (--out {tmp}/new): give a file outside it\n"),
+    (["--out", ""], "output folder: an empty path (name a folder; . is the current one)\n"),
+    (["--out", "{tmp}/afile/sub"], "cannot write to output folder {tmp}/afile/sub: {tmp}/afile is not a folder\n"),
 ])
 def test_outputs_that_cannot_be_written_are_refused_before_any_work(tmp_path, monkeypatch, capsys, script, flags,
                                                                     message):
     """Files a run writes at its end (--record, --save-state) that could not be written, or that collide with each
-    other or with --out's files: one line and exit 2 before any work; the earlier run's folder keeps every file, and
-    nothing is written anywhere."""
+    other or with --out's files, and an --out that is empty or lies under a file: one line and exit 2 before any
+    work; the earlier run's folder keeps every file, and nothing is written anywhere."""
     before = earlier_run(tmp_path / "out")
     (tmp_path / "adir").mkdir()
     (tmp_path / "afile").write_text("x")

@@ -350,7 +350,10 @@ def run_main(main) -> None:
 
 
 def prepare_out_dir(path) -> pathlib.Path:
-    """Create the output folder and prove it writable before any work starts."""
+    """Create the output folder and prove it writable before any work starts (an empty path is refused, not taken
+    as the current folder)."""
+    if not str(path).strip():
+        raise InputError("output folder: an empty path (name a folder; . is the current one)")
     path = pathlib.Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)

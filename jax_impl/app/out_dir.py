@@ -20,9 +20,13 @@ def _target(out) -> pathlib.Path:
 def check(out, ours) -> pathlib.Path:
     """Before any work: `out` is a folder, or nothing yet; its entries named in `ours` (the script's files) are files;
     a fresh folder can be made beside it. InputError (one line) otherwise; returns `out` as a path."""
+    if not str(out).strip():  # pathlib would make it ".": the run's files would land in the current folder unasked
+        raise InputError("output folder: an empty path (name a folder; . is the current one)")
     out, target = pathlib.Path(out), _target(out)
     if target.exists() and not target.is_dir():
         raise InputError(f"output folder {out} is not a folder")
+    if blocker := _file_above(out.parent):  # mkdir would say "File exists", naming nothing
+        raise InputError(f"cannot write to output folder {out}: {blocker} is not a folder")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.rmdir(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.new-"))
@@ -31,6 +35,12 @@ def check(out, ours) -> pathlib.Path:
     except OSError as e:
         raise InputError(f"cannot write to output folder {out}: {e.strerror or e}") from None
     return out
+
+
+def _file_above(folder: pathlib.Path) -> pathlib.Path | None:
+    """The nearest of `folder` and its ancestors that exists, if it is not a folder: a file where a folder must go."""
+    existing = next((path for path in (folder, *folder.parents) if path.exists()), None)
+    return existing if existing is not None and not existing.is_dir() else None
 
 
 def refuse_non_files(target: pathlib.Path, ours, out) -> None:
