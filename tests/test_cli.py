@@ -19,11 +19,15 @@ def test_a_positive_number_passes(text, value):
     assert cli.non_negative_float(text) == value
 
 
-@pytest.mark.parametrize("text,message", [("-0.1", "must be a finite number above 0"), ("nan", "finite"),
-                                          ("inf", "finite"), ("x", "'x' is not a number")])
+@pytest.mark.parametrize("text,message", [("-0.1", "^-0.1 must be 0 or a finite number above 0$"),
+                                          ("nan", "^nan must be 0 or a finite number above 0$"),
+                                          ("inf", "^inf must be 0 or a finite number above 0$"),
+                                          ("x", "^'x' is not a number$")])
 def test_a_negative_or_non_finite_value_is_named(text, message):
+    """The refusal states non_negative_float's rule, 0 included (not positive_float's "above 0")."""
     with pytest.raises(argparse.ArgumentTypeError, match=message):
         cli.non_negative_float(text)
+    assert "must be a finite number above 0" in str(pytest.raises(argparse.ArgumentTypeError, cli.positive_float, "0"))
 
 
 # ---- every script's flags: seeds, float32-held numbers, lists judged by value ----------------------------------
@@ -89,6 +93,17 @@ def test_optimizer_arguments_are_numbers_float32_holds(args, message):
         optimizers.torch_kwargs(name, optimizers.parse_arguments(args))
     assert optimizers.torch_kwargs("sgd", optimizers.parse_arguments("momentum=-0.0,weight_decay=0e0"))[
         "momentum"] == 0.0
+
+
+@pytest.mark.parametrize("name", ["train_jax", "train_torch", "compare", "sweep"])
+@pytest.mark.parametrize("text, twice", [("momentum=0.9,momentum=0.8", "momentum"),
+                                         ("momentum=0.9, nesterov=True, momentum=0.9", "momentum")])
+def test_an_optimizer_argument_given_twice_is_refused(parsers, capsys, name, text, twice):
+    """Not the last value silently: the user meant one of the two."""
+    err = usage_error(parsers[name], ["--optimizer", "sgd", "--optimizer-args", text], capsys)
+    assert err.endswith(f"error: argument --optimizer-args: {text!r} gives {twice} twice: give it once\n"), err
+    once = parsers[name](["--optimizer", "sgd", "--optimizer-args", "momentum=0.9"]).optimizer
+    assert once in ("sgd(momentum=0.9)", ["sgd(momentum=0.9)"])  # sweep.py's --optimizer is a list
 
 
 def test_a_list_names_each_value_once_however_spelled(capsys):

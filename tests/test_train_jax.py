@@ -88,7 +88,7 @@ def test_x64_run_is_float64(tmp_path, script):
     (["--lr", "inf"], "must be a finite number above 0"),
     (["--lr", "0"], "must be a finite number above 0"),
     (["--lr", "-0.1"], "must be a finite number above 0"),
-    (["--noise", "-1"], "must be a finite number above 0"),
+    (["--noise", "-1"], "--noise: -1 must be 0 or a finite number above 0"),
     (["--optimizer", "foo"], "unknown optimizer 'foo'"),
     (["--bogus"], "unrecognized arguments: --bogus"),
 ])

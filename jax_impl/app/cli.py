@@ -1,6 +1,7 @@
 """What every script shares: flag types that reject bad values, one-line errors, JAX set-up, output folders."""
 
 import argparse
+import ast
 import gc
 import math
 import os
@@ -157,16 +158,7 @@ def seed(text: str) -> int:
 def positive_float(text: str) -> float:
     """An argparse type: a number > 0 that float32 holds (experiment.float32_problem: no overflow, not 0 or subnormal
     once rounded; every run's float32 arithmetic, JAX's and torch's, takes it), else one line naming the value."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be a finite number above 0")
-    problem = experiment.float32_problem(value)
-    if problem:
-        raise argparse.ArgumentTypeError(f"{text} {problem}")
-    return value
+    return _float_above_0(text, "must be a finite number above 0")
 
 
 def non_negative_float(text: str) -> float:
@@ -175,8 +167,22 @@ def non_negative_float(text: str) -> float:
         if float(text) == 0:
             return 0.0
     except ValueError:
-        pass  # positive_float names the value
-    return positive_float(text)
+        pass  # _float_above_0 names the value
+    return _float_above_0(text, "must be 0 or a finite number above 0")
+
+
+def _float_above_0(text: str, rule: str) -> float:
+    """positive_float's number; a refusal names the value and `rule`, the flag's own (0 allowed or not)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} {rule}")
+    problem = experiment.float32_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text} {problem}")
+    return value
 
 
 TORCH_SEED_HELP = ("data and initial weights as torch.manual_seed(K) and the notebook's cells give them (K = 1: the "
@@ -209,11 +215,17 @@ def optimizer_name(text: str) -> str:
 
 
 def optimizer_arguments(text: str) -> dict:
-    """An argparse type: --optimizer-args 'k=v,...' (optimizers.parse_arguments)."""
+    """An argparse type: --optimizer-args 'k=v,...' (optimizers.parse_arguments), each argument named once."""
     try:
-        return optimizers.parse_arguments(text)
+        args = optimizers.parse_arguments(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+    # parse_arguments's dict keeps the last of two values silently; the user meant one of them, and we cannot know
+    # which. The text parsed above, so it parses here as a call's keywords.
+    names = [keyword.arg for keyword in ast.parse(f"f({text.strip()})", mode="eval").body.keywords]
+    if twice := next((name for name in names if names.count(name) > 1), None):
+        raise argparse.ArgumentTypeError(f"{text!r} gives {twice} twice: give it once")
+    return args
 
 
 def add_optimizer_args(parser) -> None:
