@@ -46,6 +46,26 @@ def test_pictures_count_only_when_drawn(parsers, capsys, monkeypatch):
     assert parsers["train_jax"]([]).steps == 201  # the notebook's run fits in 4 GiB, pictures and all
 
 
+@pytest.mark.parametrize("name", ["train_jax", "train_torch"])
+def test_a_record_that_cannot_fit_is_refused(parsers, capsys, monkeypatch, name):
+    """--record keeps two (N, H) arrays a step: 2,000 steps of 100,000 points are ~32 GB of record, refused with 16 GiB
+    free; the same run without a record fits."""
+    monkeypatch.setattr(footprint, "available_bytes", lambda: 16 * GIB)
+    argv = ["--steps", "2000", "--points", "100000", "--no-plots"]
+    err = refused(parsers[name], [*argv, "--record", "big.safetensors"], capsys)
+    assert "error: --record big.safetensors: the run needs about " in err and err.endswith(
+        "but this machine has 16.0 GiB free; record fewer --steps or --points\n"), err
+    assert parsers[name](argv).record is None
+
+
+def test_a_records_estimate_counts_every_step_and_the_kept_ones():
+    """Per step: 2 N H + 2 N + 2 numbers and five per parameter value (3 H + 1); JAX's scan holds every step before
+    thinning, and the kept ones are held twice while written."""
+    per_step = 2 * 100 * 20 + 2 * 100 + 2 + 5 * 61
+    assert sizes.record_bytes(points=100, hidden=20, steps=10, every=1, itemsize=4) == (per_step * 30 + 200) * 4
+    assert sizes.record_bytes(points=100, hidden=20, steps=10, every=4, itemsize=8) == (per_step * 16 + 200) * 8
+
+
 def test_the_estimate_names_the_flag_that_asks_for_the_most():
     needs = sizes.run_bytes(points=100, hidden=20, steps=201, every=20, itemsize=4, pictures=True)
     assert set(needs) == {"--points", "--steps", "--log-every"}
