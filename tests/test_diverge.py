@@ -314,3 +314,95 @@ def test_the_replays_forward_scales_by_hand():
     s = 1 / (1 + np.exp(-2.5))
     np.testing.assert_allclose(scales["forward.pre_activation"], [[2.5]], rtol=1e-15)
     np.testing.assert_allclose(scales["forward.hidden"], [[s + s * (1 - s) * 2.5 + 1]], rtol=1e-15)
+
+
+# --- damaged records: refused in one line naming the file and what is wrong; every record a writer makes is read -----
+
+@pytest.fixture(scope="module")
+def small_record(tmp_path_factory):
+    """A real 5-step JAX record (float32) on disk, to damage copies of."""
+    path = tmp_path_factory.mktemp("small") / "a.safetensors"
+    records.write(path, jax_record(0, steps=5))
+    return path
+
+
+def damaged_copy(source, target, *, meta=None, tensors=None):
+    """A copy of record `source` at `target` with some metadata strings and tensors replaced (safetensors itself)."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    with safe_open(str(source), framework="np") as f:
+        metadata, arrays = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    arrays |= {k: change(arrays) for k, change in (tensors or {}).items()}
+    save_file(arrays, str(target), metadata=metadata | (meta or {}))
+    return target
+
+
+def _with(name, index, value):
+    def change(arrays):
+        out = arrays[name].copy()
+        out[index] = value
+        return out
+    return change
+
+
+DAMAGE = {
+    "experiment": ({"meta": {"experiment": "[1]"}},
+                   "metadata experiment is [1], expected a JSON object of the run's flags"),
+    "lr": ({"meta": {"experiment": '{"lr": "0.2"}'}},
+           "metadata experiment's lr is \"0.2\", expected a positive number"),
+    "versions": ({"meta": {"versions": "5"}}, "metadata versions is 5, expected a JSON object of package versions"),
+    "every": ({"meta": {"every": "0"}}, "metadata every is 0, expected a positive whole number (--record-every)"),
+    "precision": ({"meta": {"precision": "float16"}}, "metadata precision 'float16', expected float32 or float64"),
+    "no steps": ({"tensors": {k: (lambda a, k=k: a[k][:0]) for k in records.TENSORS if not k.startswith("data.")}},
+                 "it holds no steps"),
+    "int loss": ({"tensors": {"loss": lambda a: a["loss"].astype(np.int32)}},
+                 "loss has dtype int32, expected float32 (the record's precision)"),
+    "float step": ({"tensors": {"step": lambda a: a["step"].astype(np.float32)}},
+                   "step has dtype float32, expected whole numbers (int64)"),
+    "reversed steps": ({"tensors": {"step": lambda a: a["step"][::-1].copy()}},
+                       "its steps 4, 3, 2, 1, ... do not go 0, 1, 2, ... (every 1, as its metadata says)"),
+    "steps of another every": ({"meta": {"every": "2"}},
+                               "its steps 0, 1, 2, 3, ... do not go 0, 2, 4, ... (every 2, as its metadata says)"),
+    "flat b1": ({"tensors": {"params.b1": lambda a: a["params.b1"][:, 0].copy()}},
+                "params.b1 has shape (5,), expected 2 axes"),
+    "nan data": ({"tensors": {"data.y": _with("data.y", (3, 0), np.nan)}},
+                 "'data.y' has non-finite values (1 of 100; first nan at [3, 0])"),
+    "nan loss": ({"tensors": {"loss": _with("loss", 2, np.nan)}},
+                 "loss at step 2 is nan, but its residuals are finite and far from overflowing"),
+    "inf loss": ({"tensors": {"loss": _with("loss", 4, np.inf)}},
+                 "loss at step 4 is inf, but its residuals are finite and far from overflowing"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_record_is_refused_in_one_line_naming_what_is_wrong(small_record, tmp_path, damage):
+    change, message = DAMAGE[damage]
+    path = damaged_copy(small_record, tmp_path / "d.safetensors", **change)
+    with pytest.raises(InputError) as refused:
+        records.read(path)
+    assert str(refused.value).startswith(f"{path}: {message}")
+
+
+def test_diverge_script_refuses_a_damaged_record_and_a_folder_in_one_line(small_record, tmp_path, script):
+    path = damaged_copy(small_record, tmp_path / "d.safetensors", meta={"precision": "float16"})
+    run = script("diverge.py", path, small_record)
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr == f"diverge.py: error: {path}: metadata precision 'float16', expected float32 or float64\n"
+    with pytest.raises(InputError, match=f"^{tmp_path}: is a folder, not a record file$"):
+        records.read(tmp_path)
+
+
+def test_a_diverged_runs_records_with_inf_and_nan_are_read(tmp_path):
+    """compare.py records both runs whatever happens: a run whose loss overflows (Adam at lr 1e30) writes inf and NaN
+    from step 1 on, and the reader takes it (its inf loss has residuals of 9e30, whose squares overflow float32)."""
+    from jax_impl.core import data
+
+    params, x, y = data.run_inputs(seed=None, hidden=20, points=None, noise=None, data_seed=None, torch_seed=None,
+                                   init=None, dtype=np.float32)
+    pair = diverge.recorded_pair(params, x, y, 1e30, steps=3)
+    for side, arrays in pair.items():
+        made = records.make({**arrays, "data.x": np.asarray(x), "data.y": np.asarray(y)}, **_meta(0, side, "float32"))
+        records.write(tmp_path / f"{side}.safetensors", made)
+        loss = records.read(tmp_path / f"{side}.safetensors").tensors["loss"]
+        assert np.isfinite(loss[0]) and np.isinf(loss[1]) and np.isnan(loss[2])
