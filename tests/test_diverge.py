@@ -406,3 +406,47 @@ def test_a_diverged_runs_records_with_inf_and_nan_are_read(tmp_path):
         records.write(tmp_path / f"{side}.safetensors", made)
         loss = records.read(tmp_path / f"{side}.safetensors").tensors["loss"]
         assert np.isfinite(loss[0]) and np.isinf(loss[1]) and np.isnan(loss[2])
+
+
+def run_cli(module, monkeypatch, capsys, *args):
+    """(exit code, stdout, stderr) of `python scripts/NAME.py ARGS`: main() under cli.run_main, which turns an
+    InputError into its one line and exit 2."""
+    from jax_impl.app import cli
+
+    monkeypatch.setattr(sys, "argv", [f"{module.__name__}.py", *map(str, args)])
+    try:
+        cli.run_main(module.main)
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("plot,message", [("folder", "--plot {tmp}/folder: is a folder"), ("", "--plot: an empty path"),
+                                          ("a.safetensors", "--plot {tmp}/a.safetensors: is the record "
+                                           "{tmp}/a.safetensors: the picture would replace it")])
+def test_diverge_refuses_a_plot_it_cannot_write_before_the_walk(small_record, tmp_path, monkeypatch, capsys, plot,
+                                                                message):
+    (tmp_path / "folder").mkdir()
+    a = tmp_path / "a.safetensors"
+    a.write_bytes(small_record.read_bytes())
+    monkeypatch.setattr(diverge, "walk", lambda *_: pytest.fail("walked before refusing"))
+    code, out, err = run_cli(import_script("diverge"), monkeypatch, capsys, a, small_record, "--plot",
+                             tmp_path / plot if plot else "")
+    assert code == 2 and out == ""
+    assert err == f"diverge.py: error: {message.format(tmp=tmp_path)}\n"
+    assert a.read_bytes() == small_record.read_bytes() and (tmp_path / "folder").is_dir()
+
+
+def test_diverge_replay_refuses_an_implementation_it_cannot_rerun_before_the_walk(small_record, tmp_path,
+                                                                                 monkeypatch, capsys):
+    from torch_impl.checks import replay
+
+    path = damaged_copy(small_record, tmp_path / "p.safetensors", meta={"implementation": "torch+planted:nope"})
+    monkeypatch.setattr(diverge, "walk", lambda *_: pytest.fail("walked before refusing"))
+    code, out, err = run_cli(import_script("diverge"), monkeypatch, capsys, small_record, path, "--replay")
+    assert code == 2 and out == ""
+    assert err == (f"diverge.py: error: {path}: implementation 'torch+planted:nope' is not one --replay can re-run "
+                   f"({', '.join(replay.KNOWN)})\n")
+    assert "torch+planted:eps_inside_sqrt" in replay.KNOWN and replay.knows("jax") and not replay.knows("torch+x")
