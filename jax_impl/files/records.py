@@ -45,11 +45,35 @@ def make(tensors: dict, *, experiment: dict, every: int, framework: str, impleme
 
 def write(path, record: Record) -> None:
     """The record at `path` (safetensors), written whole or not at all (params_io.atomic_path)."""
+    with atomic_path(path) as tmp:
+        _save(tmp, record)
+
+
+def _save(path, record: Record) -> None:
     from safetensors.numpy import save_file
 
     meta = {k: json.dumps(v) if isinstance(v, dict | int) else str(v) for k, v in record.metadata.items()}
-    with atomic_path(path) as tmp:
-        save_file(record.tensors, tmp, metadata=meta)
+    save_file(record.tensors, path, metadata=meta)
+
+
+def write_together(items) -> None:
+    """Each (path, record) of `items` written whole, or none of them: a pair of records (compare.py) is never left
+    half written. Each goes to a temporary beside its path first (atomic_path); the moves into place come last, one
+    after the other, and if a later move fails the files this call moved in are removed again."""
+    if not items:
+        return
+    (path, record), rest = items[0], items[1:]
+    moved = False
+    try:
+        with atomic_path(path) as tmp:
+            _save(tmp, record)
+            write_together(rest)  # its files are in place when it returns; ours moves when the block ends
+            moved = True
+    except BaseException:
+        if moved:  # ours failed to move: take the rest out again (they are this call's, never an older file's)
+            for later, _ in rest:
+                pathlib.Path(later).unlink(missing_ok=True)
+        raise
 
 
 def read(path) -> Record:
