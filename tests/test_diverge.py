@@ -450,3 +450,61 @@ def test_diverge_replay_refuses_an_implementation_it_cannot_rerun_before_the_wal
     assert err == (f"diverge.py: error: {path}: implementation 'torch+planted:nope' is not one --replay can re-run "
                    f"({', '.join(replay.KNOWN)})\n")
     assert "torch+planted:eps_inside_sqrt" in replay.KNOWN and replay.knows("jax") and not replay.knows("torch+x")
+
+
+# --- plant_fault.py: each mode's flags only, its --record checked before any work ----------------------------------
+
+PLANTABLE_LIST = ", ".join(planted.PLANTABLE)
+PLANT_REFUSALS = [
+    (["--into", "{a}", "--record", "{tmp}/p.safetensors", "--steps", "3"],
+     "--into copies {a} as it is: --steps would choose a new run (--bug NAME records one)"),
+    (["--into", "{a}", "--record", "{tmp}/p.safetensors", "--lr", "0.2", "--x64", "--record-every", "1"],
+     "--into copies {a} as it is: --lr, --x64, --record-every would choose a new run (--bug NAME records one)"),
+    (["--bug", "eps_inside_sqrt", "--record", "{tmp}/p.safetensors", "--quantity", "loss", "--step", "2", "--size",
+      "1e-3"], "--bug records a new run: --quantity, --step, --size change a copy of a record (--into FILE)"),
+    (["--into", "{a}", "--record", "{tmp}/p.safetensors", "--quantity", "adam.count"],
+     f"--quantity adam.count: whole numbers, which a relative move cannot perturb; one of {PLANTABLE_LIST} "
+     "(docs/records.md)"),
+    (["--into", "{a}", "--record", "{tmp}/p.safetensors", "--quantity", "data.x"],
+     f"--quantity data.x: the data, without a step axis; one of {PLANTABLE_LIST} (docs/records.md)"),
+    (["--into", "{a}", "--record", "{tmp}/folder"], "--record {tmp}/folder: is a folder"),
+    (["--bug", "eps_inside_sqrt", "--record", "{tmp}/folder"], "--record {tmp}/folder: is a folder"),
+    (["--into", "{a}", "--record", "{a}"], "--record {a}: is the --into file: the planted copy would replace it"),
+]
+
+
+@pytest.mark.parametrize("args,message", PLANT_REFUSALS)
+def test_plant_fault_refuses_flags_of_the_other_mode_and_records_it_cannot_write(small_record, tmp_path, monkeypatch,
+                                                                                 capsys, args, message):
+    (tmp_path / "folder").mkdir()
+    a = tmp_path / "a.safetensors"
+    a.write_bytes(small_record.read_bytes())
+    monkeypatch.setattr(planted, "with_difference", lambda *_: pytest.fail("planted before refusing"))
+    monkeypatch.setattr(planted, "record_planted", lambda *_, **k: pytest.fail("ran before refusing"))
+    fill = lambda text: text.format(a=a, tmp=tmp_path)  # noqa: E731
+    code, out, err = run_cli(import_script("plant_fault"), monkeypatch, capsys, *map(fill, args))
+    assert (code, out) == (2, "")
+    assert err == f"plant_fault.py: error: {fill(message)}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.safetensors", "folder"]
+    assert a.read_bytes() == small_record.read_bytes()
+
+
+def test_plant_fault_refuses_a_record_in_an_unwritable_place_in_one_line(small_record, monkeypatch, capsys):
+    code, out, err = run_cli(import_script("plant_fault"), monkeypatch, capsys, "--into", small_record, "--record",
+                             "/proc/p.safetensors")
+    assert (code, out) == (2, "")
+    assert err.startswith("plant_fault.py: error: --record /proc/p.safetensors: cannot write there: ")
+    assert err.count("\n") == 1
+
+
+def test_plant_fault_takes_each_modes_own_flags(small_record, tmp_path, monkeypatch, capsys):
+    script = import_script("plant_fault")
+    code, out, _ = run_cli(script, monkeypatch, capsys, "--into", small_record, "--record", tmp_path / "p.safetensors",
+                           "--quantity", "loss", "--step", "2", "--size", "0.5")
+    assert code == 0 and out == f"wrote {tmp_path}/p.safetensors: {small_record} with loss at step 2 moved by 0.5\n"
+    moved = records.read(tmp_path / "p.safetensors").tensors["loss"] - records.read(small_record).tensors["loss"]
+    assert np.flatnonzero(moved).tolist() == [2]
+    code, out, _ = run_cli(script, monkeypatch, capsys, "--bug", "eps_inside_sqrt", "--steps", "3", "--record",
+                           tmp_path / "b.safetensors")
+    assert code == 0 and out == f"wrote {tmp_path}/b.safetensors: the twin with eps_inside_sqrt planted, 3 steps\n"
+    assert records.read(tmp_path / "b.safetensors").metadata["implementation"] == "torch+planted:eps_inside_sqrt"
