@@ -508,3 +508,15 @@ def test_plant_fault_takes_each_modes_own_flags(small_record, tmp_path, monkeypa
                            tmp_path / "b.safetensors")
     assert code == 0 and out == f"wrote {tmp_path}/b.safetensors: the twin with eps_inside_sqrt planted, 3 steps\n"
     assert records.read(tmp_path / "b.safetensors").metadata["implementation"] == "torch+planted:eps_inside_sqrt"
+
+
+def test_equal_infinities_are_no_crossing_and_one_sided_ones_are(small_record):
+    """A run that diverged has inf and NaN in its record: the same inf on both sides is no difference (inf - inf is
+    NaN, which was read as a crossing), an inf against a number is one."""
+    a = records.read(small_record)
+    inf_loss = {**a.tensors, "loss": a.tensors["loss"].copy()}
+    inf_loss["loss"][4] = np.inf
+    both = records.Record(inf_loss, a.metadata)
+    assert diverge.walk(both, both).first is None
+    first = diverge.walk(both, a).first
+    assert (first.step, first.quantity, first.ratio) == (4, "loss", np.inf)
