@@ -13,14 +13,16 @@ parameters, and the largest relative difference of the gradients at the initial 
 tolerance (torch_impl/checks/compare.py); writes --out/compare.png (both loss curves and the per-step relative
 difference, log scales). When they disagree (Adam), it also prints where the runs part first
 (scripts/diverge.py's first crossing); --record FILE [--record-every K] writes both recorded runs as FILE-jax and
-FILE-torch (docs/records.md). Exit codes: 0 agree, 1 disagree beyond a tolerance, 2 bad input, 3 the loss turned
-non-finite (the finite steps before it are compared and reported, no plot is written).
+FILE-torch (docs/records.md), both or neither. Exit codes: 0 agree, 1 disagree beyond a tolerance, 2 bad input (a
+picture or record it could not write is refused before the runs), 3 the loss turned non-finite (the finite steps
+before it are compared and reported, no plot is written).
 """
 
 import json
 
 from jax_impl.app import cli, recording
 from jax_impl.files import host
+from jax_impl.files.params_io import InputError, check_writable, same_file
 
 
 def parse_args(argv=None):
@@ -43,7 +45,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    check_records(args)
     out = None if args.no_plots else cli.prepare_out_dir(args.out)
+    if out is not None:
+        check_writable(out / "compare.png", "--out")  # written after both runs: a folder in its place fails now
     cli.setup_jax(x64=args.x64, cache_dir=None if args.no_cache else cli.default_cache_dir())
 
     import jax.numpy as jnp
@@ -80,6 +85,17 @@ def main(argv=None):
         raise SystemExit(cli.MISMATCH)
 
 
+def check_records(args) -> None:
+    """Before any work: --record's two files (recording.pair_paths) can be written, and neither is --init's file,
+    which a record written over it would lose."""
+    if args.record is None:
+        return
+    for path in recording.pair_paths(args.record).values():
+        check_writable(path, "--record")
+        if args.init is not None and same_file(path, args.init):
+            raise InputError(f"--record {args.record}: would write {path} over the --init weights")
+
+
 def localize(args, params, x, y, result, report) -> list[str]:
     """Both runs recorded (written with --record); when they disagree, the first crossing (diverge.walk)."""
     import numpy as np
@@ -97,9 +113,9 @@ def localize(args, params, x, y, result, report) -> list[str]:
                                   experiment=recording.experiment(args), every=args.record_every, framework=side,
                                   implementation=side, versions=versions(side), precision=precision,
                                   cpu=host.cpu_name())
-        if side in paths:
-            records.write(paths[side], made[side])
-            lines.append(f"  wrote {paths[side]}")
+    if paths:
+        records.write_together([(paths[side], made[side]) for side in ("jax", "torch")])  # both or neither
+        lines += [f"  wrote {paths[side]}" for side in ("jax", "torch")]
     if not result["ok"]:
         walk = diverge.walk(made["jax"], made["torch"])
         first = "none: the records agree within rounding" if walk.first is None else \

@@ -12,7 +12,8 @@ element, both values, the difference, the bound and the ratio. The bound is the 
 quantity in each record's precision, plus the difference carried in from the quantities before: docs/records.md).
 --replay re-runs the step before the crossing op by op in JAX and torch at both precisions and names the first
 operation that differs. Exit codes: 0 no crossing, 1 a crossing, 2 bad input (records of different experiments,
-steps or shapes: one line naming what differs).
+steps or shapes, a damaged record, a --plot that cannot be written or is a record, a --replay of an implementation it
+does not know: one line naming what is wrong, before the walk).
 """
 
 import json
@@ -39,8 +40,10 @@ def main(argv=None):
     problem = records.mismatch(a, b)
     if problem:
         cli.fail(f"{args.a} and {args.b} cannot be compared: {problem}")
+    if args.replay:
+        check_replayable({args.a: a, args.b: b})
     if args.plot is not None:
-        cli.prepare_out_dir(pathlib.Path(args.plot).parent)
+        check_plot(args.plot, (args.a, args.b))
 
     from torch_impl.checks import diverge, diverge_report
 
@@ -64,6 +67,31 @@ def main(argv=None):
     print(json.dumps(report) if args.json else "\n".join(lines))
     if walk.first is not None:
         raise SystemExit(cli.MISMATCH)
+
+
+def check_plot(plot: str, inputs) -> None:
+    """Before the walk: --plot names a file that can be written (its folder made if missing) and is neither record:
+    a picture written over a record would lose it."""
+    from jax_impl.files.params_io import InputError, check_writable, same_file
+
+    if str(plot).strip():
+        cli.prepare_out_dir(pathlib.Path(plot).parent)
+    check_writable(plot, "--plot")
+    for path in inputs:
+        if same_file(plot, path):
+            raise InputError(f"--plot {plot}: is the record {path}: the picture would replace it")
+
+
+def check_replayable(named: dict) -> None:
+    """Before the walk: --replay re-runs each record's implementation, which must be one it knows."""
+    from jax_impl.files.params_io import InputError
+    from torch_impl.checks import replay
+
+    for path, record in named.items():
+        implementation = record.metadata["implementation"]
+        if not replay.knows(implementation):
+            raise InputError(f"{path}: implementation {implementation!r} is not one --replay can re-run "
+                             f"({', '.join(replay.KNOWN)})")
 
 
 if __name__ == "__main__":

@@ -375,3 +375,84 @@ def test_the_json_report_has_no_nan_and_keeps_its_keys():
     assert report == {"ok": False, "dtype": "float32", "losses": {"jax": [1.0, None], "torch": [1.0, 2.0]},
                       "loss_allowance": [0.5, None]}
     assert json.loads(json.dumps(report, allow_nan=False)) == report
+
+
+# ---- files it writes at its end: checked before the runs, a pair of records whole or not at all --------------------
+
+def run_cli(module, monkeypatch, capsys, *args) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `python scripts/compare.py ARGS` in this process: main() under cli.run_main,
+    which turns an InputError into its one line and exit 2."""
+    import sys
+
+    from jax_impl.app import cli
+
+    monkeypatch.setattr(sys, "argv", ["compare.py", *map(str, args)])
+    try:
+        cli.run_main(module.main)
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _no_runs(monkeypatch):
+    monkeypatch.setattr(C, "compare", lambda *a, **k: pytest.fail("ran before refusing"))
+
+
+def test_script_refuses_a_record_pair_it_cannot_write_before_the_runs(compare_script, tmp_path, monkeypatch, capsys):
+    _no_runs(monkeypatch)
+    (tmp_path / "r-torch.safetensors").mkdir()
+    code, out, err = run_cli(compare_script, monkeypatch, capsys, "--steps", "3", "--no-plots", "--record",
+                             tmp_path / "r.safetensors")
+    assert (code, out) == (2, "")
+    assert err == f"compare.py: error: --record {tmp_path}/r-torch.safetensors: is a folder\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r-torch.safetensors"]  # no r-jax: no half pair
+    code, _, err = run_cli(compare_script, monkeypatch, capsys, "--steps", "3", "--no-plots", "--record",
+                           "/proc/r.safetensors")
+    assert code == 2 and err.startswith("compare.py: error: --record /proc/r-jax.safetensors: cannot write there: ")
+    assert err.count("\n") == 1
+
+
+def test_script_refuses_a_picture_it_cannot_write_before_the_runs(compare_script, tmp_path, monkeypatch, capsys):
+    _no_runs(monkeypatch)
+    (tmp_path / "compare.png").mkdir()
+    code, out, err = run_cli(compare_script, monkeypatch, capsys, "--steps", "3", "--out", tmp_path)
+    assert (code, out) == (2, "")
+    assert err == f"compare.py: error: --out {tmp_path}/compare.png: is a folder\n"
+
+
+def test_script_refuses_a_record_over_its_init_weights(compare_script, notebook, tmp_path, monkeypatch, capsys):
+    from jax_impl.files import weights
+
+    _no_runs(monkeypatch)
+    init = tmp_path / "w-jax.safetensors"
+    weights.write(init, data.as_numpy(notebook[0]))
+    before = init.read_bytes()
+    code, out, err = run_cli(compare_script, monkeypatch, capsys, "--steps", "3", "--no-plots", "--init", init,
+                             "--record", tmp_path / "w.safetensors")
+    assert (code, out) == (2, "")
+    assert err == (f"compare.py: error: --record {tmp_path}/w.safetensors: would write {init} over the --init "
+                   "weights\n")
+    assert init.read_bytes() == before and not (tmp_path / "w-torch.safetensors").exists()
+
+
+@pytest.mark.parametrize("side", ["jax", "torch"])
+def test_a_record_pair_whose_move_fails_leaves_neither(compare_script, tmp_path, monkeypatch, capsys, side):
+    """The pair goes to temporaries, then into place torch first, jax last: a failure of either move leaves no file
+    (the torch one already moved is taken out again), no temporaries."""
+    import os
+
+    real = os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith(f"r-{side}.safetensors"):
+            raise OSError(28, "No space left on device")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    code, out, err = run_cli(compare_script, monkeypatch, capsys, "--steps", "3", "--no-plots", "--record",
+                             tmp_path / "r.safetensors")
+    assert code == 2 and out == ""
+    assert err == f"compare.py: error: cannot write {tmp_path}/r-{side}.safetensors: No space left on device\n"
+    assert list(tmp_path.iterdir()) == []

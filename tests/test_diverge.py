@@ -314,3 +314,209 @@ def test_the_replays_forward_scales_by_hand():
     s = 1 / (1 + np.exp(-2.5))
     np.testing.assert_allclose(scales["forward.pre_activation"], [[2.5]], rtol=1e-15)
     np.testing.assert_allclose(scales["forward.hidden"], [[s + s * (1 - s) * 2.5 + 1]], rtol=1e-15)
+
+
+# --- damaged records: refused in one line naming the file and what is wrong; every record a writer makes is read -----
+
+@pytest.fixture(scope="module")
+def small_record(tmp_path_factory):
+    """A real 5-step JAX record (float32) on disk, to damage copies of."""
+    path = tmp_path_factory.mktemp("small") / "a.safetensors"
+    records.write(path, jax_record(0, steps=5))
+    return path
+
+
+def damaged_copy(source, target, *, meta=None, tensors=None):
+    """A copy of record `source` at `target` with some metadata strings and tensors replaced (safetensors itself)."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    with safe_open(str(source), framework="np") as f:
+        metadata, arrays = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    arrays |= {k: change(arrays) for k, change in (tensors or {}).items()}
+    save_file(arrays, str(target), metadata=metadata | (meta or {}))
+    return target
+
+
+def _with(name, index, value):
+    def change(arrays):
+        out = arrays[name].copy()
+        out[index] = value
+        return out
+    return change
+
+
+DAMAGE = {
+    "experiment": ({"meta": {"experiment": "[1]"}},
+                   "metadata experiment is [1], expected a JSON object of the run's flags"),
+    "lr": ({"meta": {"experiment": '{"lr": "0.2"}'}},
+           "metadata experiment's lr is \"0.2\", expected a positive number"),
+    "versions": ({"meta": {"versions": "5"}}, "metadata versions is 5, expected a JSON object of package versions"),
+    "every": ({"meta": {"every": "0"}}, "metadata every is 0, expected a positive whole number (--record-every)"),
+    "precision": ({"meta": {"precision": "float16"}}, "metadata precision 'float16', expected float32 or float64"),
+    "no steps": ({"tensors": {k: (lambda a, k=k: a[k][:0]) for k in records.TENSORS if not k.startswith("data.")}},
+                 "it holds no steps"),
+    "int loss": ({"tensors": {"loss": lambda a: a["loss"].astype(np.int32)}},
+                 "loss has dtype int32, expected float32 (the record's precision)"),
+    "float step": ({"tensors": {"step": lambda a: a["step"].astype(np.float32)}},
+                   "step has dtype float32, expected whole numbers (int64)"),
+    "reversed steps": ({"tensors": {"step": lambda a: a["step"][::-1].copy()}},
+                       "its steps 4, 3, 2, 1, ... do not go 0, 1, 2, ... (every 1, as its metadata says)"),
+    "steps of another every": ({"meta": {"every": "2"}},
+                               "its steps 0, 1, 2, 3, ... do not go 0, 2, 4, ... (every 2, as its metadata says)"),
+    "flat b1": ({"tensors": {"params.b1": lambda a: a["params.b1"][:, 0].copy()}},
+                "params.b1 has shape (5,), expected 2 axes"),
+    "nan data": ({"tensors": {"data.y": _with("data.y", (3, 0), np.nan)}},
+                 "'data.y' has non-finite values (1 of 100; first nan at [3, 0])"),
+    "nan loss": ({"tensors": {"loss": _with("loss", 2, np.nan)}},
+                 "loss at step 2 is nan, but its residuals are finite and far from overflowing"),
+    "inf loss": ({"tensors": {"loss": _with("loss", 4, np.inf)}},
+                 "loss at step 4 is inf, but its residuals are finite and far from overflowing"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_record_is_refused_in_one_line_naming_what_is_wrong(small_record, tmp_path, damage):
+    change, message = DAMAGE[damage]
+    path = damaged_copy(small_record, tmp_path / "d.safetensors", **change)
+    with pytest.raises(InputError) as refused:
+        records.read(path)
+    assert str(refused.value).startswith(f"{path}: {message}")
+
+
+def test_diverge_script_refuses_a_damaged_record_and_a_folder_in_one_line(small_record, tmp_path, script):
+    path = damaged_copy(small_record, tmp_path / "d.safetensors", meta={"precision": "float16"})
+    run = script("diverge.py", path, small_record)
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr == f"diverge.py: error: {path}: metadata precision 'float16', expected float32 or float64\n"
+    with pytest.raises(InputError, match=f"^{tmp_path}: is a folder, not a record file$"):
+        records.read(tmp_path)
+
+
+def test_a_diverged_runs_records_with_inf_and_nan_are_read(tmp_path):
+    """compare.py records both runs whatever happens: a run whose loss overflows (Adam at lr 1e30) writes inf and NaN
+    from step 1 on, and the reader takes it (its inf loss has residuals of 9e30, whose squares overflow float32)."""
+    from jax_impl.core import data
+
+    params, x, y = data.run_inputs(seed=None, hidden=20, points=None, noise=None, data_seed=None, torch_seed=None,
+                                   init=None, dtype=np.float32)
+    pair = diverge.recorded_pair(params, x, y, 1e30, steps=3)
+    for side, arrays in pair.items():
+        made = records.make({**arrays, "data.x": np.asarray(x), "data.y": np.asarray(y)}, **_meta(0, side, "float32"))
+        records.write(tmp_path / f"{side}.safetensors", made)
+        loss = records.read(tmp_path / f"{side}.safetensors").tensors["loss"]
+        assert np.isfinite(loss[0]) and np.isinf(loss[1]) and np.isnan(loss[2])
+
+
+def run_cli(module, monkeypatch, capsys, *args):
+    """(exit code, stdout, stderr) of `python scripts/NAME.py ARGS`: main() under cli.run_main, which turns an
+    InputError into its one line and exit 2."""
+    from jax_impl.app import cli
+
+    monkeypatch.setattr(sys, "argv", [f"{module.__name__}.py", *map(str, args)])
+    try:
+        cli.run_main(module.main)
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("plot,message", [("folder", "--plot {tmp}/folder: is a folder"), ("", "--plot: an empty path"),
+                                          ("a.safetensors", "--plot {tmp}/a.safetensors: is the record "
+                                           "{tmp}/a.safetensors: the picture would replace it")])
+def test_diverge_refuses_a_plot_it_cannot_write_before_the_walk(small_record, tmp_path, monkeypatch, capsys, plot,
+                                                                message):
+    (tmp_path / "folder").mkdir()
+    a = tmp_path / "a.safetensors"
+    a.write_bytes(small_record.read_bytes())
+    monkeypatch.setattr(diverge, "walk", lambda *_: pytest.fail("walked before refusing"))
+    code, out, err = run_cli(import_script("diverge"), monkeypatch, capsys, a, small_record, "--plot",
+                             tmp_path / plot if plot else "")
+    assert code == 2 and out == ""
+    assert err == f"diverge.py: error: {message.format(tmp=tmp_path)}\n"
+    assert a.read_bytes() == small_record.read_bytes() and (tmp_path / "folder").is_dir()
+
+
+def test_diverge_replay_refuses_an_implementation_it_cannot_rerun_before_the_walk(small_record, tmp_path,
+                                                                                 monkeypatch, capsys):
+    from torch_impl.checks import replay
+
+    path = damaged_copy(small_record, tmp_path / "p.safetensors", meta={"implementation": "torch+planted:nope"})
+    monkeypatch.setattr(diverge, "walk", lambda *_: pytest.fail("walked before refusing"))
+    code, out, err = run_cli(import_script("diverge"), monkeypatch, capsys, small_record, path, "--replay")
+    assert code == 2 and out == ""
+    assert err == (f"diverge.py: error: {path}: implementation 'torch+planted:nope' is not one --replay can re-run "
+                   f"({', '.join(replay.KNOWN)})\n")
+    assert "torch+planted:eps_inside_sqrt" in replay.KNOWN and replay.knows("jax") and not replay.knows("torch+x")
+
+
+# --- plant_fault.py: each mode's flags only, its --record checked before any work ----------------------------------
+
+PLANTABLE_LIST = ", ".join(planted.PLANTABLE)
+PLANT_REFUSALS = [
+    (["--into", "{a}", "--record", "{tmp}/p.safetensors", "--steps", "3"],
+     "--into copies {a} as it is: --steps would choose a new run (--bug NAME records one)"),
+    (["--into", "{a}", "--record", "{tmp}/p.safetensors", "--lr", "0.2", "--x64", "--record-every", "1"],
+     "--into copies {a} as it is: --lr, --x64, --record-every would choose a new run (--bug NAME records one)"),
+    (["--bug", "eps_inside_sqrt", "--record", "{tmp}/p.safetensors", "--quantity", "loss", "--step", "2", "--size",
+      "1e-3"], "--bug records a new run: --quantity, --step, --size change a copy of a record (--into FILE)"),
+    (["--into", "{a}", "--record", "{tmp}/p.safetensors", "--quantity", "adam.count"],
+     f"--quantity adam.count: whole numbers, which a relative move cannot perturb; one of {PLANTABLE_LIST} "
+     "(docs/records.md)"),
+    (["--into", "{a}", "--record", "{tmp}/p.safetensors", "--quantity", "data.x"],
+     f"--quantity data.x: the data, without a step axis; one of {PLANTABLE_LIST} (docs/records.md)"),
+    (["--into", "{a}", "--record", "{tmp}/folder"], "--record {tmp}/folder: is a folder"),
+    (["--bug", "eps_inside_sqrt", "--record", "{tmp}/folder"], "--record {tmp}/folder: is a folder"),
+    (["--into", "{a}", "--record", "{a}"], "--record {a}: is the --into file: the planted copy would replace it"),
+]
+
+
+@pytest.mark.parametrize("args,message", PLANT_REFUSALS)
+def test_plant_fault_refuses_flags_of_the_other_mode_and_records_it_cannot_write(small_record, tmp_path, monkeypatch,
+                                                                                 capsys, args, message):
+    (tmp_path / "folder").mkdir()
+    a = tmp_path / "a.safetensors"
+    a.write_bytes(small_record.read_bytes())
+    monkeypatch.setattr(planted, "with_difference", lambda *_: pytest.fail("planted before refusing"))
+    monkeypatch.setattr(planted, "record_planted", lambda *_, **k: pytest.fail("ran before refusing"))
+    fill = lambda text: text.format(a=a, tmp=tmp_path)  # noqa: E731
+    code, out, err = run_cli(import_script("plant_fault"), monkeypatch, capsys, *map(fill, args))
+    assert (code, out) == (2, "")
+    assert err == f"plant_fault.py: error: {fill(message)}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.safetensors", "folder"]
+    assert a.read_bytes() == small_record.read_bytes()
+
+
+def test_plant_fault_refuses_a_record_in_an_unwritable_place_in_one_line(small_record, monkeypatch, capsys):
+    code, out, err = run_cli(import_script("plant_fault"), monkeypatch, capsys, "--into", small_record, "--record",
+                             "/proc/p.safetensors")
+    assert (code, out) == (2, "")
+    assert err.startswith("plant_fault.py: error: --record /proc/p.safetensors: cannot write there: ")
+    assert err.count("\n") == 1
+
+
+def test_plant_fault_takes_each_modes_own_flags(small_record, tmp_path, monkeypatch, capsys):
+    script = import_script("plant_fault")
+    code, out, _ = run_cli(script, monkeypatch, capsys, "--into", small_record, "--record", tmp_path / "p.safetensors",
+                           "--quantity", "loss", "--step", "2", "--size", "0.5")
+    assert code == 0 and out == f"wrote {tmp_path}/p.safetensors: {small_record} with loss at step 2 moved by 0.5\n"
+    moved = records.read(tmp_path / "p.safetensors").tensors["loss"] - records.read(small_record).tensors["loss"]
+    assert np.flatnonzero(moved).tolist() == [2]
+    code, out, _ = run_cli(script, monkeypatch, capsys, "--bug", "eps_inside_sqrt", "--steps", "3", "--record",
+                           tmp_path / "b.safetensors")
+    assert code == 0 and out == f"wrote {tmp_path}/b.safetensors: the twin with eps_inside_sqrt planted, 3 steps\n"
+    assert records.read(tmp_path / "b.safetensors").metadata["implementation"] == "torch+planted:eps_inside_sqrt"
+
+
+def test_equal_infinities_are_no_crossing_and_one_sided_ones_are(small_record):
+    """A run that diverged has inf and NaN in its record: the same inf on both sides is no difference (inf - inf is
+    NaN, which was read as a crossing), an inf against a number is one."""
+    a = records.read(small_record)
+    inf_loss = {**a.tensors, "loss": a.tensors["loss"].copy()}
+    inf_loss["loss"][4] = np.inf
+    both = records.Record(inf_loss, a.metadata)
+    assert diverge.walk(both, both).first is None
+    first = diverge.walk(both, a).first
+    assert (first.step, first.quantity, first.ratio) == (4, "loss", np.inf)

@@ -800,3 +800,20 @@ def test_a_safetensors_dtype_other_than_a_float_one_is_named(tmp_path, dtype, si
     (tmp_path / "ok.safetensors").write_bytes(safetensors_bytes(tensors))
     params, note = weights.read(tmp_path / "ok.safetensors")
     assert note is None and params["b1"].shape == (20,) and not params["b1"].any()
+
+
+@pytest.mark.parametrize("which", ["IN", "OUT"])
+def test_convert_weights_says_a_folder_is_a_folder_before_reading(tmp_path, capsys, monkeypatch, which):
+    """A folder as IN was "no such file"; a folder as OUT was found only when writing: both one line, exit 2, before
+    anything is read, and OUT's folder left as it was."""
+    folder = tmp_path / ("in.npz" if which == "IN" else "out.npz")
+    folder.mkdir()
+    source = folder if which == "IN" else tmp_path / "w.npz"
+    if which == "OUT":
+        weights.write(source, data.as_numpy(data.notebook_init_params()))
+    monkeypatch.setattr(weights, "read", lambda *a, **k: pytest.fail("read before refusing"))
+    code, out, err = run_cli(convert_weights, capsys, source, folder if which == "OUT" else tmp_path / "out.pt")
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and err.endswith(": error: " + (f"{folder}: is a folder, not a weights file\n"
+                                                               if which == "IN" else f"OUT {folder}: is a folder\n"))
+    assert folder.is_dir() and list(folder.iterdir()) == [] and not (tmp_path / "out.pt").exists()

@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from jax_impl.core.layout import PARAM_NAMES
-from jax_impl.files.params_io import InputError, atomic_path
+from jax_impl.files.params_io import InputError, atomic_path, nonfinite_problem
 
 FORMAT = "jax-notebook-port record 1"
 # The quantities of one step in computation order: the order the localizer walks them in (docs/records.md).
@@ -45,19 +45,47 @@ def make(tensors: dict, *, experiment: dict, every: int, framework: str, impleme
 
 def write(path, record: Record) -> None:
     """The record at `path` (safetensors), written whole or not at all (params_io.atomic_path)."""
+    with atomic_path(path) as tmp:
+        _save(tmp, record)
+
+
+def _save(path, record: Record) -> None:
     from safetensors.numpy import save_file
 
     meta = {k: json.dumps(v) if isinstance(v, dict | int) else str(v) for k, v in record.metadata.items()}
-    with atomic_path(path) as tmp:
-        save_file(record.tensors, tmp, metadata=meta)
+    save_file(record.tensors, path, metadata=meta)
+
+
+def write_together(items) -> None:
+    """Each (path, record) of `items` written whole, or none of them: a pair of records (compare.py) is never left
+    half written. Each goes to a temporary beside its path first (atomic_path); the moves into place come last, one
+    after the other, and if a later move fails the files this call moved in are removed again."""
+    if not items:
+        return
+    (path, record), rest = items[0], items[1:]
+    moved = False
+    try:
+        with atomic_path(path) as tmp:
+            _save(tmp, record)
+            write_together(rest)  # its files are in place when it returns; ours moves when the block ends
+            moved = True
+    except BaseException:
+        if moved:  # ours failed to move: take the rest out again (they are this call's, never an older file's)
+            for later, _ in rest:
+                pathlib.Path(later).unlink(missing_ok=True)
+        raise
 
 
 def read(path) -> Record:
-    """A record file, checked: InputError (one line) for a missing file, not a safetensors file, not a record, a
-    missing quantity, or quantities whose steps or shapes do not fit together."""
+    """A record file, checked: InputError (one line naming the file) for a folder, a missing file, not a safetensors
+    file, not a record, a missing quantity, and for what no writer of the project writes (record_problem): metadata of
+    the wrong type or an unknown precision, no steps, steps that do not go 0, K, 2K, ..., arrays of the wrong dtype or
+    shape, non-finite data, a non-finite loss whose residuals are finite."""
     from safetensors import SafetensorError, safe_open
 
     path = pathlib.Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a record file")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
@@ -76,26 +104,125 @@ def read(path) -> Record:
     except json.JSONDecodeError:
         raise InputError(f"{path}: the record's metadata is not valid JSON") from None
     record = Record(tensors, metadata)
-    problem = shape_problem(record)
+    problem = record_problem(record)
     if problem:
         raise InputError(f"{path}: {problem}")
     return record
 
 
+PRECISIONS = ("float32", "float64")
+INTEGERS = ("step", "adam.count")  # whole numbers (int64 as written); every other quantity is in the run's precision
+
+
+def record_problem(record: Record) -> str | None:
+    """What in a record no writer of the project writes, as one phrase, or None: checked in the order the later checks
+    rely on (metadata types, dtypes, shapes, steps, values), so that each reads only what the one before proved."""
+    return (metadata_problem(record.metadata) or dtype_problem(record) or shape_problem(record)
+            or step_problem(record) or value_problem(record))
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def metadata_problem(meta: dict) -> str | None:
+    """The metadata the localizer reads, of the types the writer gives them (make): experiment a JSON object with a
+    positive lr, versions a JSON object, every a positive whole number, precision float32 or float64."""
+    experiment, versions, every = meta["experiment"], meta["versions"], meta["every"]
+    if not isinstance(experiment, dict):
+        return f"metadata experiment is {json.dumps(experiment)}, expected a JSON object of the run's flags"
+    lr = experiment.get("lr")
+    if not (_is_number(lr) and np.isfinite(lr) and lr > 0):
+        return f"metadata experiment's lr is {json.dumps(lr)}, expected a positive number"
+    if not isinstance(versions, dict):
+        return f"metadata versions is {json.dumps(versions)}, expected a JSON object of package versions"
+    if not (isinstance(every, int) and not isinstance(every, bool) and every >= 1):
+        return f"metadata every is {json.dumps(every)}, expected a positive whole number (--record-every)"
+    if meta["precision"] not in PRECISIONS:
+        return f"metadata precision {meta['precision']!r}, expected {' or '.join(PRECISIONS)}"
+    return None
+
+
+def dtype_problem(record: Record) -> str | None:
+    """step and adam.count whole numbers; every other array in the record's precision, as both recorders write them
+    (an int32 loss or a float64 tensor in a float32 record is not a run's)."""
+    precision = record.metadata["precision"]
+    for name in TENSORS:
+        dtype = record.tensors[name].dtype
+        if name in INTEGERS:
+            if dtype.kind not in "iu":
+                return f"{name} has dtype {dtype}, expected whole numbers (int64)"
+        elif dtype != np.dtype(precision):
+            return f"{name} has dtype {dtype}, expected {precision} (the record's precision)"
+    return None
+
+
+def _per_step_shapes(hidden: int, points: int) -> dict:
+    """Each quantity's shape at one step (docs/records.md), the data's as a whole."""
+    params = {"w1": (1, hidden), "b1": (hidden,), "w2": (hidden, 1), "b2": (1,)}
+    shapes = {"data.x": (points, 1), "data.y": (points, 1), "forward.pre_activation": (points, hidden),
+              "forward.hidden": (points, hidden), "forward.output": (points, 1), "forward.residual": (points, 1),
+              "loss": (), "adam.count": ()}
+    for family in PER_PARAM:
+        shapes |= {f"{family}.{p}": shape for p, shape in params.items()}
+    return shapes
+
+
 def shape_problem(record: Record) -> str | None:
-    """What does not fit in one record (a quantity without the common step axis, parameters of two widths), or None."""
+    """What does not fit in one record (no steps, a quantity without the common step axis, parameters of two widths,
+    no points or no hidden units), or None."""
     t = record.tensors
+    if t["step"].ndim != 1:
+        return f"step has shape {t['step'].shape}, expected (steps,)"
     steps = t["step"].shape[0]
+    if steps == 0:
+        return "it holds no steps"
     bad = [k for k in STEP_ORDER if not k.startswith("data.") and (t[k].ndim < 1 or t[k].shape[0] != steps)]
     if bad:
         return f"{', '.join(bad)} do not have the {steps} recorded steps as their leading axis"
+    for name, rank in (("data.x", 2), ("params.b1", 2)):  # where the points and the width are read
+        if t[name].ndim != rank:
+            return f"{name} has shape {t[name].shape}, expected {rank} axes"
     hidden, points = t["params.b1"].shape[1], t["data.x"].shape[0]
-    expected = {"params.w1": (1, hidden), "params.w2": (hidden, 1), "params.b2": (1,), "data.y": (points, 1),
-                "forward.pre_activation": (points, hidden), "forward.hidden": (points, hidden)}
-    for name, shape in expected.items():
+    if hidden == 0 or points == 0:
+        return f"it holds {points} points and width {hidden}: a run has at least one of each"
+    for name, shape in _per_step_shapes(hidden, points).items():
         got = t[name].shape if name.startswith("data.") else t[name].shape[1:]
         if tuple(got) != shape:
             return f"{name} has shape {tuple(got)}, expected {shape} (width {hidden}, {points} points)"
+    return None
+
+
+def step_problem(record: Record) -> str | None:
+    """The kept steps are 0, K, 2K, ... for the record's every K (recorded_run's arange(0, steps, K))."""
+    steps, every = record.tensors["step"], record.metadata["every"]
+    if np.array_equal(steps, every * np.arange(len(steps))):
+        return None
+    shown = ", ".join(map(str, steps[:4].tolist())) + (", ..." if len(steps) > 4 else "")
+    return f"its steps {shown} do not go 0, {every}, {2 * every}, ... (every {every}, as its metadata says)"
+
+
+def value_problem(record: Record) -> str | None:
+    """Non-finite values where no run writes them. The data are always finite. Elsewhere a run that diverged writes
+    inf and NaN (compare.py records both runs whatever happens), so they are refused only where the record itself
+    proves them damaged: a loss is the mean square of its step's residuals, so a NaN or inf loss needs a non-finite
+    residual, or magnitudes whose squares' sum can overflow the precision (|hidden| |w2| + |b2| + |y| over the points:
+    any order of the sums stays below that)."""
+    t = record.tensors
+    for name in ("data.x", "data.y"):
+        if problem := nonfinite_problem(name, t[name]):
+            return problem
+    residual = np.asarray(t["forward.residual"], np.float64)
+    suspect = ~np.isfinite(t["loss"]) & np.isfinite(residual).all(axis=(1, 2))
+    for i in np.flatnonzero(suspect):
+        w2, b2 = (np.asarray(t[f"params.{p}"][i], np.float64) for p in ("w2", "b2"))
+        with np.errstate(over="ignore", invalid="ignore"):
+            size = np.abs(np.asarray(t["forward.hidden"][i], np.float64)) @ np.abs(w2) + np.abs(b2) \
+                + np.abs(np.asarray(t["data.y"], np.float64))
+            room = np.sum(size**2) < np.finfo(t["loss"].dtype).max / 4
+        if room:  # False for a NaN or inf size: nothing then proves the loss wrong
+            return (f"loss at step {int(t['step'][i])} is {t['loss'][i]}, but its residuals are finite and far from "
+                    f"overflowing (largest {np.max(np.abs(residual[i])):.3g}): not what a run writes")
     return None
 
 

@@ -192,17 +192,21 @@ def walk(a: Record, b: Record) -> Walk:
         r["data.x"], r["data.y"] = (np.broadcast_to(r[k], (steps, *r[k].shape)) for k in ("data.x", "data.y"))
     shares, worst = {}, {}
     for name in STEP_ORDER:
-        (fa, sa), (fb, sb) = expected(ra, name, lr, every), expected(rb, name, lr, every)
+        with np.errstate(all="ignore"):  # a diverged run's inf and NaN go through f as they are, without warnings
+            (fa, sa), (fb, sb) = expected(ra, name, lr, every), expected(rb, name, lr, every)
         va, vb = ra[name], rb[name]
-        diff = np.where(np.isnan(va) & np.isnan(vb), 0.0, np.abs(va - vb))  # NaN on both sides: the same NaN
-        carried = np.where(np.isnan(fa) | np.isnan(fb), diff, np.abs(fa - fb))  # not judged: the difference itself
-        rounding = FACTOR[_family(name)] * u * np.maximum(sa, sb)
-        bound = carried + rounding
-        with np.errstate(divide="ignore", invalid="ignore"):
+        # a diverged run's inf and NaN (compare.py records them): equal values, the same inf or NaN on both sides,
+        # are no difference, whatever the bound (inf - inf is NaN there)
+        same = (va == vb) | (np.isnan(va) & np.isnan(vb))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            diff = np.where(same, 0.0, np.abs(va - vb))
+            carried = np.where(np.isnan(fa) | np.isnan(fb), diff, np.abs(fa - fb))  # not judged: the difference
+            rounding = FACTOR[_family(name)] * u * np.maximum(sa, sb)
+            bound = carried + rounding
             # the share of the rounding allowance the difference uses beyond what was carried in: > 1 exactly where
             # diff > bound (a difference carried in whole reads 0, not 1)
             ratio = np.where(diff <= carried, 0.0, (diff - carried) / rounding)
-        ratio = np.where(np.isnan(diff) | np.isnan(bound), np.inf, ratio)
+        ratio = np.where(same, 0.0, np.where(np.isnan(diff) | np.isnan(bound), np.inf, ratio))
         if name.startswith("data."):
             ratio = np.concatenate([ratio[:1], np.zeros_like(ratio[1:])])
         flat = ratio.reshape(steps, -1)

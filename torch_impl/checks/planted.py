@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import torch
 
+from jax_impl.files.records import INTEGERS, STEP_ORDER
 from torch_impl.checks.diverge import B1, B2, EPS
 from torch_impl.twin.record import TwinRun, recorded_run
 
@@ -35,6 +36,9 @@ EXPECTED = {
     "lr_one_step_late": (0, "update", "params.after"),
     "sigmoid_float32": (0, "forward.hidden", "forward.hidden"),
 }
+
+# The quantities --into can plant a difference in: those with a step axis, of real numbers (records.INTEGERS are not).
+PLANTABLE = tuple(q for q in STEP_ORDER if not q.startswith("data.") and q not in INTEGERS)
 
 
 def implementation(name: str) -> str:
