@@ -37,7 +37,7 @@ def parse_args(argv=None):
     p.add_argument("--no-cache", action="store_true", help="do not use JAX's persistent compilation cache")
     recording.add_record_flags(p, cli.positive_int, "FILE-jax and FILE-torch")
     args = cli.check_run_flags(p, p.parse_args(argv))
-    recording.check_record_flags(p, args)
+    recording.check_record_flags(p, args, pair=True)
     if args.attribute and (args.x64 or args.optimizer != "adam"):
         p.error("--attribute studies Adam's float32 gap: it takes neither --x64 nor --optimizer sgd")
     return args
@@ -86,12 +86,11 @@ def main(argv=None):
 
 
 def check_records(args) -> None:
-    """Before any work: --record's two files (recording.pair_paths) can be written, and neither is --init's file,
-    which a record written over it would lose."""
+    """Before any work: neither of --record's two files (recording.pair_paths; check_record_flags saw that they can
+    be written) is --init's file, which a record written over it would lose."""
     if args.record is None:
         return
     for path in recording.pair_paths(args.record).values():
-        check_writable(path, "--record")
         if args.init is not None and same_file(path, args.init):
             raise InputError(f"--record {args.record}: would write {path} over the --init weights")
 

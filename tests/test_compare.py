@@ -456,3 +456,15 @@ def test_a_record_pair_whose_move_fails_leaves_neither(compare_script, tmp_path,
     assert code == 2 and out == ""
     assert err == f"compare.py: error: cannot write {tmp_path}/r-{side}.safetensors: No space left on device\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_record_pair_is_checked_as_the_two_files_it_writes(compare_script, tmp_path):
+    """--record FILE writes FILE-jax and FILE-torch, not FILE: a folder named FILE is no obstacle, a folder at
+    FILE-jax is (recording.check_record_flags(pair=True))."""
+    (tmp_path / "r").mkdir()
+    args = compare_script.parse_args(["--steps", "3", "--no-plots", "--record", str(tmp_path / "r")])
+    assert args.record == str(tmp_path / "r")
+    (tmp_path / "r-jax.safetensors").mkdir()
+    with pytest.raises(SystemExit) as e:
+        compare_script.parse_args(["--steps", "3", "--no-plots", "--record", str(tmp_path / "r")])
+    assert e.value.code == 2

@@ -461,7 +461,8 @@ def test_a_network_of_width_0_is_refused_by_every_script_that_reads_weights(tmp_
     run = ["--out", out, "--steps", "3", "--no-plots", "--no-cache"]
     for module, argv in [(convert_weights, [path, target]), (train_jax, ["--init", path, *run]),
                          (train_jax, ["--init", path, "--x64", *run]), (train_torch, ["--init", path, *run]),
-                         (compare, ["--init", path, "--no-plots"]), (plant_fault, ["--init", path]),
+                         (compare, ["--init", path, "--no-plots"]),
+                         (plant_fault, ["--init", path, "--bug", "eps_inside_sqrt", "--record", tmp_path / "p.st"]),
                          (validate_grads, ["--params", path]), (validate_grads, ["--params", path, "--x64"])]:
         code, stdout, err = run_cli(module, capsys, *argv)
         assert code == 2 and stdout == "", (module.__name__, argv, stdout, err)

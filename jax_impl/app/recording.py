@@ -18,11 +18,11 @@ def add_record_flags(parser, positive_int, what: str = "FILE") -> None:
                         help="keep every K-th step in the record (default 1: every step)")
 
 
-def check_record_flags(parser, args) -> None:
+def check_record_flags(parser, args, pair: bool = False) -> None:
     """Only Adam is recorded (its moments are the record's optimizer state): another optimizer with --record is one
     line and exit 2, as are --record-every without --record and --record with --resume (a record starts at step 0)
     and a --record that cannot be written (params_io.check_writable: the record is written at the run's end, after
-    its other outputs)."""
+    its other outputs). pair: FILE stands for FILE-jax and FILE-torch (compare.py; pair_paths), the files checked."""
     if args.record is None:
         if args.record_every != 1:
             parser.error("--record-every needs --record FILE")
@@ -33,7 +33,8 @@ def check_record_flags(parser, args) -> None:
         parser.error(f"--record records Adam's moments: it takes only --optimizer adam without --optimizer-args "
                      f"(not {args.optimizer})")
     try:
-        check_writable(args.record, "--record")
+        for path in pair_paths(args.record).values() if pair else [args.record]:
+            check_writable(path, "--record")
     except InputError as e:
         parser.error(str(e))
 
