@@ -32,11 +32,14 @@ def main(argv=None):
                    help="the resume table instead: each row stopped at step K, its state file written and read, "
                         "continued in each framework to --steps, against the uninterrupted run")
     p.add_argument("--stepwise", action="store_true",
-                   help="with --stop: JAX's step jitted once per row and called step by step, instead of the "
-                        "programs --resume runs (one compilation per row instead of three; the tests use it)")
+                   help="with --stop (refused without it): JAX's step jitted once per row and called step by "
+                        "step, instead of the programs --resume runs (one compilation per row instead of three; the "
+                        "tests use it)")
     args = p.parse_args(argv)
     if args.stop is not None and args.stop >= args.steps:
         p.error(f"--stop {args.stop} must be below --steps {args.steps}")
+    if args.stepwise and args.stop is None:  # it chooses how the resume table's JAX side runs: nothing without one
+        p.error("--stepwise changes only the resume table: give --stop K too")
     check_steps(p, args)
     cli.setup_jax(x64=args.x64)
     if args.stop is not None:

@@ -145,6 +145,8 @@ def _refusal(monkeypatch, capsys, *args) -> tuple[int, str]:
     (["--steps", "2000000000"], "--steps 2000000000: the run needs about 7,629.4 GiB (7,629.4 GiB of it for --steps), "
                                 "but this machine has 16.0 GiB free; ask for less"),
     (["--steps", "2000000000", "--stop", "5"], "--steps 2000000000: the run needs about 927."),
+    # --stepwise chooses how the resume table runs JAX: without --stop it was silently ignored
+    (["--stepwise"], "--stepwise changes only the resume table: give --stop K too"),
 ])
 def test_a_run_that_cannot_work_is_refused_in_one_line_before_work(monkeypatch, capsys, args, line):
     code, err = _refusal(monkeypatch, capsys, *args)
