@@ -314,3 +314,16 @@ def test_the_replays_forward_scales_by_hand():
     s = 1 / (1 + np.exp(-2.5))
     np.testing.assert_allclose(scales["forward.pre_activation"], [[2.5]], rtol=1e-15)
     np.testing.assert_allclose(scales["forward.hidden"], [[s + s * (1 - s) * 2.5 + 1]], rtol=1e-15)
+
+
+@pytest.mark.parametrize("out, line", [("folder", "{path}: is a folder"), ("", ": an empty path")])
+def test_calibrate_refuses_an_out_file_that_cannot_be_written_before_the_runs(tmp_path, out, line):
+    """--out was written with a plain write_text after every seed's runs (minutes): a folder failed then with a
+    traceback. Now refused before the first run, in one line, and the file is written whole (params_io.save_text)."""
+    path = tmp_path / out if out else ""
+    if out:
+        path.mkdir()
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "diverge_calibrate.py"), "--seeds", "1", "--steps",
+                           "1", "--out", str(path)], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == f"diverge_calibrate.py: error: --out{' ' if out else ''}{line.format(path=path)}\n"
