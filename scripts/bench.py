@@ -2,7 +2,7 @@
 
     python scripts/bench.py --quick                 # the notebook's size and 10^4 points: 108 s on 2 cores (AMD)
     python scripts/bench.py --json bench/results-cpu.json --out bench/cpu.png      # the full sweep (the default)
-    python scripts/bench.py --device gpu --json bench/results-gpu.json --out bench/gpu.png
+    python scripts/bench.py --device gpu --json bench/results-gpu.json --out bench/gpu.png   # exit 2 with no GPU
     python scripts/bench.py --tiny                  # seconds: what tests/test_bench.py runs
     python scripts/bench.py --quick --cores 1       # on one core: which lead is parallelism, which is fusion
 
@@ -28,7 +28,7 @@ import sys
 import tempfile
 
 from jax_impl.app import cli
-from jax_impl.files.params_io import save_text
+from jax_impl.files.params_io import InputError, save_text
 from torch_impl.bench import machine, plan, report
 from torch_impl.bench.records import best_torch, find, table_order
 from torch_impl.bench.timing import MIN_REPEATS, measure, measure_kept, pair_ensembles, progress
@@ -127,9 +127,8 @@ def main(argv=None):
     inductor_cache = tempfile.TemporaryDirectory(prefix="bench-inductor-")
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", inductor_cache.name)
     missing = machine.gpu_missing(args.device)
-    if missing:
-        print(f"bench.py: --device gpu, but no GPU here ({missing}); nothing measured", file=sys.stderr)
-        return
+    if missing:  # the run asked for cannot be made here: refused as --cores beyond the machine is, and no file written
+        raise InputError(f"--device gpu: no GPU here ({missing}); nothing measured, nothing written")
     check_outputs(args)
     import jax
     import torch

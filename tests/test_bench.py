@@ -209,16 +209,18 @@ def test_tiny_run_end_to_end(script, tmp_path):
     assert image["size"][0] > 400 and image["grey_levels"] > 10
 
 
-def test_gpu_requested_without_gpu_skips_cleanly(script, tmp_path):
+def test_gpu_requested_without_gpu_is_refused_in_one_line(script, tmp_path):
+    """The run asked for cannot be made here: one line and exit 2, as --cores beyond the machine (it was exit 0 with
+    a note, so a script that asked for --json FILE went on without its file)."""
     import torch
 
     if torch.cuda.is_available() or any(d.platform == "gpu" for d in jax.devices()):
-        pytest.skip("a GPU is present: the skip path does not apply")
+        pytest.skip("a GPU is present: the refusal does not apply")
     out_json = tmp_path / "r.json"
     done = script("bench.py", "--device", "gpu", "--tiny", "--json", out_json)
-    assert done.returncode == 0, done.stderr
-    assert "no GPU here" in done.stderr and "nothing measured" in done.stderr
-    assert done.stdout == "" and not out_json.exists()
+    assert done.returncode == 2 and done.stdout == "" and not out_json.exists()
+    assert done.stderr.startswith("bench.py: error: --device gpu: no GPU here (") and done.stderr.endswith(
+        "); nothing measured, nothing written\n") and done.stderr.count("\n") == 1, done.stderr
 
 
 @pytest.mark.parametrize("flag", ["--json", "--out"])
