@@ -2,7 +2,7 @@
 
     python scripts/bench.py --quick                 # the notebook's size and 10^4 points: 108 s on 2 cores (AMD)
     python scripts/bench.py --json bench/results-cpu.json --out bench/cpu.png      # the full sweep (the default)
-    python scripts/bench.py --device gpu --json bench/results-gpu.json --out bench/gpu.png
+    python scripts/bench.py --device gpu --json bench/results-gpu.json --out bench/gpu.png   # exit 2 with no GPU
     python scripts/bench.py --tiny                  # seconds: what tests/test_bench.py runs
     python scripts/bench.py --quick --cores 1       # on one core: which lead is parallelism, which is fusion
 
@@ -24,12 +24,11 @@ gets a fresh folder. Timings on a shared machine are noisy: compare medians from
 
 import json
 import os
-import pathlib
 import sys
 import tempfile
 
 from jax_impl.app import cli
-from jax_impl.files.params_io import save_text
+from jax_impl.files.params_io import InputError, save_text
 from torch_impl.bench import machine, plan, report
 from torch_impl.bench.records import best_torch, find, table_order
 from torch_impl.bench.timing import MIN_REPEATS, measure, measure_kept, pair_ensembles, progress
@@ -58,6 +57,17 @@ def parse_args(argv=None):
     p.add_argument("--json", metavar="FILE", help="write the records as JSON ('-': to stdout instead of the table)")
     p.add_argument("--out", metavar="FILE.png", help="write the log-log plot of time against points")
     return plan.complete(p.parse_args(argv), MIN_REPEATS)
+
+
+def check_outputs(args) -> None:
+    """Before any work: --json FILE (unless '-', stdout) and --out FILE.png can be written at the end
+    (outputs.check_file: not empty, not a folder, their folder made). Before, only the folder was made, so a folder
+    given as FILE failed after the minutes of the sweep."""
+    from torch_impl.bench import outputs
+
+    if args.json != "-":
+        outputs.check_file(args.json, "--json")
+    outputs.check_file(args.out, "--out")
 
 
 def floor_record(records, inputs, points, args, jax_device) -> dict:
@@ -107,9 +117,6 @@ def run_cases(args, jax_device) -> list[dict]:
 
 def main(argv=None):
     args = parse_args(argv)
-    for path in (args.json, args.out):
-        if path and path != "-":
-            cli.prepare_out_dir(pathlib.Path(path).resolve().parent)
     if args.cores:  # before JAX starts: its CPU devices and XLA's threads count the cores this process may use
         allowed = sorted(os.sched_getaffinity(0))
         if args.cores > len(allowed):
@@ -120,9 +127,9 @@ def main(argv=None):
     inductor_cache = tempfile.TemporaryDirectory(prefix="bench-inductor-")
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", inductor_cache.name)
     missing = machine.gpu_missing(args.device)
-    if missing:
-        print(f"bench.py: --device gpu, but no GPU here ({missing}); nothing measured", file=sys.stderr)
-        return
+    if missing:  # the run asked for cannot be made here: refused as --cores beyond the machine is, and no file written
+        raise InputError(f"--device gpu: no GPU here ({missing}); nothing measured, nothing written")
+    check_outputs(args)
     import jax
     import torch
 
@@ -144,7 +151,7 @@ def main(argv=None):
         records += process_records(args.process, args.device)
     base["machine"]["load_avg_end"] = machine.load_average()
     records = sorted(({**r, **base} for r in records), key=table_order)
-    if args.json:
+    if args.json is not None:
         text = json.dumps(records, indent=1)
         if args.json == "-":
             print(text)
@@ -154,7 +161,7 @@ def main(argv=None):
         targets = report.target_lines(records)
         print(report.markdown_table(records) + ("\n\n" + "\n".join(targets) if targets else ""))
         print(f"\n{machine.described(base)}; `python scripts/bench.py {' '.join(sys.argv[1:])}`")
-    if args.out:
+    if args.out is not None:
         from jax_impl.app import plots
         from torch_impl.bench import chart
 

@@ -19,6 +19,7 @@ import tempfile
 import time
 
 from jax_impl.app import cli
+from jax_impl.files.params_io import save_text
 
 PAIRS = (("jax-float32", "torch-float32"), ("jax-float64", "torch-float64"), ("jax-float32", "jax-float64"))
 
@@ -61,6 +62,9 @@ def main(argv=None):
     args = parse_args(argv)
     if args.jax_child:
         return jax_child(args, *args.jax_child)
+    from torch_impl.bench import outputs
+
+    outputs.check_file(args.out, "--out")  # written after minutes of runs: refused now if it cannot be
     import numpy as np
     import torch
 
@@ -96,8 +100,7 @@ def main(argv=None):
               "versions": {"torch": torch.__version__, "numpy": np.__version__}, "crossings": crossings,
               "worst_share": {pair: max(shares.values()) for pair, shares in worst.items()},
               "worst_share_by_quantity": worst, "seconds": round(time.perf_counter() - start, 1)}
-    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    pathlib.Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    save_text(args.out, json.dumps(result, indent=1) + "\n")  # whole or not at all (atomic_path)
     print(f"{len(crossings)} crossings over {args.seeds} seeds x {args.steps} steps x {len(PAIRS)} pairs; worst share "
           + ", ".join(f"{k} {v:.3g}" for k, v in result["worst_share"].items()) + f"; wrote {args.out}")
     if crossings:

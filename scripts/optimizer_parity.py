@@ -14,6 +14,13 @@ import json
 from jax_impl.app import cli
 
 FLOAT64_BOUND = 1e-12  # Adam's float64 bound today (torch_impl/checks/compare.py TOLERANCES): each row must meet it
+# The optimizers count their steps in an int32 (torch_optim's count, optax's) and jax.lax.scan's length is one: a run
+# of 2**31 steps or more cannot be made (JAX raises OverflowError), whatever the memory.
+MAX_STEPS = 2**31 - 1
+# The parity table keeps every step's parameters in both frameworks (the scan's output and its numpy copy, the twin's
+# list of state dicts and its stack) and every step's difference per tensor: measured 1.9-2.7 KB a step (adam, 10**5
+# and 3 * 10**5 steps, float32 and float64, peak RSS); this upper estimate leaves 1.5x.
+PARITY_STEP_BYTES = 4096
 
 
 def main(argv=None):
@@ -25,11 +32,15 @@ def main(argv=None):
                    help="the resume table instead: each row stopped at step K, its state file written and read, "
                         "continued in each framework to --steps, against the uninterrupted run")
     p.add_argument("--stepwise", action="store_true",
-                   help="with --stop: JAX's step jitted once per row and called step by step, instead of the "
-                        "programs --resume runs (one compilation per row instead of three; the tests use it)")
+                   help="with --stop (refused without it): JAX's step jitted once per row and called step by "
+                        "step, instead of the programs --resume runs (one compilation per row instead of three; the "
+                        "tests use it)")
     args = p.parse_args(argv)
     if args.stop is not None and args.stop >= args.steps:
         p.error(f"--stop {args.stop} must be below --steps {args.steps}")
+    if args.stepwise and args.stop is None:  # it chooses how the resume table's JAX side runs: nothing without one
+        p.error("--stepwise changes only the resume table: give --stop K too")
+    check_steps(p, args)
     cli.setup_jax(x64=args.x64)
     if args.stop is not None:
         return resume_table(args)
@@ -51,6 +62,24 @@ def main(argv=None):
                      f"{r['torch_vs_itself_201_steps']:.1e} after 201" if r.get("amplifying") else ""))
     if args.x64 and any(not r["worst"] <= FLOAT64_BOUND for r in rows):
         raise SystemExit(cli.MISMATCH)
+
+
+def check_steps(parser, args) -> None:
+    """parser.error (one line, exit 2), before jax is imported, for a --steps that cannot run: above the int32 step
+    count (MAX_STEPS), or needing more memory than the machine has free (sizes.refusal's rule). The table keeps
+    every step (PARITY_STEP_BYTES); the resume table keeps a training run's losses and snapshots (sizes.run_bytes)."""
+    from jax_impl.app import sizes
+    from jax_impl.core import footprint
+
+    if args.steps > MAX_STEPS:
+        parser.error(f"--steps {args.steps} is above 2**31 - 1: the optimizers count steps in an int32")
+    itemsize = 8 if args.x64 else 4
+    needs = (args.steps * PARITY_STEP_BYTES if args.stop is None else
+             sum(sizes.run_bytes(points=100, hidden=20, steps=args.steps, every=20, itemsize=itemsize,
+                                 pictures=False).values()))
+    line = sizes.refusal({"--steps": needs}, {"--steps": args.steps}, footprint.available_bytes())
+    if line:
+        parser.error(line)
 
 
 def resume_table(args):

@@ -16,7 +16,7 @@ import pathlib
 import sys
 
 from jax_impl.app import cli
-from jax_impl.files.params_io import save_text
+from jax_impl.files.params_io import InputError, save_text
 
 # The (N, H) arrays a step of XLA's program reads or writes whole (docs/benchmarks.md, "What limits"): the sigmoid
 # fusion writes h, the dz fusion reads h and writes dz, the db1 reduction and the dw1 dot read dz, the output and dw2
@@ -75,6 +75,18 @@ def lines(result) -> list[str]:
     return out + kernel_lines(result)
 
 
+def check_outputs(args) -> None:
+    """Before the profiling: --json FILE can be written (outputs.check_file: not a folder, its folder made) and
+    --hlo DIR is a folder that takes files (made if missing). An empty path is refused, not read as no flag."""
+    from torch_impl.bench import outputs
+
+    outputs.check_file(args.json, "--json")
+    if args.hlo is not None:
+        if not args.hlo.strip():
+            raise InputError("--hlo: an empty path")
+        cli.prepare_out_dir(pathlib.Path(args.hlo))
+
+
 def main(argv=None):
     p = cli.ArgumentParser(description=__doc__)
     p.add_argument("--points", type=cli.positive_int, nargs="+", default=[1_000, 10_000, 100_000])
@@ -85,8 +97,7 @@ def main(argv=None):
     p.add_argument("--json", metavar="FILE", help="write the profiles here as JSON, with the machine")
     p.add_argument("--hlo", metavar="DIR", help="write each size's optimized HLO here")
     args = p.parse_args(argv)
-    for folder in ([pathlib.Path(args.json).resolve().parent] if args.json else []) + ([args.hlo] if args.hlo else []):
-        cli.prepare_out_dir(pathlib.Path(folder))
+    check_outputs(args)
     cli.setup_jax(cache_dir=None)
     from torch_impl.bench import floor, machine
 
@@ -99,7 +110,7 @@ def main(argv=None):
         print(f"ensemble of {result['models']:,} ({result['points']} x {result['hidden']}): "
               f"{result['untraced_s'] / result['steps'] * 1e3:.4f} ms a step untraced")
         print("\n".join(kernel_lines(result)))
-    if args.json:
+    if args.json is not None:
         record = {"command": "python scripts/profile_fit.py " + " ".join(sys.argv[1:] if argv is None else argv),
                   "rates": rates, **machine.environment("cpu"), "profiles": results, "ensembles": ensembles}
         save_text(args.json, json.dumps(record, indent=1) + "\n")

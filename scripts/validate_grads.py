@@ -17,12 +17,13 @@ their truncation plus the losses' rounding over the step. So a near-cancelling e
 well-conditioned one much more tightly. The table gives, per tensor, the largest absolute difference and the worst
 entry's difference in units of its allowance (<= 1 agrees). The JAX side runs at "highest" matmul precision and torch
 with TF32 off (what a GPU would otherwise change). Exit codes: 0 all agree, 1 a method disagrees beyond its
-allowance, 2 bad input. The check itself: torch_impl/checks/grad_check.py.
+allowance, 2 bad input (weights whose loss is not finite among it). The check itself: torch_impl/checks/grad_check.py.
 """
 
 import json
 
 from jax_impl.app import cli, sizes
+from jax_impl.files.params_io import InputError
 
 
 def parse_args(argv=None):
@@ -65,6 +66,8 @@ def main(argv=None):
     dtype = jnp.float64 if args.x64 else jnp.float32
     params, x, y, source = grad_check.inputs(params=params_np, params_file=args.params, torch_seed=args.torch_seed,
                                              seed=args.seed, hidden=args.hidden, dtype=dtype)
+    if problem := grad_check.nonfinite_problem(params, x, y, args.loss):  # before the four methods' work
+        raise InputError(f"{source}: {problem}")
     results = grad_check.all_methods(params, x, y, args.loss)
     about = {"loss": args.loss, "source": source, "dtype": jnp.dtype(dtype).name, "points": int(x.shape[0])}
     allowances, report = grad_check.check(results, params, x, y, args.loss, about["dtype"])

@@ -209,16 +209,42 @@ def test_tiny_run_end_to_end(script, tmp_path):
     assert image["size"][0] > 400 and image["grey_levels"] > 10
 
 
-def test_gpu_requested_without_gpu_skips_cleanly(script, tmp_path):
+def test_gpu_requested_without_gpu_is_refused_in_one_line(script, tmp_path):
+    """The run asked for cannot be made here: one line and exit 2, as --cores beyond the machine (it was exit 0 with
+    a note, so a script that asked for --json FILE went on without its file)."""
     import torch
 
     if torch.cuda.is_available() or any(d.platform == "gpu" for d in jax.devices()):
-        pytest.skip("a GPU is present: the skip path does not apply")
+        pytest.skip("a GPU is present: the refusal does not apply")
     out_json = tmp_path / "r.json"
     done = script("bench.py", "--device", "gpu", "--tiny", "--json", out_json)
-    assert done.returncode == 0, done.stderr
-    assert "no GPU here" in done.stderr and "nothing measured" in done.stderr
-    assert done.stdout == "" and not out_json.exists()
+    assert done.returncode == 2 and done.stdout == "" and not out_json.exists()
+    assert done.stderr.startswith("bench.py: error: --device gpu: no GPU here (") and done.stderr.endswith(
+        "); nothing measured, nothing written\n") and done.stderr.count("\n") == 1, done.stderr
+
+
+@pytest.mark.parametrize("flag", ["--json", "--out"])
+def test_an_output_file_that_cannot_be_written_is_refused_before_work(script, tmp_path, flag):
+    """A folder given as FILE got through (only its parent was checked) and failed after the sweep; an empty path
+    was read as no flag. --tiny would take seconds: the refusal comes before any of it."""
+    done = script("bench.py", "--tiny", flag, tmp_path)
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", f"bench.py: error: {flag} {tmp_path}: is a folder\n")
+    done = script("bench.py", "--tiny", flag, "")
+    assert (done.returncode, done.stderr) == (2, f"bench.py: error: {flag}: an empty path\n")
+
+
+def test_an_output_files_missing_folder_is_made_but_a_refused_path_makes_nothing(tmp_path):
+    """outputs.check_file: the benchmarks made a missing folder for their files (bench/...) and still do; a path
+    that is refused (a folder) leaves nothing behind."""
+    from jax_impl.files.params_io import InputError
+    from torch_impl.bench import outputs
+
+    assert outputs.check_file(tmp_path / "new" / "r.json", "--json") == tmp_path / "new" / "r.json"
+    assert (tmp_path / "new").is_dir() and list((tmp_path / "new").iterdir()) == []
+    (tmp_path / "d").mkdir()
+    with pytest.raises(InputError, match=r"^--out .*d: is a folder$"):
+        outputs.check_file(tmp_path / "d", "--out")
+    assert outputs.check_file(None, "--json") is None
 
 
 @pytest.mark.parametrize("flags", [["--points", "0"], ["--device", "tpu"], ["--quick", "--tiny"],

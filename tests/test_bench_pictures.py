@@ -28,6 +28,21 @@ def test_a_root_without_the_scripts_is_one_line(tmp_path, script):
         f"bench_pictures.py: error: --root {tmp_path.resolve()}: no scripts/train_jax.py there"]
 
 
+@pytest.mark.parametrize("where, line", [
+    ("folder", "{path}: is a folder"), ("missing/r.json", "{path}: {path.parent} does not exist"),
+    ("", ": an empty path"),
+])
+def test_a_json_file_that_cannot_be_written_is_refused_before_the_rounds(tmp_path, script, where, line):
+    """--json was written only after every round (minutes): a folder, a missing folder or an empty path failed then,
+    or (empty) wrote nothing. Now refused before the first round."""
+    path = "" if not where else tmp_path / where
+    if where == "folder":
+        path.mkdir()
+    result = script("bench_pictures.py", "--json", path, "--rounds", 1)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"bench_pictures.py: error: --json{' ' if where else ''}{line.format(path=path)}\n"
+
+
 def test_timed_scripts_keep_their_bytecode(tmp_path, monkeypatch):
     """timing.script_env: a second run of a script finds its modules compiled, whatever the shell says (a sandbox's
     PYTHONDONTWRITEBYTECODE=1 made every timed run compile the project's modules again)."""

@@ -520,3 +520,16 @@ def test_equal_infinities_are_no_crossing_and_one_sided_ones_are(small_record):
     assert diverge.walk(both, both).first is None
     first = diverge.walk(both, a).first
     assert (first.step, first.quantity, first.ratio) == (4, "loss", np.inf)
+
+
+@pytest.mark.parametrize("out, line", [("folder", "{path}: is a folder"), ("", ": an empty path")])
+def test_calibrate_refuses_an_out_file_that_cannot_be_written_before_the_runs(tmp_path, out, line):
+    """--out was written with a plain write_text after every seed's runs (minutes): a folder failed then with a
+    traceback. Now refused before the first run, in one line, and the file is written whole (params_io.save_text)."""
+    path = tmp_path / out if out else ""
+    if out:
+        path.mkdir()
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "diverge_calibrate.py"), "--seeds", "1", "--steps",
+                           "1", "--out", str(path)], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == f"diverge_calibrate.py: error: --out{' ' if out else ''}{line.format(path=path)}\n"

@@ -103,6 +103,15 @@ def check(params, loss, x=None, y=None):
     return results, allowances, report
 
 
+def refused(dtype) -> list[str]:
+    """The states (and tiny fits) whose loss or gradient grad_check.nonfinite_problem calls not finite, for either
+    loss: validate_grads.py would refuse them. Correct weights must never be among them."""
+    cases = [(name, params, *data.notebook_data(dtype)) for name, params in states(dtype).items()]
+    cases += [(name, *fit) for name, fit in tiny_fits(dtype).items()]
+    return [f"{name} ({loss})" for name, params, x, y in cases for loss in ("sse", "mse")
+            if grad_check.nonfinite_problem(params, x, y, loss)]
+
+
 def worst_units(dtype) -> dict:
     """{method: (units, state, loss, tensor)}: the largest difference in units of its allowance over all states."""
     worst = {}
@@ -133,12 +142,17 @@ def test_no_false_alarm_float32():
         assert units <= 1.0, (method, units, where)
 
 
+def test_no_correct_state_is_refused_as_not_finite_float32():
+    assert refused(jnp.float32) == []
+
+
 def test_no_false_alarm_float64():
-    """The same states in float64, in a fresh process."""
+    """The same states in float64, in a fresh process: none refused as not finite, none flagged."""
     result = subprocess.run([sys.executable, __file__, "--x64"], capture_output=True, text=True, timeout=600,
                             env={**os.environ, "JAX_ENABLE_X64": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     worst = json.loads(result.stdout.splitlines()[-1])
+    assert worst["refused"] == []
     assert worst["dtype"] == "float64" and set(worst["worst"]) == {"manual", "torch", "finite_diff"}
     for method, (units, *where) in worst["worst"].items():
         assert units <= 1.0, (method, units, where)
@@ -231,7 +245,17 @@ if __name__ == "__main__":
             planted_error_is_flagged(all_states[state], tensors, PLANTED[dtype_name()])
         print(f"planted errors flagged at {len(SHARPNESS_STATES)} states")
     else:
-        print(json.dumps({"dtype": dtype_name(), "worst": worst_units(dtype)}))
+        print(json.dumps({"dtype": dtype_name(), "worst": worst_units(dtype), "refused": refused(dtype)}))
+
+
+def test_a_unit_saturated_beyond_exps_range_is_no_warning_and_no_false_alarm():
+    """|w1| = 1e5: h reaches -1e5, where the float64 finite differences' exp(-h) overflows to inf and the sigmoid is
+    1 / (1 + inf) = 0, the right value: no RuntimeWarning (pytest makes one an error), and the four methods agree."""
+    params = {**data.notebook_validation_params(), "w1": np.full((1, 20), 1e5, np.float32)}
+    params = {k: jnp.asarray(v) for k, v in params.items()}
+    assert grad_check.nonfinite_problem(params, *data.notebook_data(), "sse") is None
+    _, _, report = check(params, "sse")
+    assert grad_error.mismatches(report) == []
 
 
 def test_the_rounding_scale_of_one_point_by_hand():

@@ -14,7 +14,7 @@ from jax.test_util import check_grads
 
 from jax_impl.core import data, layout, model, train
 from jax_impl.core.layout import PARAM_NAMES
-from jax_impl.files.params_io import load_params, save_npz
+from jax_impl.files.params_io import InputError, load_params, save_npz
 from torch_impl.checks import grad_check, grad_error, precision
 from torch_impl.checks import jax_grads as grads
 
@@ -293,6 +293,30 @@ def test_script_says_what_finite_differences_cannot_judge(tmp_path, monkeypatch,
     code, out = run_main(validate_grads, monkeypatch, capsys, "--params", tmp_path / "huge.npz")
     assert code == 0
     assert "finite_diff cannot judge w2, b2 here" in out
+
+
+def test_weights_whose_loss_overflows_are_refused_in_one_line(tmp_path, monkeypatch, capsys):
+    """|w2| = 1e19 in float32: the loss is inf, so every gradient is inf or NaN. It was a NaN MISMATCH table and
+    exit 1; now the weights are refused before the four methods run, and no numpy warning is printed (pytest makes
+    one an error)."""
+    params = {**load_params(NOTEBOOK_PARAMS), "w2": np.full((20, 1), 1e19, np.float32)}
+    np.savez(tmp_path / "huge.npz", **params)
+    monkeypatch.setattr(grad_check, "all_methods", lambda *args: pytest.fail("the check ran"))
+    with pytest.raises(InputError) as error:
+        run_main(validate_grads, monkeypatch, capsys, "--params", tmp_path / "huge.npz")
+    assert str(error.value) == (f"{tmp_path / 'huge.npz'}: the loss at these weights is not finite (sse = inf in "
+                                "float32): the check needs finite gradients")
+
+
+def test_weights_around_1e300_in_float64_are_one_line_and_exit_2(tmp_path, script):
+    """The reviewer's case: weights ~1e300 with --x64 printed 12 lines of numpy overflow warnings and a NaN MISMATCH
+    table (exit 1)."""
+    params = {k: v.astype(np.float64) * 1e300 for k, v in load_params(NOTEBOOK_PARAMS).items()}
+    np.savez(tmp_path / "huge64.npz", **params)
+    result = script("validate_grads.py", "--params", tmp_path / "huge64.npz", "--x64")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (f"validate_grads.py: error: {tmp_path / 'huge64.npz'}: the loss at these weights is not "
+                             "finite (sse = inf in float64): the check needs finite gradients\n")
 
 
 def write_bad_file(tmp_path, kind):

@@ -50,6 +50,17 @@ def test_profile_fit_script_writes_its_record(script, tmp_path):
     assert done.stdout.startswith("64 x 8: ") and "ensemble of 2 (100 x 20): " in done.stdout
 
 
+@pytest.mark.parametrize("flag", ["--json", "--hlo"])
+def test_profile_fit_refuses_a_folder_as_json_and_empty_paths_before_work(script, tmp_path, flag):
+    """A folder given as --json FILE passed (only its parent was checked) and failed after the profiling; an empty
+    --json or --hlo was read as no flag and wrote nothing."""
+    if flag == "--json":
+        done = script("profile_fit.py", "--points", "64", "--json", tmp_path)
+        assert (done.returncode, done.stderr) == (2, f"profile_fit.py: error: --json {tmp_path}: is a folder\n")
+    done = script("profile_fit.py", "--points", "64", flag, "")
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", f"profile_fit.py: error: {flag}: an empty path\n")
+
+
 def test_profile_fit_bad_folder_is_one_line(script, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")

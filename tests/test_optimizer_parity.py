@@ -121,3 +121,45 @@ def test_compare_agrees_for_an_optimizer_with_arguments(tmp_path):
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["optimizer"] == "rmsprop(momentum=0.9, centered=True)" and report["ok"], report
+
+
+def _refusal(monkeypatch, capsys, *args) -> tuple[int, str]:
+    """optimizer_parity.py's main() with ARGS on a machine with 16 GiB free: (exit code, stderr), from its checks
+    before any work (jax is not set up: a run would fail the test by taking minutes)."""
+    from jax_impl.core import footprint
+
+    module = import_script("optimizer_parity")
+    monkeypatch.setattr(footprint, "available_bytes", lambda: 16 * 2**30)
+    monkeypatch.setattr(module.cli, "setup_jax", lambda **kwargs: pytest.fail("the run started"))
+    monkeypatch.setattr("sys.argv", ["optimizer_parity.py", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        module.main()
+    return exit_info.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, line", [
+    # jax.lax.scan's length and the optimizers' step count are int32: JAX raised OverflowError, a 37-line traceback
+    (["--steps", "100000000000"],
+     "--steps 100000000000 is above 2**31 - 1: the optimizers count steps in an int32"),
+    # every step kept in both frameworks: it ran for ever (and took SIGTERM only once the jitted scan returned)
+    (["--steps", "2000000000"], "--steps 2000000000: the run needs about 7,629.4 GiB (7,629.4 GiB of it for --steps), "
+                                "but this machine has 16.0 GiB free; ask for less"),
+    (["--steps", "2000000000", "--stop", "5"], "--steps 2000000000: the run needs about 927."),
+    # --stepwise chooses how the resume table runs JAX: without --stop it was silently ignored
+    (["--stepwise"], "--stepwise changes only the resume table: give --stop K too"),
+])
+def test_a_run_that_cannot_work_is_refused_in_one_line_before_work(monkeypatch, capsys, args, line):
+    code, err = _refusal(monkeypatch, capsys, *args)
+    assert code == 2 and err.startswith(f"optimizer_parity.py: error: {line}") and err.count("\n") == 1, err
+
+
+def test_the_largest_step_count_that_fits_is_not_refused(monkeypatch, capsys):
+    """The bound is the memory (PARITY_STEP_BYTES a step within 0.8 of what is free), not a round number: 3 * 10**6
+    steps (12 GiB) fit in 16 GiB free, and get as far as setting up jax."""
+    module = import_script("optimizer_parity")
+    monkeypatch.setattr("jax_impl.core.footprint.available_bytes", lambda: 16 * 2**30)
+    monkeypatch.setattr(module.cli, "setup_jax", lambda **kwargs: (_ for _ in ()).throw(SystemExit("started")))
+    monkeypatch.setattr("sys.argv", ["optimizer_parity.py", "--steps", "3000000"])
+    with pytest.raises(SystemExit) as exit_info:
+        module.main()
+    assert exit_info.value.code == "started", capsys.readouterr().err

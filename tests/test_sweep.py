@@ -295,6 +295,10 @@ BAD_FLAGS = [
     (["--seeds", "1,a"], "is not a whole number"),
     (["--seeds=-1,2"], "must not be negative"),
     (["--seeds", "3:3"], "START < STOP"),
+    # a side left out: the message quoted cli.seed_list's placeholder ("'x' is not a whole number"), not the value
+    (["--seeds", ":"], "argument --seeds: ':': START:STOP needs both numbers (0:8 is seeds 0 ... 7)"),
+    (["--seeds", "3:"], "argument --seeds: '3:': START:STOP needs both numbers"),
+    (["--seeds", " :8"], "argument --seeds: ' :8': START:STOP needs both numbers"),
     (["--seeds", "0,4294967296"], "above 2**32 - 1"),
     (["--hidden", "0"], "must be positive"),
     (["--optimizer", "adam,lbfgs"], "unknown optimizer 'lbfgs'"),

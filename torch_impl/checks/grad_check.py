@@ -57,6 +57,24 @@ def inputs(*, params=None, params_file=None, torch_seed=None, seed=None, hidden=
     return random_params(jax.random.key(seed), hidden or 20, dtype), x, y, f"N(0, 1) draw from jax.random.key({seed})"
 
 
+def nonfinite_problem(params, x, y, loss: str) -> str | None:
+    """None if the loss and jax.grad's gradient (the reference, in the weights' dtype) are finite at these weights;
+    else what is not, in words. Weights so large that the loss overflows (|w| ~ 1e300 in float64, ~1e18 in float32)
+    have no gradient to check: every method would give inf or NaN, the error model's sums would overflow, and the
+    report would be a NaN mismatch and numpy warnings instead of a refusal."""
+    from jax_impl.core import model
+
+    (value, _), gradient = model.value_and_grad(params, x, y, loss)
+    if not np.isfinite(float(value)):
+        return (f"the loss at these weights is not finite ({loss} = {float(value)} in {value.dtype}): the check "
+                "needs finite gradients")
+    for name in PARAM_NAMES:
+        if not np.all(np.isfinite(np.asarray(gradient[name]))):
+            return (f"the gradient at these weights is not finite ({name} in {gradient[name].dtype}): the check "
+                    "needs finite gradients")
+    return None
+
+
 def all_methods(params, x, y, loss: str) -> dict:
     """{method: {tensor: numpy array}} for the four methods, the JAX side at "highest" matmul precision and torch with
     TF32 off (what a GPU would otherwise change)."""
@@ -72,9 +90,12 @@ def check(results: dict, params, x, y, loss: str, dtype: str) -> tuple[dict, dic
 
     manual, torch: both sides' rounding; finite_diff: jax.grad's rounding plus the differences' own error (their
     truncation estimated from a second run at twice the step)."""
-    rounding = grad_error.rounding_allowance(params, x, y, loss, dtype)
-    fd_2h = grads.finite_difference_grads(params, x, y, loss, eps=2 * grads.FD_EPS)
-    fd = grad_error.finite_difference_allowance(results["finite_diff"], fd_2h, params, x, y, loss, grads.FD_EPS)
+    # Weights whose loss is finite but near float64's limit (|w2| ~ 1e150) make the model's sums of magnitudes
+    # overflow: an infinite allowance, which the report names ("cannot judge"), not a warning on stderr.
+    with np.errstate(over="ignore"):
+        rounding = grad_error.rounding_allowance(params, x, y, loss, dtype)
+        fd_2h = grads.finite_difference_grads(params, x, y, loss, eps=2 * grads.FD_EPS)
+        fd = grad_error.finite_difference_allowance(results["finite_diff"], fd_2h, params, x, y, loss, grads.FD_EPS)
     allowances = {"manual": {k: 2 * v for k, v in rounding.items()},
                   "torch": {k: 2 * v for k, v in rounding.items()},
                   "finite_diff": {k: rounding[k] + fd[k] for k in PARAM_NAMES}}

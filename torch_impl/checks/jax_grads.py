@@ -68,7 +68,8 @@ def jax_grads(params, x, y, loss: str = "sse"):
 
 def _numpy_loss(params, x, y, loss: str) -> float:
     """The network's loss in NumPy float64: linear -> sigmoid -> linear, as model.forward."""
-    hidden = 1 / (1 + np.exp(-(x @ params["w1"] + params["b1"])))
+    with np.errstate(over="ignore"):  # a saturated unit (h < -709): exp(-h) = inf, and 1 / (1 + inf) = 0 is right
+        hidden = 1 / (1 + np.exp(-(x @ params["w1"] + params["b1"])))
     squares = (y - (hidden @ params["w2"] + params["b2"])) ** 2
     return float(squares.sum() if loss == "sse" else squares.mean())
 
