@@ -30,7 +30,7 @@ import sys
 import numpy as np
 
 from jax_impl.app import cli, out_dir, processes, sizes
-from jax_impl.app.sweep_report import best_row, divergence_lines, seed_list, summarise, summary, table_text
+from jax_impl.app.sweep_report import best_row, divergence_lines, summarise, summary, table_text
 from jax_impl.files.params_io import InputError, save_text
 
 SWEEP_FILES = ("sweep.json", "table.txt", "heatmap.png", "curves.png", "best_fit.png")  # what a sweep writes
@@ -38,7 +38,7 @@ SWEEP_FILES = ("sweep.json", "table.txt", "heatmap.png", "curves.png", "best_fit
 
 def parse_args(argv=None):
     p = cli.ArgumentParser(description=__doc__)
-    p.add_argument("--seeds", type=seed_list, default=range(8),
+    p.add_argument("--seeds", type=cli.seed_list, default=range(8),
                    help="N (seeds 0..N-1), START:STOP, or a list a,b,c (default 8)")
     p.add_argument("--lrs", type=cli.lr_list, default=[0.01, 0.03, 0.1, 0.3],
                    help="learning rates, comma-separated (default 0.01,0.03,0.1,0.3)")

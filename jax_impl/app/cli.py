@@ -261,7 +261,9 @@ def seed_list(text: str) -> list[int] | range:
         return range(count)
     if "," not in text:
         start, _, stop = text.partition(":")
-        start, stop = non_negative_int(start.strip() or "x"), positive_int(stop.strip() or "x")
+        if not (start.strip() and stop.strip()):
+            raise argparse.ArgumentTypeError(f"{text!r}: START:STOP needs both numbers (0:8 is seeds 0 ... 7)")
+        start, stop = non_negative_int(start), positive_int(stop)
         if stop <= start or stop - 1 > MAX_SEED:
             raise argparse.ArgumentTypeError(f"{text!r}: need START < STOP <= 2**32")
         return range(start, stop)

@@ -1,25 +1,10 @@
 """A sweep's results as a reader sees them: one row per configuration (summarise), the best one, the table, the
 divergence report, and each model's JSON record. Records are dicts (seed, lr, hidden, optimizer, final_loss,
-diverged_at, losses), in training order: configurations of len(seeds) consecutive models; and how the sweep's --seeds
-is read (seed_list). No jax here."""
+diverged_at, losses), in training order: configurations of len(seeds) consecutive models. No jax here."""
 
-import argparse
 import math
 
 import numpy as np
-
-
-def seed_list(text: str):
-    """An argparse type for sweep.py's --seeds: cli.seed_list (N, START:STOP or a,b,c), but a START:STOP with a side
-    left out (':', '3:', ':8') is refused naming what was given and the form wanted: cli.seed_list read the missing
-    side as a placeholder and quoted that ("'x' is not a whole number"). Its home is cli.seed_list, whose owners may
-    take this in; until then the sweep's flag goes through here."""
-    from jax_impl.app import cli
-
-    start, colon, stop = text.partition(":")
-    if colon and "," not in text and not (start.strip() and stop.strip()):
-        raise argparse.ArgumentTypeError(f"{text!r}: START:STOP needs both numbers (0:8 is seeds 0 ... 7)")
-    return cli.seed_list(text)
 
 
 def summarise(records, seeds) -> list[dict]:
