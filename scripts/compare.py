@@ -36,7 +36,7 @@ def parse_args(argv=None):
     p.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout instead")
     p.add_argument("--no-cache", action="store_true", help="do not use JAX's persistent compilation cache")
     recording.add_record_flags(p, cli.positive_int, "FILE-jax and FILE-torch")
-    args = cli.check_run_flags(p, p.parse_args(argv))
+    args = cli.check_run_flags(p, p.parse_args(argv), records=2)  # --record: both runs' records held at once
     recording.check_record_flags(p, args, pair=True)
     if args.attribute and (args.x64 or args.optimizer != "adam"):
         p.error("--attribute studies Adam's float32 gap: it takes neither --x64 nor --optimizer sgd")

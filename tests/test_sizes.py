@@ -84,3 +84,16 @@ def test_byte_counts_in_words():
     assert footprint.mib(1023.4 * 2**20) == "1,023 MiB"
     assert footprint.mib(GIB) == "1.0 GiB"
     assert footprint.mib(1.5 * GIB) == "1.5 GiB"
+
+
+def test_compare_counts_both_records(parsers, capsys, monkeypatch):
+    """compare.py --record holds both frameworks' records at once: a run whose one record fits is refused there when
+    two do not, and accepted by train_jax.py."""
+    argv = ["--steps", "500", "--points", "20000", "--no-plots", "--record", "r.safetensors"]
+    record = sizes.record_bytes(points=20000, hidden=20, steps=500, every=1, itemsize=4)
+    run = sum(sizes.run_bytes(points=20000, hidden=20, steps=500, every=500, itemsize=4, pictures=False).values())
+    assert record > run  # the record dominates: one more is beyond the free memory set below
+    monkeypatch.setattr(footprint, "available_bytes", lambda: int((run + 1.5 * record) / sizes.MEMORY_FRACTION))
+    assert parsers["train_jax"](argv).record == "r.safetensors"
+    err = refused(parsers["compare"], argv, capsys)
+    assert "error: --record r.safetensors: the run needs about " in err, err

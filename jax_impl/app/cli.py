@@ -105,15 +105,16 @@ def add_data_flags(parser, torch_seed_help: str | None = None) -> None:
                         help=torch_seed_help or TORCH_SEED_HELP)
 
 
-def check_run_flags(parser, args) -> argparse.Namespace:
+def check_run_flags(parser, args, records: int = 1) -> argparse.Namespace:
     """add_run_flags's combinations (check_torch_seed, check_init) and the run's size (sizes.check_run: pictures
-    unless --no-plots, one a --log-every); returns args."""
+    unless --no-plots, one a --log-every; `records` records held at once with --record); returns args."""
     from jax_impl.app import sizes
 
     check_torch_seed(parser, args)
     check_init(parser, args)
     args.optimizer = optimizer_spec(parser, args.optimizer, args.optimizer_args)
-    sizes.check_run(parser, args, pictures=hasattr(args, "log_every") and not getattr(args, "no_plots", False))
+    sizes.check_run(parser, args, pictures=hasattr(args, "log_every") and not getattr(args, "no_plots", False),
+                    records=records)
     return args
 
 

@@ -53,10 +53,11 @@ def refusal(needs: dict[str, int], values: dict, free: int | None) -> str | None
             f"for {flag}), but this machine has {footprint.mib(free)} free; " + advice.get(flag, "ask for less"))
 
 
-def check_run(parser, args, *, pictures: bool) -> None:
+def check_run(parser, args, *, pictures: bool, records: int = 1) -> None:
     """parser.error (one line, exit 2) for a run of `args` (--points, --hidden, --steps, --log-every, --x64, --record
     and --record-every, each optional: 100 points, width 20, one step, one snapshot, no record) that cannot fit;
-    `pictures`: one frame per snapshot."""
+    `pictures`: one frame per snapshot; `records`: how many records --record holds at once (compare.py: both
+    frameworks' runs)."""
     points, hidden = getattr(args, "points", None) or 100, getattr(args, "hidden", None) or 20
     steps = getattr(args, "steps", 1)
     every = getattr(args, "log_every", None) or steps
@@ -64,8 +65,8 @@ def check_run(parser, args, *, pictures: bool) -> None:
     needs = run_bytes(points=points, hidden=hidden, steps=steps, every=every, itemsize=itemsize, pictures=pictures)
     values = {"--points": points, "--hidden": hidden, "--steps": steps, "--log-every": every}
     if (record := getattr(args, "record", None)) is not None:  # recorded besides the run: its memory adds up
-        needs["--record"] = record_bytes(points=points, hidden=hidden, steps=steps,
-                                         every=getattr(args, "record_every", 1), itemsize=itemsize)
+        needs["--record"] = records * record_bytes(points=points, hidden=hidden, steps=steps,
+                                                   every=getattr(args, "record_every", 1), itemsize=itemsize)
         values["--record"] = record
     line = refusal(needs, values, footprint.available_bytes())
     if line:
