@@ -9,6 +9,7 @@ import pathlib
 import signal
 import sys
 
+from jax_impl.app import out_dir
 from jax_impl.core import experiment, optimizers
 from jax_impl.core.optimizers import OPTIMIZERS
 from jax_impl.files.params_io import InputError
@@ -367,8 +368,7 @@ def run_main(main) -> None:
 def prepare_out_dir(path) -> pathlib.Path:
     """Create the output folder and prove it writable before any work starts (an empty path is refused, not taken
     as the current folder)."""
-    if not str(path).strip():
-        raise InputError("output folder: an empty path (name a folder; . is the current one)")
+    out_dir.refuse_empty(path)
     path = pathlib.Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)

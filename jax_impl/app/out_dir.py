@@ -20,8 +20,7 @@ def _target(out) -> pathlib.Path:
 def check(out, ours) -> pathlib.Path:
     """Before any work: `out` is a folder, or nothing yet; its entries named in `ours` (the script's files) are files;
     a fresh folder can be made beside it. InputError (one line) otherwise; returns `out` as a path."""
-    if not str(out).strip():  # pathlib would make it ".": the run's files would land in the current folder unasked
-        raise InputError("output folder: an empty path (name a folder; . is the current one)")
+    refuse_empty(out)
     out, target = pathlib.Path(out), _target(out)
     if target.exists() and not target.is_dir():
         raise InputError(f"output folder {out} is not a folder")
@@ -35,6 +34,13 @@ def check(out, ours) -> pathlib.Path:
     except OSError as e:
         raise InputError(f"cannot write to output folder {out}: {e.strerror or e}") from None
     return out
+
+
+def refuse_empty(out) -> None:
+    """InputError for an empty output folder path: pathlib would make it ".", and the run's files would land in the
+    current folder unasked."""
+    if not str(out).strip():
+        raise InputError("output folder: an empty path (name a folder; . is the current one)")
 
 
 def _file_above(folder: pathlib.Path) -> pathlib.Path | None:
