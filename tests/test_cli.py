@@ -106,6 +106,14 @@ def test_an_optimizer_argument_given_twice_is_refused(parsers, capsys, name, tex
     assert once in ("sgd(momentum=0.9)", ["sgd(momentum=0.9)"])  # sweep.py's --optimizer is a list
 
 
+def test_a_spec_names_each_argument_once():
+    """optimizers.parse_spec, under --optimizer-args and every spec read back: not the last value silently."""
+    with pytest.raises(optimizers.RepeatedArgument, match=r"^'sgd\(momentum=0.9, momentum=0.8\)' gives momentum "
+                                                          "twice: give it once$"):
+        optimizers.parse_spec("sgd(momentum=0.9, momentum=0.8)")
+    assert optimizers.parse_spec("sgd(momentum=0.9, nesterov=True)") == ("sgd", {"momentum": 0.9, "nesterov": True})
+
+
 def test_a_list_names_each_value_once_however_spelled(capsys):
     assert cli.lr_list("0.1,0.2") == [0.1, 0.2]
     for text in ("0.2,2e-1", "0.2, 0.20"):

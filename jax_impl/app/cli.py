@@ -1,7 +1,6 @@
 """What every script shares: flag types that reject bad values, one-line errors, JAX set-up, output folders."""
 
 import argparse
-import ast
 import gc
 import math
 import os
@@ -219,15 +218,9 @@ def optimizer_name(text: str) -> str:
 def optimizer_arguments(text: str) -> dict:
     """An argparse type: --optimizer-args 'k=v,...' (optimizers.parse_arguments), each argument named once."""
     try:
-        args = optimizers.parse_arguments(text)
+        return optimizers.parse_arguments(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
-    # parse_arguments's dict keeps the last of two values silently; the user meant one of them, and we cannot know
-    # which. The text parsed above, so it parses here as a call's keywords.
-    names = [keyword.arg for keyword in ast.parse(f"f({text.strip()})", mode="eval").body.keywords]
-    if twice := next((name for name in names if names.count(name) > 1), None):
-        raise argparse.ArgumentTypeError(f"{text!r} gives {twice} twice: give it once")
-    return args
 
 
 def add_optimizer_args(parser) -> None:

@@ -41,9 +41,18 @@ def optimizer_spec(name: str, args: dict | None = None) -> str:
     return key if not args else f"{key}({', '.join(f'{k}={v!r}' for k, v in args.items())})"
 
 
+class RepeatedArgument(ValueError):
+    """A keyword argument given twice in a spec: a dict would keep the last value silently (Python refuses such a
+    call too). `name` is the argument's."""
+
+    def __init__(self, spec: str, name: str):
+        super().__init__(f"{spec!r} gives {name} twice: give it once")
+        self.name = name
+
+
 def parse_spec(spec: str) -> tuple[str, dict]:
     """A spec -> (name, torch keyword arguments). ValueError for text that is not a name or a call of a name with
-    keyword arguments whose values are Python literals."""
+    keyword arguments whose values are Python literals; RepeatedArgument for an argument given twice."""
     try:
         tree = ast.parse(spec.strip(), mode="eval").body
         if isinstance(tree, ast.Name):
@@ -56,15 +65,20 @@ def parse_spec(spec: str) -> tuple[str, dict]:
             raise ValueError
     except (SyntaxError, ValueError):
         raise ValueError(f"{spec!r} is not an optimizer: a name, or name(keyword=value, ...)") from None
+    names = [keyword.arg for keyword in tree.keywords] if isinstance(tree, ast.Call) else []
+    if twice := next((name for name in names if names.count(name) > 1), None):
+        raise RepeatedArgument(spec, twice)
     optimizer_spec(name)  # an unknown name: its own ValueError
     return name.lower(), args
 
 
 def parse_arguments(text: str) -> dict:
-    """--optimizer-args 'k=v,k=v' (torch's argument names, Python literals: 0.9, True, (0.9, 0.99)) -> dict.
-    ValueError for anything else."""
+    """--optimizer-args 'k=v,k=v' (torch's argument names, Python literals: 0.9, True, (0.9, 0.99)) -> dict, each
+    argument named once. ValueError for anything else."""
     try:
         return parse_spec(f"sgd({text})")[1]
+    except RepeatedArgument as e:
+        raise ValueError(f"{text!r} gives {e.name} twice: give it once") from None
     except ValueError:
         raise ValueError(f"{text!r} is not k=v,... with Python values (0.9, True, (0.9, 0.99))") from None
 
