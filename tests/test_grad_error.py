@@ -274,3 +274,21 @@ def test_the_rounding_scale_of_one_point_by_hand():
         np.testing.assert_allclose(got[name], want[name], rtol=1e-15, err_msg=name)  # exp and log1p round s
     np.testing.assert_allclose(grad_error.loss_rounding_scale(params, x, y, "sse"), r**2 + 2 * r * r_err, rtol=1e-15)
     np.testing.assert_allclose(grad_error.loss_rounding_scale(params, x, y, "mse"), r**2 + 2 * r * r_err, rtol=1e-15)
+
+
+
+def test_a_finite_loss_with_an_overflowing_gradient_is_refused():
+    """Two hidden units at h = 0.5 (w1 = b1 = 0) whose output weights +-3e38 cancel exactly in the prediction (0.5 *
+    3e38 is exact, and two exact opposites sum to 0 in any order), with b2 = 100: the loss, about 1e4 a point, is
+    finite, but d loss / d b1 = sum 2 (100 - y) * 3e38 * 0.25 over 100 points is ~1e4 times float32's largest
+    number: inf, and the refusal speaks of the gradient. With b2 = 1e30 the loss overflows too, and the refusal speaks
+    of the loss; with +-1e30 nothing is refused. (float64: test_grads.py, through validate_grads.py --x64.)"""
+    x, y = data.notebook_data(jnp.float32)
+    params = {"w1": jnp.zeros((1, 2)), "b1": jnp.zeros(2), "w2": jnp.asarray([[3e38], [-3e38]]),
+              "b2": jnp.asarray([100.0])}
+    problem = grad_check.nonfinite_problem(params, x, y, "sse")
+    assert problem.startswith("the gradient at these weights is not finite (") and "float32" in problem
+    assert grad_check.nonfinite_problem({**params, "b2": jnp.asarray([1e30])}, x, y, "mse").startswith(
+        "the loss at these weights is not finite (mse = inf")
+    # +-1e30: the gradient, ~1e34, is finite, and nothing is refused
+    assert grad_check.nonfinite_problem({**params, "w2": jnp.asarray([[1e30], [-1e30]])}, x, y, "sse") is None

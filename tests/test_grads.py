@@ -319,6 +319,18 @@ def test_weights_around_1e300_in_float64_are_one_line_and_exit_2(tmp_path, scrip
                              "finite (sse = inf in float64): the check needs finite gradients\n")
 
 
+def test_a_finite_loss_with_an_overflowing_gradient_in_float64_is_one_line_and_exit_2(tmp_path, script):
+    """float64's case of test_grad_error.py's: two hidden units at h = 0.5 with output weights +-1e308 that cancel
+    exactly, b2 = 100. The loss is finite; d loss / d w1 and b1 are ~1e4 times float64's largest number: inf."""
+    params = {"w1": np.zeros((1, 2)), "b1": np.zeros(2), "w2": np.array([[1e308], [-1e308]]), "b2": np.array([100.0])}
+    np.savez(tmp_path / "steep64.npz", **params)
+    result = script("validate_grads.py", "--params", tmp_path / "steep64.npz", "--x64")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"validate_grads.py: error: {tmp_path / 'steep64.npz'}: the gradient at these "
+                                    "weights is not finite (") and result.stderr.count("\n") == 1
+    assert "in float64): the check needs finite gradients" in result.stderr
+
+
 def write_bad_file(tmp_path, kind):
     path = tmp_path / "weights.npz"
     good = {k: v for k, v in load_params(NOTEBOOK_PARAMS).items()}
