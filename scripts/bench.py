@@ -27,7 +27,7 @@ import os
 import sys
 import tempfile
 
-from jax_impl.app import cli
+from jax_impl.app import cli, out_dir
 from jax_impl.files.params_io import InputError, save_text
 from torch_impl.bench import machine, plan, report
 from torch_impl.bench.records import best_torch, find, table_order
@@ -61,13 +61,11 @@ def parse_args(argv=None):
 
 def check_outputs(args) -> None:
     """Before any work: --json FILE (unless '-', stdout) and --out FILE.png can be written at the end
-    (outputs.check_file: not empty, not a folder, their folder made). Before, only the folder was made, so a folder
+    (out_dir.check_file: not empty, not a folder, their folder made). Before, only the folder was made, so a folder
     given as FILE failed after the minutes of the sweep."""
-    from torch_impl.bench import outputs
-
     if args.json != "-":
-        outputs.check_file(args.json, "--json")
-    outputs.check_file(args.out, "--out")
+        out_dir.check_file(args.json, "--json")
+    out_dir.check_file(args.out, "--out")
 
 
 def floor_record(records, inputs, points, args, jax_device) -> dict:

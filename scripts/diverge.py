@@ -17,9 +17,8 @@ does not know: one line naming what is wrong, before the walk).
 """
 
 import json
-import pathlib
 
-from jax_impl.app import cli
+from jax_impl.app import cli, out_dir
 
 
 def parse_args(argv=None):
@@ -70,13 +69,11 @@ def main(argv=None):
 
 
 def check_plot(plot: str, inputs) -> None:
-    """Before the walk: --plot names a file that can be written (its folder made if missing) and is neither record:
-    a picture written over a record would lose it."""
-    from jax_impl.files.params_io import InputError, check_writable, same_file
+    """Before the walk: --plot names a file that can be written (out_dir.check_file: its folder made if missing) and
+    is neither record: a picture written over a record would lose it."""
+    from jax_impl.files.params_io import InputError, same_file
 
-    if str(plot).strip():
-        cli.prepare_out_dir(pathlib.Path(plot).parent)
-    check_writable(plot, "--plot")
+    out_dir.check_file(plot, "--plot")
     for path in inputs:
         if same_file(plot, path):
             raise InputError(f"--plot {plot}: is the record {path}: the picture would replace it")

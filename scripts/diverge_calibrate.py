@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from jax_impl.app import cli
+from jax_impl.app import cli, out_dir
 from jax_impl.files.params_io import save_text
 
 PAIRS = (("jax-float32", "torch-float32"), ("jax-float64", "torch-float64"), ("jax-float32", "jax-float64"))
@@ -62,9 +62,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.jax_child:
         return jax_child(args, *args.jax_child)
-    from torch_impl.bench import outputs
-
-    outputs.check_file(args.out, "--out")  # written after minutes of runs: refused now if it cannot be
+    out_dir.check_file(args.out, "--out")  # written after minutes of runs: refused now if it cannot be
     import numpy as np
     import torch
 

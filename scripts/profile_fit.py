@@ -15,7 +15,7 @@ import json
 import pathlib
 import sys
 
-from jax_impl.app import cli
+from jax_impl.app import cli, out_dir
 from jax_impl.files.params_io import InputError, save_text
 
 # The (N, H) arrays a step of XLA's program reads or writes whole (docs/benchmarks.md, "What limits"): the sigmoid
@@ -76,11 +76,9 @@ def lines(result) -> list[str]:
 
 
 def check_outputs(args) -> None:
-    """Before the profiling: --json FILE can be written (outputs.check_file: not a folder, its folder made) and
+    """Before the profiling: --json FILE can be written (out_dir.check_file: not a folder, its folder made) and
     --hlo DIR is a folder that takes files (made if missing). An empty path is refused, not read as no flag."""
-    from torch_impl.bench import outputs
-
-    outputs.check_file(args.json, "--json")
+    out_dir.check_file(args.json, "--json")
     if args.hlo is not None:
         if not args.hlo.strip():
             raise InputError("--hlo: an empty path")

@@ -234,17 +234,17 @@ def test_an_output_file_that_cannot_be_written_is_refused_before_work(script, tm
 
 
 def test_an_output_files_missing_folder_is_made_but_a_refused_path_makes_nothing(tmp_path):
-    """outputs.check_file: the benchmarks made a missing folder for their files (bench/...) and still do; a path
+    """out_dir.check_file: the benchmarks made a missing folder for their files (bench/...) and still do; a path
     that is refused (a folder) leaves nothing behind."""
+    from jax_impl.app import out_dir
     from jax_impl.files.params_io import InputError
-    from torch_impl.bench import outputs
 
-    assert outputs.check_file(tmp_path / "new" / "r.json", "--json") == tmp_path / "new" / "r.json"
+    assert out_dir.check_file(tmp_path / "new" / "r.json", "--json") == tmp_path / "new" / "r.json"
     assert (tmp_path / "new").is_dir() and list((tmp_path / "new").iterdir()) == []
     (tmp_path / "d").mkdir()
     with pytest.raises(InputError, match=r"^--out .*d: is a folder$"):
-        outputs.check_file(tmp_path / "d", "--out")
-    assert outputs.check_file(None, "--json") is None
+        out_dir.check_file(tmp_path / "d", "--out")
+    assert out_dir.check_file(None, "--json") is None
 
 
 @pytest.mark.parametrize("flags", [["--points", "0"], ["--device", "tpu"], ["--quick", "--tiny"],
