@@ -87,8 +87,9 @@ def add_run_flags(parser) -> None:
     add_optimizer_args(parser)
     parser.add_argument("--hidden", type=positive_int, default=20, help="hidden width (notebook: 20)")
     parser.add_argument("--seed", type=seed, default=None,
-                        help="draw initial weights from jax.random.key(SEED) instead of the notebook's "
-                             "(needed for --hidden other than 20; 0 is used then)")
+                        help="draw initial weights from jax.random.key(SEED) instead of the notebook's (those are "
+                             "20 wide: a --hidden other than 20 uses SEED 0 unless --seed, --torch-seed or --init "
+                             "is given)")
     add_data_flags(parser)
     add_init(parser)
 
