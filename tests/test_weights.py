@@ -803,6 +803,22 @@ def test_a_safetensors_dtype_other_than_a_float_one_is_named(tmp_path, dtype, si
     assert note is None and params["b1"].shape == (20,) and not params["b1"].any()
 
 
+def test_convert_weights_makes_outs_missing_folder_and_refuses_one_under_a_file(tmp_path, capsys):
+    """OUT in a folder not made yet was refused ("... does not exist"), unlike the other scripts' output files
+    (out_dir.check_file): the folder is made; OUT under a file is one line, exit 2, nothing written."""
+    source = tmp_path / "w.npz"
+    weights.write(source, data.as_numpy(data.notebook_init_params()))
+    target = tmp_path / "new" / "sub" / "w.safetensors"
+    code, out, err = run_cli(convert_weights, capsys, source, target)
+    assert (code, err) == (0, "") and out.startswith(f"wrote {target} (torch's names and layout: ")
+    assert all((weights.read(target)[0][k] == v).all() for k, v in weights.read(source)[0].items())
+    (tmp_path / "afile").write_text("x")
+    code, out, err = run_cli(convert_weights, capsys, source, tmp_path / "afile" / "w.pt")
+    assert (code, out) == (2, "") and err.endswith(
+        f": error: OUT {tmp_path / 'afile' / 'w.pt'}: {tmp_path / 'afile'} is not a folder\n") and err.count("\n") == 1
+    assert (tmp_path / "afile").read_text() == "x"
+
+
 @pytest.mark.parametrize("which", ["IN", "OUT"])
 def test_convert_weights_says_a_folder_is_a_folder_before_reading(tmp_path, capsys, monkeypatch, which):
     """A folder as IN was "no such file"; a folder as OUT was found only when writing: both one line, exit 2, before
