@@ -21,7 +21,6 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from jax_impl.app import cli, out_dir  # noqa: E402
 from jax_impl.files import weights
-from jax_impl.files.params_io import InputError
 
 
 def parse_args(argv=None):
@@ -34,8 +33,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     weights.format_of(args.target)  # an unknown OUT suffix is refused before anything is read
-    if pathlib.Path(args.source).is_dir():
-        raise InputError(f"{args.source}: is a folder, not a weights file")
+    weights.refuse_folder(args.source)  # IN's folder refused before OUT is checked or anything read
     out_dir.check_file(args.target, "OUT")  # a folder in OUT's place, no way to write there: before the reading
     params, note = weights.read(args.source)
     if note:

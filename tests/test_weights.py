@@ -819,6 +819,23 @@ def test_convert_weights_makes_outs_missing_folder_and_refuses_one_under_a_file(
     assert (tmp_path / "afile").read_text() == "x"
 
 
+@pytest.mark.parametrize("script, flag", [("train_jax", "--init"), ("train_torch", "--init"), ("compare", "--init"),
+                                          ("validate_grads", "--params")])
+@pytest.mark.parametrize("name", ["dir.pt", "bad"])
+def test_a_folder_given_as_weights_is_said_to_be_a_folder(tmp_path, capsys, monkeypatch, script, flag, name):
+    """A folder where a weights file goes was "dir.pt: no such file", or for a folder without a suffix "unknown
+    weight format ''": weights.read, every script's one reading path, names it as convert_weights.py did."""
+    folder = tmp_path / name
+    folder.mkdir()
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(import_script(script), capsys, flag, name, "--steps", 3) if script != "validate_grads" \
+        else run_cli(import_script(script), capsys, flag, name)
+    assert (code, out) == (2, "") and err.count("\n") == 1
+    assert err.endswith(f": error: {name}: is a folder, not a weights file\n"), err
+    with pytest.raises(InputError, match=f"^{folder}: is a folder, not a weights file$"):
+        weights.read(folder)
+
+
 @pytest.mark.parametrize("which", ["IN", "OUT"])
 def test_convert_weights_says_a_folder_is_a_folder_before_reading(tmp_path, capsys, monkeypatch, which):
     """A folder as IN was "no such file"; a folder as OUT was found only when writing: both one line, exit 2, before
