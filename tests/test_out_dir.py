@@ -244,3 +244,20 @@ def test_a_missing_folder_of_an_output_file_is_made(tmp_path, monkeypatch, capsy
     assert code == 0
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file() and
                   p.name in {pathlib.PurePath(w).name for w in written}) == written
+
+
+def test_a_file_in_place_of_compares_and_profile_fits_folder_is_one_clear_line(tmp_path, monkeypatch, capsys):
+    """compare.py --out net.pt and profile_fit.py --hlo net.pt (an existing file) said "cannot write to output
+    folder net.pt: File exists", the OS's words, where train_jax.py and sweep.py say "is not a folder"
+    (cli.prepare_out_dir now checks as out_dir.check does); the file stays as it was."""
+    (tmp_path / "net.pt").write_text("weights")
+    monkeypatch.chdir(tmp_path)
+    cases = {"net.pt": "output folder net.pt is not a folder",
+             "net.pt/sub": "cannot write to output folder net.pt/sub: net.pt is not a folder"}
+    for folder, message in cases.items():
+        with pytest.raises(InputError) as e:
+            cli.prepare_out_dir(folder)
+        assert str(e.value) == message
+        for script, flags in (("compare", ["--out", folder, "--steps", "3"]), ("profile_fit", ["--hlo", folder])):
+            assert refused(script, flags, monkeypatch, capsys) == f"{script}.py: error: {message}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.pt"] and (tmp_path / "net.pt").read_text() == "weights"

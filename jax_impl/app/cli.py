@@ -361,8 +361,8 @@ def run_main(main) -> None:
 
 def prepare_out_dir(path) -> pathlib.Path:
     """Create the output folder and prove it writable before any work starts (an empty path is refused, not taken
-    as the current folder)."""
-    out_dir.refuse_empty(path)
+    as the current folder; a file in its place or above it is one line: out_dir.refuse_non_folder)."""
+    out_dir.refuse_non_folder(path)
     path = pathlib.Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
