@@ -423,20 +423,28 @@ def run_cli(module, monkeypatch, capsys, *args):
     return code, captured.out, captured.err
 
 
-@pytest.mark.parametrize("plot,message", [("folder", "--plot {tmp}/folder: is a folder"), ("", "--plot: an empty path"),
-                                          ("a.safetensors", "--plot {tmp}/a.safetensors: is the record "
-                                           "{tmp}/a.safetensors: the picture would replace it")])
+@pytest.mark.parametrize("plot,message", [
+    ("folder.png", "--plot {tmp}/folder.png: is a folder"), ("", "--plot: an empty path"),
+    ("a.PNG", "--plot {tmp}/a.PNG: is the record {tmp}/a.PNG: the picture would replace it"),
+    ("b.safetensors", "--plot {tmp}/b.safetensors: the picture is a PNG: give a name ending in .png"),
+    ("new/d.pdf", "--plot {tmp}/new/d.pdf: the picture is a PNG: give a name ending in .png"),
+])
 def test_diverge_refuses_a_plot_it_cannot_write_before_the_walk(small_record, tmp_path, monkeypatch, capsys, plot,
                                                                 message):
-    (tmp_path / "folder").mkdir()
-    a = tmp_path / "a.safetensors"
+    """Also a --plot not named *.png: `diverge.py A C --plot B.safetensors` wrote a PNG over an unrelated record B; now
+    one line, exit 2, B as it was and no folder made for it."""
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "b.safetensors").write_bytes(small_record.read_bytes())
+    a = tmp_path / "a.PNG"  # a record with a picture's name is still one of the inputs
     a.write_bytes(small_record.read_bytes())
     monkeypatch.setattr(diverge, "walk", lambda *_: pytest.fail("walked before refusing"))
     code, out, err = run_cli(import_script("diverge"), monkeypatch, capsys, a, small_record, "--plot",
                              tmp_path / plot if plot else "")
     assert code == 2 and out == ""
     assert err == f"diverge.py: error: {message.format(tmp=tmp_path)}\n"
-    assert a.read_bytes() == small_record.read_bytes() and (tmp_path / "folder").is_dir()
+    assert a.read_bytes() == small_record.read_bytes() and (tmp_path / "folder.png").is_dir()
+    assert (tmp_path / "b.safetensors").read_bytes() == small_record.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.PNG", "b.safetensors", "folder.png"]
 
 
 def test_diverge_replay_refuses_an_implementation_it_cannot_rerun_before_the_walk(small_record, tmp_path,
