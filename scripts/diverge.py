@@ -84,15 +84,16 @@ def check_plot(plot: str, inputs) -> None:
 
 
 def check_replayable(named: dict) -> None:
-    """Before the walk: --replay re-runs each record's implementation, which must be one it knows."""
+    """Before the walk: --replay re-runs each record's implementation, which must be one it knows (planted.knows:
+    not checks/replay.py's import, which would import jax before cli.setup_jax)."""
     from jax_impl.files.params_io import InputError
-    from torch_impl.checks import replay
+    from torch_impl.checks import planted
 
     for path, record in named.items():
         implementation = record.metadata["implementation"]
-        if not replay.knows(implementation):
+        if not planted.knows(implementation):
             raise InputError(f"{path}: implementation {implementation!r} is not one --replay can re-run "
-                             f"({', '.join(replay.KNOWN)})")
+                             f"({', '.join(planted.KNOWN)})")
 
 
 if __name__ == "__main__":

@@ -449,15 +449,24 @@ def test_diverge_refuses_a_plot_it_cannot_write_before_the_walk(small_record, tm
 
 def test_diverge_replay_refuses_an_implementation_it_cannot_rerun_before_the_walk(small_record, tmp_path,
                                                                                  monkeypatch, capsys):
-    from torch_impl.checks import replay
-
     path = damaged_copy(small_record, tmp_path / "p.safetensors", meta={"implementation": "torch+planted:nope"})
     monkeypatch.setattr(diverge, "walk", lambda *_: pytest.fail("walked before refusing"))
     code, out, err = run_cli(import_script("diverge"), monkeypatch, capsys, small_record, path, "--replay")
     assert code == 2 and out == ""
     assert err == (f"diverge.py: error: {path}: implementation 'torch+planted:nope' is not one --replay can re-run "
-                   f"({', '.join(replay.KNOWN)})\n")
-    assert "torch+planted:eps_inside_sqrt" in replay.KNOWN and replay.knows("jax") and not replay.knows("torch+x")
+                   f"({', '.join(planted.KNOWN)})\n")
+    assert "torch+planted:eps_inside_sqrt" in planted.KNOWN and planted.knows("jax") and not planted.knows("torch+x")
+
+
+def test_diverge_replay_sets_jax_up_before_importing_it(small_record, tmp_path, script):
+    """`diverge.py A B --replay` (docs/records.md) warned "jax was imported before cli.setup_jax; XLA runs without
+    the port's flags (slower)": the check of the records' implementations imported checks/replay.py, and jax with
+    it, before the walk. A crossing's replay now runs with the port's flags, and says nothing on stderr."""
+    planted_copy = tmp_path / "p.safetensors"
+    records.write(planted_copy, planted.with_difference(records.read(small_record), "grads.w2", 2, 1e-3))
+    run = script("diverge.py", small_record, planted_copy, "--replay", env={"XLA_FLAGS": ""})  # not conftest's
+    assert (run.returncode, run.stderr) == (1, "")
+    assert "first crossing: step 2, grads.w2" in run.stdout and "replay of step 2 from A's state" in run.stdout
 
 
 # --- plant_fault.py: each mode's flags only, its --record checked before any work ----------------------------------
