@@ -302,7 +302,8 @@ BAD_FLAGS = [
     (["--seeds", "0,4294967296"], "above 2**32 - 1"),
     (["--hidden", "0"], "must be positive"),
     (["--optimizer", "adam,lbfgs"], "unknown optimizer 'lbfgs'"),
-    (["--optimizer", "adam,Adam"], "names a optimizer twice"),
+    (["--optimizer", "adam,Adam"], "argument --optimizer: 'adam,Adam' names an optimizer twice\n"),
+    (["--lrs", "0.2,2e-1"], "argument --lrs: '0.2,2e-1' names a learning rate twice\n"),
     (["--num-processes", "2"], "needs --coordinator"),
     # checked when parsed: the address was judged only when the processes met (after --timeout, or bind()'s words)
     (["--num-processes", "2", "--coordinator", "nonsense"], "error: argument --coordinator: 'nonsense' is "
