@@ -478,7 +478,10 @@ PLANT_REFUSALS = [
     (["--into", "{a}", "--record", "{tmp}/p.safetensors", "--lr", "0.2", "--x64", "--record-every", "1"],
      "--into copies {a} as it is: --lr, --x64, --record-every would choose a new run (--bug NAME records one)"),
     (["--bug", "eps_inside_sqrt", "--record", "{tmp}/p.safetensors", "--quantity", "loss", "--step", "2", "--size",
-      "1e-3"], "--bug records a new run: --quantity, --step, --size change a copy of a record (--into FILE)"),
+      "1e-3"], "--bug records a new run: --quantity, --step, --size are taken only with --into FILE (they change a "
+               "copy of a record)"),
+    (["--bug", "eps_inside_sqrt", "--record", "{tmp}/p.safetensors", "--quantity", "loss"],
+     "--bug records a new run: --quantity is taken only with --into FILE (it changes a copy of a record)"),
     (["--into", "{a}", "--record", "{tmp}/p.safetensors", "--quantity", "adam.count"],
      f"--quantity adam.count: whole numbers, which a relative move cannot perturb; one of {PLANTABLE_LIST} "
      "(docs/records.md)"),
