@@ -46,7 +46,8 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=cli.positive_int, default=None, help="warm runs per variant, at most")
     p.add_argument("--budget-s", type=cli.positive_float, default=None, help="seconds of warm runs per variant")
     p.add_argument("--variants", nargs="+", default=None,
-                   help="only variants whose name contains one of these words (e.g. fused eager)")
+                   help="only variants whose name contains one of these words (e.g. train.fit eager; every word "
+                        "must be in some variant's name)")
     p.add_argument("--no-ensemble", action="store_true", help="skip the ensemble variants")
     p.add_argument("--cores", type=cli.positive_int, default=None,
                    help="pin the run to the first N cores: JAX's devices and torch's threads follow (default: all)")
@@ -56,7 +57,20 @@ def parse_args(argv=None):
                    help="time the whole train_jax.py / train_torch.py processes RUNS times (full: 5, else 0)")
     p.add_argument("--json", metavar="FILE", help="write the records as JSON ('-': to stdout instead of the table)")
     p.add_argument("--out", metavar="FILE.png", help="write the log-log plot of time against points")
-    return plan.complete(p.parse_args(argv), MIN_REPEATS)
+    args = p.parse_args(argv)
+    check_variants(p, args.variants)
+    return plan.complete(args, MIN_REPEATS)
+
+
+def check_variants(parser, words) -> None:
+    """Before any work: each --variants word is in some row's name (cases.unknown). A word that picks nothing ran
+    the whole set-up and printed an empty table, exit 0. parser.error: one line naming the variants, exit 2."""
+    if words is None:
+        return
+    from torch_impl.bench import cases  # (torch, not jax: setup_jax is still to come)
+
+    if bad := cases.unknown(words):
+        parser.error(f"--variants {bad[0]}: no variant's name contains it; the variants: {', '.join(cases.NAMES)}")
 
 
 def check_outputs(args) -> None:

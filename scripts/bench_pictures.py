@@ -13,8 +13,8 @@ import json
 import pathlib
 import sys
 
-from jax_impl.app import cli
-from jax_impl.files.params_io import InputError, check_writable, save_text
+from jax_impl.app import cli, out_dir
+from jax_impl.files.params_io import InputError, save_text
 from torch_impl.bench import pictures, report
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -30,8 +30,8 @@ def main(argv=None):
     root = args.root.resolve()
     if not (root / "scripts" / "train_jax.py").is_file():
         raise InputError(f"--root {root}: no scripts/train_jax.py there")
-    if args.json is not None:  # written after minutes of rounds: a path that cannot take it is refused now
-        check_writable(args.json, "--json")
+    # written after minutes of rounds: a path that cannot take it is refused now, a missing folder made (bench.py's)
+    out_dir.check_file(args.json, "--json")
     before = pictures.machine()
     rounds = pictures.measure_rounds(root, args.rounds)
     summary = pictures.summarise(rounds)

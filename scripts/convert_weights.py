@@ -12,16 +12,15 @@ bfloat16 become float32 (exactly), so a round trip changes nothing, and a file w
 notebook's Net(1, H, 1) with load_state_dict(..., strict=True).
 What the reader accepted on the way (a checkpoint dict, a DataParallel prefix, half precision) is one note on stderr.
 Exit codes: 2 bad input (one line naming the problem; OUT is left as it was): a folder as IN, or an OUT it cannot
-write (a folder, no such folder), is refused before anything is read.
+write (a folder, a path under a file), is refused before anything is read; OUT's missing folder is made.
 """
 
 import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from jax_impl.app import cli  # noqa: E402
+from jax_impl.app import cli, out_dir  # noqa: E402
 from jax_impl.files import weights
-from jax_impl.files.params_io import InputError, check_writable
 
 
 def parse_args(argv=None):
@@ -34,9 +33,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     weights.format_of(args.target)  # an unknown OUT suffix is refused before anything is read
-    if pathlib.Path(args.source).is_dir():
-        raise InputError(f"{args.source}: is a folder, not a weights file")
-    check_writable(args.target, "OUT")  # a folder in OUT's place, or no way to write there: before the reading
+    weights.refuse_folder(args.source)  # IN's folder refused before OUT is checked or anything read
+    out_dir.check_file(args.target, "OUT")  # a folder in OUT's place, no way to write there: before the reading
     params, note = weights.read(args.source)
     if note:
         cli.note(f"{args.source}: {note}")

@@ -12,8 +12,8 @@ element, both values, the difference, the bound and the ratio. The bound is the 
 quantity in each record's precision, plus the difference carried in from the quantities before: docs/records.md).
 --replay re-runs the step before the crossing op by op in JAX and torch at both precisions and names the first
 operation that differs. Exit codes: 0 no crossing, 1 a crossing, 2 bad input (records of different experiments,
-steps or shapes, a damaged record, a --plot that cannot be written or is a record, a --replay of an implementation it
-does not know: one line naming what is wrong, before the walk).
+steps or shapes, a damaged record, a --plot that cannot be written, is a record or is not named *.png, a --replay of an
+implementation it does not know: one line naming what is wrong, before the walk).
 """
 
 import json
@@ -26,7 +26,8 @@ def parse_args(argv=None):
     p.add_argument("a", help="a record (train_jax.py / train_torch.py / compare.py --record)")
     p.add_argument("b", help="the record to compare it with")
     p.add_argument("--json", action="store_true", help="print a machine-readable report on stdout instead")
-    p.add_argument("--plot", metavar="FILE", default=None, help="a picture of difference / bound over the steps")
+    p.add_argument("--plot", metavar="FILE.png", default=None,
+                   help="a picture of difference / bound over the steps, a PNG (the name must end in .png)")
     p.add_argument("--replay", action="store_true", help="re-run the crossing's step op by op in both frameworks")
     return p.parse_args(argv)
 
@@ -69,10 +70,13 @@ def main(argv=None):
 
 
 def check_plot(plot: str, inputs) -> None:
-    """Before the walk: --plot names a file that can be written (out_dir.check_file: its folder made if missing) and
-    is neither record: a picture written over a record would lose it."""
+    """Before the walk: --plot names a PNG (a name ending in .png, any case: a picture written over any other file,
+    a record of another pair among them, would lose it), a file that can be written (out_dir.check_file: its folder
+    made if missing, only once the name is known good) and neither record."""
     from jax_impl.files.params_io import InputError, same_file
 
+    if plot.strip() and not plot.lower().endswith(".png"):  # (an empty path: check_file's line)
+        raise InputError(f"--plot {plot}: the picture is a PNG: give a name ending in .png")
     out_dir.check_file(plot, "--plot")
     for path in inputs:
         if same_file(plot, path):
@@ -80,15 +84,16 @@ def check_plot(plot: str, inputs) -> None:
 
 
 def check_replayable(named: dict) -> None:
-    """Before the walk: --replay re-runs each record's implementation, which must be one it knows."""
+    """Before the walk: --replay re-runs each record's implementation, which must be one it knows (planted.knows:
+    not checks/replay.py's import, which would import jax before cli.setup_jax)."""
     from jax_impl.files.params_io import InputError
-    from torch_impl.checks import replay
+    from torch_impl.checks import planted
 
     for path, record in named.items():
         implementation = record.metadata["implementation"]
-        if not replay.knows(implementation):
+        if not planted.knows(implementation):
             raise InputError(f"{path}: implementation {implementation!r} is not one --replay can re-run "
-                             f"({', '.join(replay.KNOWN)})")
+                             f"({', '.join(planted.KNOWN)})")
 
 
 if __name__ == "__main__":

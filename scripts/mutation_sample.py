@@ -14,6 +14,7 @@ docs/testing.md, "Mutation testing".
 """
 
 import concurrent.futures
+import contextlib
 import os
 import pathlib
 import queue
@@ -113,7 +114,8 @@ def main(argv=None):
     p.add_argument("--jobs", type=cli.positive_int, default=1,
                    help="mutants run at once, each in its own copy of the tree (default 1)")
     args = p.parse_args(argv)
-    mutants = {m[0]: m for m in all_mutants()}
+    with contextlib.chdir(ROOT):  # mutmut reads its configuration (pyproject.toml's [tool.mutmut]) from the cwd
+        mutants = {m[0]: m for m in all_mutants()}
     if args.only:
         if unknown := [i for i in args.only if i not in mutants]:
             p.error(f"no such mutant: {unknown[0]}")

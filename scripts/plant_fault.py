@@ -73,7 +73,9 @@ def check_mode(parser, args, given: set) -> None:
     else:
         into_flags = [d for d in INTO_FLAGS if d in given]
         if into_flags:
-            parser.error(f"--bug records a new run: {_flags(into_flags)} change a copy of a record (--into FILE)")
+            one = len(into_flags) == 1
+            parser.error(f"--bug records a new run: {_flags(into_flags)} {'is' if one else 'are'} taken only with "
+                         f"--into FILE ({'it changes' if one else 'they change'} a copy of a record)")
 
 
 def check_quantity(parser, quantity: str) -> None:

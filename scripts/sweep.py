@@ -58,7 +58,8 @@ def parse_args(argv=None):
     p.add_argument("--no-cache", action="store_true", help="do not use JAX's persistent compilation cache")
     p.add_argument("--num-processes", type=cli.positive_int, default=1, help="processes sharing this sweep")
     p.add_argument("--process-id", type=cli.non_negative_int, default=0, help="this process's index")
-    p.add_argument("--coordinator", default=None, help="HOST:PORT of process 0 (with --num-processes > 1)")
+    p.add_argument("--coordinator", type=processes.coordinator_flag, default=None,
+                   help="HOST:PORT of process 0 (with --num-processes > 1; PORT 1 ... 65535)")
     p.add_argument("--timeout", type=cli.positive_int, default=60,
                    help="seconds to wait for the other processes (then one line naming who is missing, exit 2)")
     args = p.parse_args(argv)

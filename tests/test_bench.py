@@ -278,3 +278,23 @@ def test_cases_are_selected_by_plan_and_variants():
     assert [c.variant for c in cases.selected(gpu, "torch", "run")] == ["compile", "cuda graph", "func step compiled",
                                                                         "func step reduce-overhead"]
     assert [c.name for c in cases.selected(cpu, "jax", "ensemble")] == ["jax ensemble"]
+
+
+def test_an_unknown_variant_is_refused_when_parsed(capsys, monkeypatch):
+    """--variants nosuchvariant ran the whole set-up and printed an empty table, exit 0: a word that no variant's
+    name contains is one line naming the variants, exit 2, before any work; a word of some variant's name passes."""
+    from conftest import import_script
+
+    from torch_impl.bench import cases
+
+    bench = import_script("bench")
+    monkeypatch.setattr("sys.argv", ["bench.py"])  # argparse's prog
+    with pytest.raises(SystemExit) as exit_info:
+        bench.parse_args(["--tiny", "--variants", "eager", "nosuchvariant"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == ("bench.py: error: --variants nosuchvariant: no variant's name contains it; "
+                                       f"the variants: {', '.join(cases.NAMES)}\n")
+    assert "torch func step max-autotune" in cases.NAMES and cases.FLOOR in cases.NAMES
+    assert bench.parse_args(["--tiny", "--variants", "train.fit", "floor"]).variants == ["train.fit", "floor"]
+    assert bench.parse_args(["--variants", "process"]).variants == ["process"]  # docs/usage.md's processes only
+    assert cases.unknown(["eager", "fused", "ensemble"]) == ["fused"] and cases.unknown(None) == []

@@ -1,6 +1,7 @@
 """scripts/bench_pictures.py's arithmetic (torch_impl/bench/pictures.py) on given times, and its bad input; the
 timing itself is not run here (no timed tests)."""
 
+import json
 import subprocess
 import sys
 
@@ -29,15 +30,16 @@ def test_a_root_without_the_scripts_is_one_line(tmp_path, script):
 
 
 @pytest.mark.parametrize("where, line", [
-    ("folder", "{path}: is a folder"), ("missing/r.json", "{path}: {path.parent} does not exist"),
+    ("folder", "{path}: is a folder"), ("afile/r.json", "{path}: {path.parent} is not a folder"),
     ("", ": an empty path"),
 ])
 def test_a_json_file_that_cannot_be_written_is_refused_before_the_rounds(tmp_path, script, where, line):
-    """--json was written only after every round (minutes): a folder, a missing folder or an empty path failed then,
-    or (empty) wrote nothing. Now refused before the first round."""
+    """--json was written only after every round (minutes): a folder, a path under a file or an empty path failed
+    then, or (empty) wrote nothing. Now refused before the first round."""
     path = "" if not where else tmp_path / where
     if where == "folder":
         path.mkdir()
+    (tmp_path / "afile").write_text("x")
     result = script("bench_pictures.py", "--json", path, "--rounds", 1)
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == f"bench_pictures.py: error: --json{' ' if where else ''}{line.format(path=path)}\n"
@@ -55,3 +57,15 @@ def test_timed_scripts_keep_their_bytecode(tmp_path, monkeypatch):
     assert done.stdout == "7\n"
     assert [p.name for p in (tmp_path / "__pycache__").iterdir()] == [
         f"probe_module.{sys.implementation.cache_tag}.pyc"]
+
+
+def test_a_json_file_in_a_missing_folder_is_written_there(tmp_path, monkeypatch, capsys):
+    """--json in a folder not made yet was refused ("... does not exist"), unlike bench.py's --json: the folder is
+    made (out_dir.check_file) and the results written there (the rounds stood in for: no timed tests)."""
+    from conftest import import_script
+
+    rounds = [{"jax, no pictures": 1.0, "jax, pictures": 1.5, "torch, pictures": 3.0}]
+    monkeypatch.setattr(pictures, "measure_rounds", lambda root, count: rounds)
+    path = tmp_path / "new" / "r.json"
+    import_script("bench_pictures").main(["--json", str(path), "--rounds", "1"])
+    assert json.loads(path.read_text())["rounds"] == rounds

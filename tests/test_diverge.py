@@ -423,33 +423,50 @@ def run_cli(module, monkeypatch, capsys, *args):
     return code, captured.out, captured.err
 
 
-@pytest.mark.parametrize("plot,message", [("folder", "--plot {tmp}/folder: is a folder"), ("", "--plot: an empty path"),
-                                          ("a.safetensors", "--plot {tmp}/a.safetensors: is the record "
-                                           "{tmp}/a.safetensors: the picture would replace it")])
+@pytest.mark.parametrize("plot,message", [
+    ("folder.png", "--plot {tmp}/folder.png: is a folder"), ("", "--plot: an empty path"),
+    ("a.PNG", "--plot {tmp}/a.PNG: is the record {tmp}/a.PNG: the picture would replace it"),
+    ("b.safetensors", "--plot {tmp}/b.safetensors: the picture is a PNG: give a name ending in .png"),
+    ("new/d.pdf", "--plot {tmp}/new/d.pdf: the picture is a PNG: give a name ending in .png"),
+])
 def test_diverge_refuses_a_plot_it_cannot_write_before_the_walk(small_record, tmp_path, monkeypatch, capsys, plot,
                                                                 message):
-    (tmp_path / "folder").mkdir()
-    a = tmp_path / "a.safetensors"
+    """Also a --plot not named *.png: `diverge.py A C --plot B.safetensors` wrote a PNG over an unrelated record B; now
+    one line, exit 2, B as it was and no folder made for it."""
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "b.safetensors").write_bytes(small_record.read_bytes())
+    a = tmp_path / "a.PNG"  # a record with a picture's name is still one of the inputs
     a.write_bytes(small_record.read_bytes())
     monkeypatch.setattr(diverge, "walk", lambda *_: pytest.fail("walked before refusing"))
     code, out, err = run_cli(import_script("diverge"), monkeypatch, capsys, a, small_record, "--plot",
                              tmp_path / plot if plot else "")
     assert code == 2 and out == ""
     assert err == f"diverge.py: error: {message.format(tmp=tmp_path)}\n"
-    assert a.read_bytes() == small_record.read_bytes() and (tmp_path / "folder").is_dir()
+    assert a.read_bytes() == small_record.read_bytes() and (tmp_path / "folder.png").is_dir()
+    assert (tmp_path / "b.safetensors").read_bytes() == small_record.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.PNG", "b.safetensors", "folder.png"]
 
 
 def test_diverge_replay_refuses_an_implementation_it_cannot_rerun_before_the_walk(small_record, tmp_path,
                                                                                  monkeypatch, capsys):
-    from torch_impl.checks import replay
-
     path = damaged_copy(small_record, tmp_path / "p.safetensors", meta={"implementation": "torch+planted:nope"})
     monkeypatch.setattr(diverge, "walk", lambda *_: pytest.fail("walked before refusing"))
     code, out, err = run_cli(import_script("diverge"), monkeypatch, capsys, small_record, path, "--replay")
     assert code == 2 and out == ""
     assert err == (f"diverge.py: error: {path}: implementation 'torch+planted:nope' is not one --replay can re-run "
-                   f"({', '.join(replay.KNOWN)})\n")
-    assert "torch+planted:eps_inside_sqrt" in replay.KNOWN and replay.knows("jax") and not replay.knows("torch+x")
+                   f"({', '.join(planted.KNOWN)})\n")
+    assert "torch+planted:eps_inside_sqrt" in planted.KNOWN and planted.knows("jax") and not planted.knows("torch+x")
+
+
+def test_diverge_replay_sets_jax_up_before_importing_it(small_record, tmp_path, script):
+    """`diverge.py A B --replay` (docs/records.md) warned "jax was imported before cli.setup_jax; XLA runs without
+    the port's flags (slower)": the check of the records' implementations imported checks/replay.py, and jax with
+    it, before the walk. A crossing's replay now runs with the port's flags, and says nothing on stderr."""
+    planted_copy = tmp_path / "p.safetensors"
+    records.write(planted_copy, planted.with_difference(records.read(small_record), "grads.w2", 2, 1e-3))
+    run = script("diverge.py", small_record, planted_copy, "--replay", env={"XLA_FLAGS": ""})  # not conftest's
+    assert (run.returncode, run.stderr) == (1, "")
+    assert "first crossing: step 2, grads.w2" in run.stdout and "replay of step 2 from A's state" in run.stdout
 
 
 # --- plant_fault.py: each mode's flags only, its --record checked before any work ----------------------------------
@@ -461,7 +478,10 @@ PLANT_REFUSALS = [
     (["--into", "{a}", "--record", "{tmp}/p.safetensors", "--lr", "0.2", "--x64", "--record-every", "1"],
      "--into copies {a} as it is: --lr, --x64, --record-every would choose a new run (--bug NAME records one)"),
     (["--bug", "eps_inside_sqrt", "--record", "{tmp}/p.safetensors", "--quantity", "loss", "--step", "2", "--size",
-      "1e-3"], "--bug records a new run: --quantity, --step, --size change a copy of a record (--into FILE)"),
+      "1e-3"], "--bug records a new run: --quantity, --step, --size are taken only with --into FILE (they change a "
+               "copy of a record)"),
+    (["--bug", "eps_inside_sqrt", "--record", "{tmp}/p.safetensors", "--quantity", "loss"],
+     "--bug records a new run: --quantity is taken only with --into FILE (it changes a copy of a record)"),
     (["--into", "{a}", "--record", "{tmp}/p.safetensors", "--quantity", "adam.count"],
      f"--quantity adam.count: whole numbers, which a relative move cannot perturb; one of {PLANTABLE_LIST} "
      "(docs/records.md)"),

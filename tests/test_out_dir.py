@@ -3,6 +3,7 @@ beside them, the user's own files are left alone, and files get the user's umask
 
 import errno
 import os
+import pathlib
 import stat
 
 import pytest
@@ -204,6 +205,9 @@ def refused(script, argv, monkeypatch, capsys) -> str:
      "--save-state {tmp}/new: is the output folder (--out {tmp}/new): give a file outside it\n"),
     (["--out", ""], "output folder: an empty path (name a folder; . is the current one)\n"),
     (["--out", "{tmp}/afile/sub"], "cannot write to output folder {tmp}/afile/sub: {tmp}/afile is not a folder\n"),
+    (["--save-state", "{tmp}/afile/sub/s.st"], "--save-state {tmp}/afile/sub/s.st: cannot make {tmp}/afile/sub: Not a "
+                                                "directory\n"),
+    (["--record", "{tmp}/afile/r.st"], "--record {tmp}/afile/r.st: {tmp}/afile is not a folder\n"),
 ])
 def test_outputs_that_cannot_be_written_are_refused_before_any_work(tmp_path, monkeypatch, capsys, script, flags,
                                                                     message):
@@ -221,3 +225,39 @@ def test_outputs_that_cannot_be_written_are_refused_before_any_work(tmp_path, mo
     assert snapshot(tmp_path / "out") == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "afile", "out"] and not any(
         (tmp_path / "adir").iterdir())
+
+
+@pytest.mark.parametrize("script, flags, written", [
+    ("train_jax", ["--save-state", "out/state.safetensors"], ["out/params.npz", "out/state.safetensors"]),
+    ("train_jax", ["--record", "runs/run.safetensors"], ["out/params.npz", "runs/run.safetensors"]),
+    ("train_jax", ["--out", "out/new", "--save-state", "out/new/s.safetensors"],
+     ["out/new/params.npz", "out/new/s.safetensors"]),
+    ("train_torch", ["--save-state", "out/state.safetensors"], ["out/params.npz", "out/state.safetensors"]),
+    ("compare", ["--record", "out/run.safetensors"], ["out/run-jax.safetensors", "out/run-torch.safetensors"]),
+])
+def test_a_missing_folder_of_an_output_file_is_made(tmp_path, monkeypatch, capsys, script, flags, written):
+    """The documented `train_jax.py --save-state out/state.safetensors` on a fresh checkout (no out/ yet) was refused
+    ("out does not exist"), though the run makes --out: --save-state's and --record's folder is made, as --plot's
+    and the benchmarks' are (out_dir.check_file)."""
+    monkeypatch.chdir(tmp_path)
+    code, _ = run_main(import_script(script), monkeypatch, capsys, *QUICK, "--no-plots", *flags)
+    assert code == 0
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file() and
+                  p.name in {pathlib.PurePath(w).name for w in written}) == written
+
+
+def test_a_file_in_place_of_compares_and_profile_fits_folder_is_one_clear_line(tmp_path, monkeypatch, capsys):
+    """compare.py --out net.pt and profile_fit.py --hlo net.pt (an existing file) said "cannot write to output
+    folder net.pt: File exists", the OS's words, where train_jax.py and sweep.py say "is not a folder"
+    (cli.prepare_out_dir now checks as out_dir.check does); the file stays as it was."""
+    (tmp_path / "net.pt").write_text("weights")
+    monkeypatch.chdir(tmp_path)
+    cases = {"net.pt": "output folder net.pt is not a folder",
+             "net.pt/sub": "cannot write to output folder net.pt/sub: net.pt is not a folder"}
+    for folder, message in cases.items():
+        with pytest.raises(InputError) as e:
+            cli.prepare_out_dir(folder)
+        assert str(e.value) == message
+        for script, flags in (("compare", ["--out", folder, "--steps", "3"]), ("profile_fit", ["--hlo", folder])):
+            assert refused(script, flags, monkeypatch, capsys) == f"{script}.py: error: {message}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.pt"] and (tmp_path / "net.pt").read_text() == "weights"

@@ -302,8 +302,17 @@ BAD_FLAGS = [
     (["--seeds", "0,4294967296"], "above 2**32 - 1"),
     (["--hidden", "0"], "must be positive"),
     (["--optimizer", "adam,lbfgs"], "unknown optimizer 'lbfgs'"),
-    (["--optimizer", "adam,Adam"], "names a optimizer twice"),
+    (["--optimizer", "adam,Adam"], "argument --optimizer: 'adam,Adam' names an optimizer twice\n"),
+    (["--lrs", "0.2,2e-1"], "argument --lrs: '0.2,2e-1' names a learning rate twice\n"),
     (["--num-processes", "2"], "needs --coordinator"),
+    # checked when parsed: the address was judged only when the processes met (after --timeout, or bind()'s words)
+    (["--num-processes", "2", "--coordinator", "nonsense"], "error: argument --coordinator: 'nonsense' is "
+     "not HOST:PORT (process 0's address, e.g. 127.0.0.1:4000)\n"),
+    (["--num-processes", "2", "--coordinator", ":4000"], "argument --coordinator: ':4000' is not HOST:PORT"),
+    (["--num-processes", "2", "--coordinator", "127.0.0.1:x"], "argument --coordinator: '127.0.0.1:x' is not HOST"),
+    (["--num-processes", "2", "--coordinator", "127.0.0.1:99999"], "error: argument --coordinator: "
+     "'127.0.0.1:99999': the port must be 1 ... 65535, not 99999\n"),
+    (["--num-processes", "2", "--coordinator", "h:0"], "argument --coordinator: 'h:0': the port must be 1 ... 65535"),
     (["--process-id", "1"], "is not below --num-processes 1"),
 ]
 
@@ -315,6 +324,13 @@ def test_bad_flags_are_one_line_and_exit_2(sweep_module, capsys, argv, message):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
+
+
+def test_a_good_coordinator_is_kept_as_given(sweep_module):
+    from jax_impl.app import processes
+
+    args = sweep_module.parse_args(["--num-processes", "2", "--coordinator", "localhost:65535"])
+    assert args.coordinator == "localhost:65535" and processes.address("127.0.0.1:1") == ("127.0.0.1", 1)
 
 
 def test_seed_forms(sweep_module):

@@ -803,6 +803,39 @@ def test_a_safetensors_dtype_other_than_a_float_one_is_named(tmp_path, dtype, si
     assert note is None and params["b1"].shape == (20,) and not params["b1"].any()
 
 
+def test_convert_weights_makes_outs_missing_folder_and_refuses_one_under_a_file(tmp_path, capsys):
+    """OUT in a folder not made yet was refused ("... does not exist"), unlike the other scripts' output files
+    (out_dir.check_file): the folder is made; OUT under a file is one line, exit 2, nothing written."""
+    source = tmp_path / "w.npz"
+    weights.write(source, data.as_numpy(data.notebook_init_params()))
+    target = tmp_path / "new" / "sub" / "w.safetensors"
+    code, out, err = run_cli(convert_weights, capsys, source, target)
+    assert (code, err) == (0, "") and out.startswith(f"wrote {target} (torch's names and layout: ")
+    assert all((weights.read(target)[0][k] == v).all() for k, v in weights.read(source)[0].items())
+    (tmp_path / "afile").write_text("x")
+    code, out, err = run_cli(convert_weights, capsys, source, tmp_path / "afile" / "w.pt")
+    assert (code, out) == (2, "") and err.endswith(
+        f": error: OUT {tmp_path / 'afile' / 'w.pt'}: {tmp_path / 'afile'} is not a folder\n") and err.count("\n") == 1
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+@pytest.mark.parametrize("script, flag", [("train_jax", "--init"), ("train_torch", "--init"), ("compare", "--init"),
+                                          ("validate_grads", "--params")])
+@pytest.mark.parametrize("name", ["dir.pt", "bad"])
+def test_a_folder_given_as_weights_is_said_to_be_a_folder(tmp_path, capsys, monkeypatch, script, flag, name):
+    """A folder where a weights file goes was "dir.pt: no such file", or for a folder without a suffix "unknown
+    weight format ''": weights.read, every script's one reading path, names it as convert_weights.py did."""
+    folder = tmp_path / name
+    folder.mkdir()
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(import_script(script), capsys, flag, name, "--steps", 3) if script != "validate_grads" \
+        else run_cli(import_script(script), capsys, flag, name)
+    assert (code, out) == (2, "") and err.count("\n") == 1
+    assert err.endswith(f": error: {name}: is a folder, not a weights file\n"), err
+    with pytest.raises(InputError, match=f"^{folder}: is a folder, not a weights file$"):
+        weights.read(folder)
+
+
 @pytest.mark.parametrize("which", ["IN", "OUT"])
 def test_convert_weights_says_a_folder_is_a_folder_before_reading(tmp_path, capsys, monkeypatch, which):
     """A folder as IN was "no such file"; a folder as OUT was found only when writing: both one line, exit 2, before

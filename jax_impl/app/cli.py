@@ -202,7 +202,8 @@ def comma_list(item, what: str):
             raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of {what}")
         values = [item(entry) for entry in items]
         if len(set(values)) != len(values):  # by value: '0.2,2e-1' names one learning rate twice
-            raise argparse.ArgumentTypeError(f"{text!r} names a {what[:-1]} twice")
+            one = what[:-1]  # "optimizers" -> "an optimizer", "seeds" -> "a seed"
+            raise argparse.ArgumentTypeError(f"{text!r} names {'an' if one[0] in 'aeiou' else 'a'} {one} twice")
         return values
 
     return parse
@@ -361,8 +362,8 @@ def run_main(main) -> None:
 
 def prepare_out_dir(path) -> pathlib.Path:
     """Create the output folder and prove it writable before any work starts (an empty path is refused, not taken
-    as the current folder)."""
-    out_dir.refuse_empty(path)
+    as the current folder; a file in its place or above it is one line: out_dir.refuse_non_folder)."""
+    out_dir.refuse_non_folder(path)
     path = pathlib.Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)

@@ -20,12 +20,8 @@ def _target(out) -> pathlib.Path:
 def check(out, ours) -> pathlib.Path:
     """Before any work: `out` is a folder, or nothing yet; its entries named in `ours` (the script's files) are files;
     a fresh folder can be made beside it. InputError (one line) otherwise; returns `out` as a path."""
-    refuse_empty(out)
+    refuse_non_folder(out)
     out, target = pathlib.Path(out), _target(out)
-    if target.exists() and not target.is_dir():
-        raise InputError(f"output folder {out} is not a folder")
-    if blocker := _file_above(out.parent):  # mkdir would say "File exists", naming nothing
-        raise InputError(f"cannot write to output folder {out}: {blocker} is not a folder")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.rmdir(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.new-"))
@@ -34,6 +30,18 @@ def check(out, ours) -> pathlib.Path:
     except OSError as e:
         raise InputError(f"cannot write to output folder {out}: {e.strerror or e}") from None
     return out
+
+
+def refuse_non_folder(out) -> None:
+    """InputError (one line) for an output folder path that cannot be a folder: empty (refuse_empty), naming
+    something that is not a folder, or under a file (mkdir would say "File exists" or "Not a directory", naming
+    nothing)."""
+    refuse_empty(out)
+    out, target = pathlib.Path(out), _target(out)
+    if target.exists() and not target.is_dir():
+        raise InputError(f"output folder {out} is not a folder")
+    if blocker := _file_above(out.parent):
+        raise InputError(f"cannot write to output folder {out}: {blocker} is not a folder")
 
 
 def refuse_empty(out) -> None:

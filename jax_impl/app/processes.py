@@ -3,13 +3,35 @@ on the coordinator's port (rendezvous), then form one JAX runtime (initialize_pr
 one line and exit 2, and what the C++ libraries print while the processes talk stays off stdout. The sharded
 training itself (one program whatever the process count) is jax_impl/core/sharding.py."""
 
+import argparse
 import contextlib
 import hashlib
 import json
 import os
+import re
 import sys
 
 from jax_impl.files.params_io import InputError
+
+
+def address(coordinator: str) -> tuple[str, int]:
+    """(HOST, PORT) of a coordinator's HOST:PORT; ValueError (one line) unless HOST is given and PORT is a whole
+    number 1 ... 65535 (0 would ask the system for any free port, which the other processes cannot know)."""
+    host, _, port = coordinator.rpartition(":")
+    if not host.strip() or not re.fullmatch(r"[0-9]+", port):
+        raise ValueError(f"{coordinator!r} is not HOST:PORT (process 0's address, e.g. 127.0.0.1:4000)")
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"{coordinator!r}: the port must be 1 ... 65535, not {int(port)}")
+    return host, int(port)
+
+
+def coordinator_flag(text: str) -> str:
+    """An argparse type: --coordinator HOST:PORT (address's rule), kept as given."""
+    try:
+        address(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 @contextlib.contextmanager
@@ -82,15 +104,13 @@ def rendezvous(coordinator: str, num_processes: int, process_id: int, timeout_s:
     and its experiment's digests; once all are in, process 0 answers each "go", or "differ I FLAG" when process I
     was given another FLAG, and every process returns or raises. The peers close first, so that the port's leftover
     connections wait out TCP's TIME_WAIT on their side, not on the port process 0 binds next.
-    Raises TimeoutError naming who did not come, OSError (an address that is not HOST:PORT, a port in use), or
-    InputError naming the flag that differs (in every process, before any work).
+    Raises TimeoutError naming who did not come, ValueError (an address that is not HOST:PORT: address), OSError
+    (a port in use), or InputError naming the flag that differs (in every process, before any work).
     """
     import socket
     import time
 
-    host, _, port = coordinator.rpartition(":")
-    if not host or not port.isdigit():
-        raise OSError(f"coordinator {coordinator!r} is not HOST:PORT")
+    host, port = address(coordinator)
     deadline = time.monotonic() + timeout_s
 
     def left() -> float:
@@ -102,7 +122,7 @@ def rendezvous(coordinator: str, num_processes: int, process_id: int, timeout_s:
     if process_id == 0:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
             server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            server.bind(("", int(port)))
+            server.bind(("", port))
             server.listen(num_processes)
             peers, theirs = {}, {}
             try:
@@ -134,7 +154,7 @@ def rendezvous(coordinator: str, num_processes: int, process_id: int, timeout_s:
     try:
         while connection is None:
             try:
-                connection = socket.create_connection((host, int(port)), timeout=min(1.0, left()))
+                connection = socket.create_connection((host, port), timeout=min(1.0, left()))
             except (ConnectionRefusedError, TimeoutError):
                 time.sleep(min(0.2, left()))
         with connection:

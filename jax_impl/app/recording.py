@@ -3,10 +3,10 @@ record (jax_impl/files/records.py; docs/records.md)."""
 
 import pathlib
 
-from jax_impl.app import experiment_id
+from jax_impl.app import experiment_id, out_dir
 from jax_impl.files import records
 from jax_impl.files.host import cpu_name
-from jax_impl.files.params_io import InputError, check_writable
+from jax_impl.files.params_io import InputError
 
 
 def add_record_flags(parser, positive_int, what: str = "FILE") -> None:
@@ -21,8 +21,9 @@ def add_record_flags(parser, positive_int, what: str = "FILE") -> None:
 def check_record_flags(parser, args, pair: bool = False) -> None:
     """Only Adam is recorded (its moments are the record's optimizer state): another optimizer with --record is one
     line and exit 2, as are --record-every without --record and --record with --resume (a record starts at step 0)
-    and a --record that cannot be written (params_io.check_writable: the record is written at the run's end, after
-    its other outputs). pair: FILE stands for FILE-jax and FILE-torch (compare.py; pair_paths), the files checked."""
+    and a --record that cannot be written (out_dir.check_file: the record is written at the run's end, after its
+    other outputs; its folder is made if missing, as a run makes --out). pair: FILE stands for FILE-jax and
+    FILE-torch (compare.py; pair_paths), the files checked."""
     if args.record is None:
         if args.record_every != 1:
             parser.error("--record-every needs --record FILE")
@@ -34,7 +35,7 @@ def check_record_flags(parser, args, pair: bool = False) -> None:
                      f"(not {args.optimizer})")
     try:
         for path in pair_paths(args.record).values() if pair else [args.record]:
-            check_writable(path, "--record")
+            out_dir.check_file(path, "--record")
     except InputError as e:
         parser.error(str(e))
 

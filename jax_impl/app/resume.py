@@ -9,9 +9,9 @@ from the run's beginning: a resumed run ends where an uninterrupted one does).
 
 import numpy as np
 
-from jax_impl.app import experiment_id
+from jax_impl.app import experiment_id, out_dir
 from jax_impl.files import state_file
-from jax_impl.files.params_io import InputError, check_writable
+from jax_impl.files.params_io import InputError
 
 
 def add_flags(parser) -> None:
@@ -31,17 +31,21 @@ def experiment(args) -> dict:
 
 
 def check(parser, args) -> None:
-    """Read and judge --resume's file into args.resume_state (None without --resume); --save-state must be a file
-    that can be written (params_io.check_writable: written at the run's end, after --out's files). Each refusal is
-    parser.error: one line, exit 2, nothing written."""
+    """Read and judge --resume's file into args.resume_state (None without --resume); then --save-state must be a
+    file that can be written (out_dir.check_file: written at the run's end, after --out's files; its folder is made
+    if missing, as the run makes --out). Each refusal is parser.error: one line, exit 2."""
     args.resume_state = None
-    if args.save_state is not None:
+    if args.resume is not None:
+        args.resume_state = _judged(parser, args)
+    if args.save_state is not None:  # last: a refused --resume leaves no folder made for --save-state
         try:
-            check_writable(args.save_state, "--save-state")
+            out_dir.check_file(args.save_state, "--save-state")
         except InputError as e:
             parser.error(str(e))
-    if args.resume is None:
-        return
+
+
+def _judged(parser, args) -> state_file.TrainingState:
+    """--resume's file, read and matched against the flags (check's refusals)."""
     try:
         saved = state_file.read(args.resume)
     except InputError as e:
@@ -66,7 +70,7 @@ def check(parser, args) -> None:
     if saved.step >= args.steps:
         parser.error(f"{where}: is at step {saved.step}, and --steps {args.steps} (counted from the run's "
                      "beginning) leaves nothing to run")
-    args.resume_state = saved
+    return saved
 
 
 def saved_state(args, *, params, slots, step: int, losses, framework: str) -> state_file.TrainingState:

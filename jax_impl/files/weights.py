@@ -59,6 +59,13 @@ FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")  # the dtypes read(
 SAFETENSORS_METADATA = {"format": "pt"}  # what safetensors.torch writes; transformers' loaders look for it
 
 
+def refuse_folder(path) -> None:
+    """InputError when `path` is a folder: where a weights file is read, that names the mistake (a missing file's
+    "no such file" or a suffix-less folder's "unknown weight format" would not)."""
+    if pathlib.Path(path).is_dir():
+        raise InputError(f"{path}: is a folder, not a weights file")
+
+
 def format_of(path) -> str:
     """'torch', 'safetensors' or 'npz' from the file's suffix; InputError for any other."""
     suffix = pathlib.Path(path).suffix.lower()
@@ -252,6 +259,7 @@ def read(path, *, dtype=None, hidden: int | None = None) -> tuple[dict[str, np.n
     dtype: np.float32 or np.float64 for every tensor; None keeps float32 and float64 as stored (float16 and bfloat16
     become float32, exactly). hidden: the width H to check the shapes against; None takes the file's.
     InputError: one line, the file named first, then the problem (see the module's docstring)."""
+    refuse_folder(path)  # before the suffix: a folder "dir.pt" or "bad" is neither missing nor of unknown format
     fmt = format_of(path)
     path = pathlib.Path(path)
     where = f"{path}: "

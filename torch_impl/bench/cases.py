@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from torch_impl.bench import jax_runs, torch_runs
+from torch_impl.bench import jax_runs, process, torch_runs
 from torch_impl.bench.plan import EVERY, LR, NOTEBOOK
 
 
@@ -72,11 +72,19 @@ CASES = (
     Case("jax", "ensemble", jax_runs.ensemble, sizes="ensemble"),
 )
 FLOOR = "jax arithmetic floor"  # not a timed case: floor.py computes it from this core's rates
+# Every row's name that --variants' words may name: the cases, the floor, and the whole processes (--process, which
+# run whatever the words: `--variants process` picks no case, for the processes only)
+NAMES = (*(c.name for c in CASES), FLOOR, *(f"{framework} {variant}" for framework, variant, *_ in process.CASES))
 
 
 def wanted(name: str, words) -> bool:
     """--variants: a case runs when its name contains one of the words (None: every case)."""
     return words is None or any(word in name for word in words)
+
+
+def unknown(words) -> list[str]:
+    """--variants' words that no row's name (NAMES) contains: each would pick nothing on any machine or mode."""
+    return [word for word in words or () if not any(wanted(name, [word]) for name in NAMES)]
 
 
 def selected(plan, framework: str, sizes: str) -> list[Case]:

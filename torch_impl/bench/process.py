@@ -16,6 +16,16 @@ from torch_impl.bench.records import make_record
 from torch_impl.bench.timing import paired_summary, progress, script_env
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+# (framework, variant, script, flags, JAX's compilation cache: warm (one folder, filled untimed first), cold (a new
+# folder each run) or plain (the environment as it is))
+CASES = (
+    ("jax", "process, cache warm", "train_jax.py", ["--no-plots"], "warm"),
+    ("jax", "process, cache warm, pictures", "train_jax.py", [], "warm"),
+    ("jax", "process, cache cold", "train_jax.py", ["--no-plots"], "cold"),
+    ("jax", "process, no cache", "train_jax.py", ["--no-plots", "--no-cache"], "plain"),
+    ("torch", "process", "train_torch.py", ["--no-plots"], "plain"),
+    ("torch", "process, pictures", "train_torch.py", [], "plain"),
+)
 
 
 def process_records(runs: int, device: str) -> list[dict]:
@@ -26,17 +36,10 @@ def process_records(runs: int, device: str) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         warm_cache = pathlib.Path(tmp, "warm")
         env = script_env(JAX_PLATFORMS="cuda" if device == "gpu" else "cpu")
-        warm, cold, plain = (lambda i: {"XDG_CACHE_HOME": str(warm_cache)},
-                             lambda i: {"XDG_CACHE_HOME": f"{tmp}/cold{i}"}, lambda i: {})
-        cases = [
-            ("jax", "process, cache warm", "train_jax.py", ["--no-plots"], warm),
-            ("jax", "process, cache warm, pictures", "train_jax.py", [], warm),
-            ("jax", "process, cache cold", "train_jax.py", ["--no-plots"], cold),
-            ("jax", "process, no cache", "train_jax.py", ["--no-plots", "--no-cache"], plain),
-            ("torch", "process", "train_torch.py", ["--no-plots"], plain),
-            ("torch", "process, pictures", "train_torch.py", [], plain),
-        ]
-        for framework, variant, script, flags, env_for in cases:
+        envs = {"warm": lambda i: {"XDG_CACHE_HOME": str(warm_cache)},
+                "cold": lambda i: {"XDG_CACHE_HOME": f"{tmp}/cold{i}"}, "plain": lambda i: {}}
+        for framework, variant, script, flags, cache in CASES:
+            env_for = envs[cache]
             if not (ROOT / "scripts" / script).exists():
                 progress(f"{script} not found: its process timing is skipped")
                 continue

@@ -45,6 +45,17 @@ def implementation(name: str) -> str:
     return f"torch+planted:{name}"
 
 
+# Every implementation a record may name that bugs_of knows, and so what checks/replay.py re-runs. Here, not in
+# replay.py: scripts/diverge.py checks --replay's records against it before the walk, and replay.py imports jax,
+# which must wait for cli.setup_jax (the port's XLA flags are read at jax's first import).
+KNOWN = ("jax", "torch", *(implementation(name) for name in sorted(PLANTED)))
+
+
+def knows(implementation_name: str) -> bool:
+    """Whether the replay can re-run this implementation (a record's metadata names it)."""
+    return implementation_name in KNOWN
+
+
 def bugs_of(implementation_name: str) -> Bugs:
     """The Bugs an implementation string names ("torch": none); KeyError for an unknown one."""
     if implementation_name in ("torch", "jax"):

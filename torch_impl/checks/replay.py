@@ -19,7 +19,7 @@ from jax_impl.core.layout import PARAM_NAMES
 from jax_impl.files.params_io import InputError
 from torch_impl.checks import grad_error
 from torch_impl.checks.diverge import B1, B2, EPS, FACTOR, bias_correction_error, sigmoid
-from torch_impl.checks.planted import PLANTED, Bugs, bugs_of, torch_adam, torch_sigmoid
+from torch_impl.checks.planted import Bugs, bugs_of, torch_adam, torch_sigmoid
 
 TRANSPOSED = {"w1": True, "b1": False, "w2": True, "b2": False}  # torch's layout is the port's transpose
 # What each implementation computes at each stage, for the report.
@@ -47,14 +47,6 @@ PLANTED_OPS = {
     "lr_one_step_late": {"params.after": "planted: p + the update of the step before (lr applied one step late)"},
     "sigmoid_float32": {"forward.hidden": "planted: torch.sigmoid in float32, cast back"},
 }
-
-
-KNOWN = ("jax", "torch", *(f"torch+planted:{name}" for name in sorted(PLANTED)))  # what run_step re-runs
-
-
-def knows(implementation: str) -> bool:
-    """Whether run_step can re-run this implementation (a record's metadata names it)."""
-    return implementation in KNOWN
 
 
 def describe(implementation: str, stage: str) -> str:
