@@ -16,10 +16,10 @@ form one group, trained in one compiled call (jax_impl/core/grid.py, with ensemb
 learning rate is data, so new rates do not recompile); widths differ in shape, so each width is its own call. The
 model axis is sharded over every device of every process (jax_impl.core.sharding); process 0 writes the results.
 
-Writes into --out (default out/sweep): sweep.json (one record per model: seed, lr, hidden, optimizer, final_loss,
-diverged_at; final_loss is the loss before the last update, as train_jax.py reports it; --curves adds the loss
-curve), table.txt, and unless --no-plots heatmap.png (final loss over seed x lr),
-curves.png (every loss curve) and best_fit.png (the best configuration's fits). A model whose loss turns non-finite
+Writes into --out (default out/sweep): sweep.json (one object: the sweep's settings, the best model, and under
+"models" a record per model: seed, lr, hidden, optimizer, final_loss, diverged_at; final_loss is the loss before the
+last update, as train_jax.py reports it; --curves adds the loss curve), table.txt, and unless --no-plots heatmap.png
+(final loss over seed x lr), curves.png (every loss curve) and best_fit.png (the best configuration's fits). A model whose loss turns non-finite
 is marked (diverged_at, final_loss null) and the others kept: exit 0. Bad input, or more models than the free memory
 holds (estimated before anything runs), is one line on stderr and exit 2.
 """
