@@ -172,6 +172,46 @@ def test_a_signal_in_a_long_training_ends_it_at_once(tmp_path, signum, code, lin
         os.killpg(run.pid, 0)
 
 
+def test_a_reader_that_stops_early_gets_one_line_and_exit_141(tmp_path):
+    """`train_jax.py | head -1`: the log lines (after ~1 s of training) meet a closed pipe. Exit 141 (a shell's code
+    for a process that SIGPIPE ended), one line on stderr, no traceback; the run stops before its outputs, so the
+    earlier run's files stay as they were."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "losses.json").write_text("[1.0]")
+    with start_script("train_jax.py", "--steps", "200000", "--log-every", "50000", "--no-plots", "--out", out) as run:
+        try:
+            assert run.stdout.readline().startswith("Net(")
+            run.stdout.close()  # as head does after its line
+            stderr = run.stderr.read()
+            run.wait(timeout=120)
+        finally:
+            run.kill()
+    assert run.returncode == 141 and stderr == ("train_jax.py: stdout was closed before the end (broken pipe); "
+                                                "stopped there\n"), stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert sorted(p.name for p in out.iterdir()) == ["losses.json"]
+    assert (out / "losses.json").read_text() == "[1.0]"
+
+
+def test_a_closed_pipe_met_at_the_last_flush_is_one_line_too(tmp_path):
+    """--json's short summary waits in stdout's buffer (PYTHONUNBUFFERED unset, as in a shell) until the end, where
+    the interpreter's flush met the closed pipe: "Exception ignored ... BrokenPipeError" and exit 120. run_main
+    flushes it itself: one line and exit 141. The run had finished, so its files are written, whole."""
+    with start_script("train_jax.py", "--json", "--steps", "1", "--no-plots", "--out", tmp_path / "out",
+                      env={"PYTHONUNBUFFERED": ""}) as run:
+        try:
+            run.stdout.close()  # no reader at all
+            stderr = run.stderr.read()
+            run.wait(timeout=120)
+        finally:
+            run.kill()
+    assert run.returncode == 141 and stderr == ("train_jax.py: stdout was closed before the end (broken pipe); "
+                                                "stopped there\n"), stderr
+    assert json.loads((tmp_path / "out" / "losses.json").read_text()) == [pytest.approx(0.6136, abs=5e-5)]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["losses.json", "model.safetensors", "params.npz"]
+
+
 def test_an_output_that_cannot_be_replaced_is_one_line_before_any_work(tmp_path, script):
     """A folder where snapshots.png goes: one line naming it and exit 2, before training; nothing is written."""
     (tmp_path / "snapshots.png").mkdir()
