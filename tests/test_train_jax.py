@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -139,6 +140,76 @@ def test_ctrl_c_and_sigterm_are_one_line_and_leave_no_process(tmp_path, signum, 
     assert (out / "losses.json").read_text() == "[1.0]"
     with pytest.raises(ProcessLookupError):  # the process group is gone: the run made no other process
         os.killpg(run.pid, 0)
+
+
+@pytest.mark.parametrize("signum, code, line", [(signal.SIGINT, 130, "interrupted"),
+                                                (signal.SIGTERM, 143, "terminated")])
+def test_a_signal_in_a_long_training_ends_it_at_once(tmp_path, signum, code, line):
+    """Ctrl-C or SIGTERM 3 s into a run that trains for minutes (400,000 steps on 20,000 points: ~220 s uninterrupted
+    on 2 cores) ends it within seconds (measured: 0.06-0.22 s), not at the training's end: the wait for the jitted
+    program lets the handler run (core/ready.py) and the process does not wait for XLA's threads to finish it
+    (cli._end_now). One line, the code, the earlier run's files untouched, no process left."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "losses.json").write_text("[1.0]")
+    run = start_script("train_jax.py", "--steps", "400000", "--points", "20000", "--log-every", "100000",
+                       "--no-plots", "--out", out)
+    try:
+        assert run.stdout.readline().startswith("Net(")  # printed before compiling: the training starts soon after
+        time.sleep(3)
+        sent = time.monotonic()
+        os.killpg(run.pid, signum)
+        _, stderr = run.communicate(timeout=60)
+        ended = time.monotonic() - sent
+    finally:
+        run.kill()
+    assert run.returncode == code and stderr.strip() == f"train_jax.py: {line}", stderr
+    assert ended < 10, f"ended {ended:.1f} s after the signal"  # generous: a slow, shared machine
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert sorted(p.name for p in out.iterdir()) == ["losses.json"]
+    assert (out / "losses.json").read_text() == "[1.0]"
+    with pytest.raises(ProcessLookupError):
+        os.killpg(run.pid, 0)
+
+
+def test_a_reader_that_stops_early_gets_one_line_and_exit_141(tmp_path):
+    """`train_jax.py | head -1`: the log lines (after ~1 s of training) meet a closed pipe. Exit 141 (a shell's code
+    for a process that SIGPIPE ended), one line on stderr, no traceback; the run stops before its outputs, so the
+    earlier run's files stay as they were."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "losses.json").write_text("[1.0]")
+    with start_script("train_jax.py", "--steps", "200000", "--log-every", "50000", "--no-plots", "--out", out) as run:
+        try:
+            assert run.stdout.readline().startswith("Net(")
+            run.stdout.close()  # as head does after its line
+            stderr = run.stderr.read()
+            run.wait(timeout=120)
+        finally:
+            run.kill()
+    assert run.returncode == 141 and stderr == ("train_jax.py: stdout was closed before the end (broken pipe); "
+                                                "stopped there\n"), stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert sorted(p.name for p in out.iterdir()) == ["losses.json"]
+    assert (out / "losses.json").read_text() == "[1.0]"
+
+
+def test_a_closed_pipe_met_at_the_last_flush_is_one_line_too(tmp_path):
+    """--json's short summary waits in stdout's buffer (PYTHONUNBUFFERED unset, as in a shell) until the end, where
+    the interpreter's flush met the closed pipe: "Exception ignored ... BrokenPipeError" and exit 120. run_main
+    flushes it itself: one line and exit 141. The run had finished, so its files are written, whole."""
+    with start_script("train_jax.py", "--json", "--steps", "1", "--no-plots", "--out", tmp_path / "out",
+                      env={"PYTHONUNBUFFERED": ""}) as run:
+        try:
+            run.stdout.close()  # no reader at all
+            stderr = run.stderr.read()
+            run.wait(timeout=120)
+        finally:
+            run.kill()
+    assert run.returncode == 141 and stderr == ("train_jax.py: stdout was closed before the end (broken pipe); "
+                                                "stopped there\n"), stderr
+    assert json.loads((tmp_path / "out" / "losses.json").read_text()) == [pytest.approx(0.6136, abs=5e-5)]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["losses.json", "model.safetensors", "params.npz"]
 
 
 def test_an_output_that_cannot_be_replaced_is_one_line_before_any_work(tmp_path, script):

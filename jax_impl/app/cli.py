@@ -341,23 +341,74 @@ def _terminated(signum, frame):
     raise Terminated
 
 
+# What a shell reports for a process that SIGPIPE ended (128 + 13), as `yes | head` ends yes; Python ignores SIGPIPE
+# and raises BrokenPipeError instead, and run_main says the same here. Not 1: that is MISMATCH, a
+# cross-check that disagreed, and a closed pipe says nothing about the run.
+BROKEN_PIPE = 141
+
+
 def run_main(main) -> None:
     """Call main(); an InputError anywhere becomes one line and exit 2 instead of a traceback, Ctrl-C one line and
-    exit 130, SIGTERM one line and exit 143 (a run's outputs appear whole at the end or not at all: out_dir)."""
+    exit 130, SIGTERM one line and exit 143 (a run's outputs appear whole at the end or not at all: out_dir), a
+    reader of stdout that went away (`| head`) one line and exit 141."""
     signal.signal(signal.SIGTERM, _terminated)
     try:
         main()
+        if sys.stdout is not None:
+            sys.stdout.flush()  # here, not at the interpreter's exit, so that a broken pipe is caught below
         # The work is done and the process ends: the interpreter's last collections would walk every object JAX
         # and matplotlib made (0.1-0.3 s) only to free memory the exit frees anyway. Frozen, they are skipped.
         gc.freeze()
     except InputError as e:
         fail(str(e))
     except KeyboardInterrupt:
-        print(f"{pathlib.Path(sys.argv[0]).name}: interrupted", file=sys.stderr)
-        raise SystemExit(INTERRUPTED) from None
+        _end_now(INTERRUPTED, "interrupted")
     except Terminated:
-        print(f"{pathlib.Path(sys.argv[0]).name}: terminated", file=sys.stderr)
-        raise SystemExit(TERMINATED) from None
+        _end_now(TERMINATED, "terminated")
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        _say("stdout was closed before the end (broken pipe); stopped there")
+        raise SystemExit(BROKEN_PIPE) from None
+
+
+def _say(line: str) -> None:
+    """One line on stderr, named by the script; a stderr that cannot take it (closed, a broken pipe too) is passed
+    over: the exit code still tells."""
+    if sys.stderr is None:  # no stderr at all (print would write to stdout instead)
+        return
+    try:
+        print(f"{pathlib.Path(sys.argv[0]).name}: {line}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # a broken pipe, a closed file
+        pass
+
+
+def _stdout_to_devnull() -> None:
+    """Point file descriptor 1 at os.devnull: what is left in sys.stdout's buffer goes there at the interpreter's
+    exit, instead of raising BrokenPipeError a second time (Python's "Exception ignored ... BrokenPipeError", exit
+    120)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):  # no file behind sys.stdout (None, or a test's capture): no flush
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+def _end_now(code: int, line: str) -> None:
+    """One line on stderr, then end the process with `code` at once (os._exit). A normal exit waits for the jitted
+    computation still in flight (XLA's threads run it to its end: a SIGTERM 6 s into a ~22 s run printed its line at
+    once but exited 17-24 s later, and a longer run kept the cores busy for minutes). Nothing is lost: the exception
+    has unwound main() by now, so every `with` of out_dir.replaced and params_io.atomic_path has removed its
+    half-made folder or file, and the earlier outputs stand; stdout and stderr are flushed first."""
+    _say(line)
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError, AttributeError):  # a broken pipe, a closed stdout, none: nothing more to keep
+        pass
+    os._exit(code)
 
 
 def prepare_out_dir(path) -> pathlib.Path:

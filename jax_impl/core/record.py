@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jax_impl.core import model
+from jax_impl.core import model, ready
 from jax_impl.core.torch_optim import make_optimizer
 
 # The recorded quantities that are not per parameter, in computation order (docs/records.md). Per parameter:
@@ -71,4 +71,6 @@ def recorded_run(params, x, y, lr, *, steps: int, every: int = 1) -> dict:
         return jax.lax.scan(body, (params, tx.init(params)), None, length=steps)[1]
 
     kept = jnp.arange(0, steps, every)
-    return {"step": kept, **{k: v[::every] for k, v in run(params).items()}}
+    # Returned ready (ready.wait), so that Ctrl-C and SIGTERM act during a long scan: every caller reads it at once,
+    # and a read (numpy) would wait in C++, where Python's signal handlers cannot run.
+    return ready.wait({"step": kept, **{k: v[::every] for k, v in run(params).items()}})

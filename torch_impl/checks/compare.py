@@ -34,7 +34,7 @@ import numpy as np
 import optax
 import torch
 
-from jax_impl.core import model, train
+from jax_impl.core import model, ready, train
 from jax_impl.core.steps import first_nonfinite_step
 from torch_impl.checks import grad_error
 from torch_impl.checks.adam_torch import accurate_bias_correction, scale_by_adam_torch
@@ -80,6 +80,7 @@ def to_torch(array, dtype: torch.dtype) -> torch.Tensor:
 def jax_run(params, x, y, *, lr: float, optimizer: str, steps: int) -> Run:
     """train.fit (the port's own fused lax.scan) in the dtype of params/x/y."""
     trajectory = train.fit(params, x, y, jnp.asarray(lr, x.dtype), optimizer=optimizer, steps=steps, every=steps)
+    trajectory = ready.wait(trajectory)  # not in numpy's C++ wait: Ctrl-C and SIGTERM act during a long run
     return _as_run(trajectory.losses, trajectory.params)
 
 
