@@ -19,9 +19,9 @@ model axis is sharded over every device of every process (jax_impl.core.sharding
 Writes into --out (default out/sweep): sweep.json (one object: the sweep's settings, the best model, and under
 "models" a record per model: seed, lr, hidden, optimizer, final_loss, diverged_at; final_loss is the loss before the
 last update, as train_jax.py reports it; --curves adds the loss curve), table.txt, and unless --no-plots heatmap.png
-(final loss over seed x lr), curves.png (every loss curve) and best_fit.png (the best configuration's fits). A model whose loss turns non-finite
-is marked (diverged_at, final_loss null) and the others kept: exit 0. Bad input, or more models than the free memory
-holds (estimated before anything runs), is one line on stderr and exit 2.
+(final loss over seed x lr), curves.png (every loss curve) and best_fit.png (the best configuration's fits). A
+model whose loss turns non-finite is marked (diverged_at, final_loss null) and the others kept: exit 0. Bad input, or
+more models than the free memory holds (estimated before anything runs), is one line on stderr and exit 2.
 """
 
 import json
