@@ -172,6 +172,22 @@ def test_a_signal_in_a_long_training_ends_it_at_once(tmp_path, signum, code, lin
         os.killpg(run.pid, 0)
 
 
+BROKEN_PIPE_LINE = "train_jax.py: stdout was closed before the end (broken pipe); stopped there\n"
+
+
+def close_stdout_and_wait(run, first_line=None) -> str:
+    """Close a started run's stdout, as a reader that stops does (after one line starting with `first_line`, if
+    given), and wait for the run's end: its stderr. Killed if the test fails first (Popen's `with` would wait)."""
+    try:
+        if first_line is not None:
+            assert run.stdout.readline().startswith(first_line)
+        run.stdout.close()
+        stderr = run.stderr.read()
+        run.wait(timeout=120)
+    finally:
+        run.kill()
+    return stderr
+
 def test_a_reader_that_stops_early_gets_one_line_and_exit_141(tmp_path):
     """`train_jax.py | head -1`: the log lines (after ~1 s of training) meet a closed pipe. Exit 141 (a shell's code
     for a process that SIGPIPE ended), one line on stderr, no traceback; the run stops before its outputs, so the
@@ -180,15 +196,8 @@ def test_a_reader_that_stops_early_gets_one_line_and_exit_141(tmp_path):
     out.mkdir()
     (out / "losses.json").write_text("[1.0]")
     with start_script("train_jax.py", "--steps", "200000", "--log-every", "50000", "--no-plots", "--out", out) as run:
-        try:
-            assert run.stdout.readline().startswith("Net(")
-            run.stdout.close()  # as head does after its line
-            stderr = run.stderr.read()
-            run.wait(timeout=120)
-        finally:
-            run.kill()
-    assert run.returncode == 141 and stderr == ("train_jax.py: stdout was closed before the end (broken pipe); "
-                                                "stopped there\n"), stderr
+        stderr = close_stdout_and_wait(run, first_line="Net(")  # as head does after its line
+    assert run.returncode == 141 and stderr == BROKEN_PIPE_LINE, stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     assert sorted(p.name for p in out.iterdir()) == ["losses.json"]
     assert (out / "losses.json").read_text() == "[1.0]"
@@ -200,14 +209,8 @@ def test_a_closed_pipe_met_at_the_last_flush_is_one_line_too(tmp_path):
     flushes it itself: one line and exit 141. The run had finished, so its files are written, whole."""
     with start_script("train_jax.py", "--json", "--steps", "1", "--no-plots", "--out", tmp_path / "out",
                       env={"PYTHONUNBUFFERED": ""}) as run:
-        try:
-            run.stdout.close()  # no reader at all
-            stderr = run.stderr.read()
-            run.wait(timeout=120)
-        finally:
-            run.kill()
-    assert run.returncode == 141 and stderr == ("train_jax.py: stdout was closed before the end (broken pipe); "
-                                                "stopped there\n"), stderr
+        stderr = close_stdout_and_wait(run)  # no reader at all
+    assert run.returncode == 141 and stderr == BROKEN_PIPE_LINE, stderr
     assert json.loads((tmp_path / "out" / "losses.json").read_text()) == [pytest.approx(0.6136, abs=5e-5)]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["losses.json", "model.safetensors", "params.npz"]
 
