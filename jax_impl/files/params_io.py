@@ -16,6 +16,13 @@ class InputError(ValueError):
     """Bad user input (a file or a flag): the scripts print its message as one line and exit 2."""
 
 
+def refuse_folder(path, what: str | None = None) -> None:
+    """InputError when `path`, a file to read, is a folder: "PATH: is a folder[, not WHAT]". A reader's own words
+    would mislead ("no such file", "unknown weight format ''", safetensors' "No such device (os error 19)")."""
+    if pathlib.Path(path).is_dir():
+        raise InputError(f"{path}: is a folder" + (f", not {what}" if what else ""))
+
+
 def check_writable(path, flag: str) -> pathlib.Path:
     """Before any work: a file that a script writes at its end (atomic_path) can be written at `path`: the path is
     not empty, not a folder, its folder exists and takes a new file. InputError (one line, naming `flag`) otherwise;

@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from jax_impl.core.layout import PARAM_NAMES
-from jax_impl.files.params_io import InputError, atomic_path, nonfinite_problem
+from jax_impl.files.params_io import InputError, atomic_path, nonfinite_problem, refuse_folder
 
 FORMAT = "jax-notebook-port record 1"
 # The quantities of one step in computation order: the order the localizer walks them in (docs/records.md).
@@ -84,8 +84,7 @@ def read(path) -> Record:
     from safetensors import SafetensorError, safe_open
 
     path = pathlib.Path(path)
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, not a record file")
+    refuse_folder(path, "a record file")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:

@@ -15,13 +15,12 @@ raises InputError, one line, for a file that is not such a state file or does no
 """
 
 import json
-import pathlib
 from typing import NamedTuple
 
 import numpy as np
 
 from jax_impl.core.layout import PARAM_NAMES
-from jax_impl.files.params_io import InputError, atomic_path, nonfinite_problem
+from jax_impl.files.params_io import InputError, atomic_path, nonfinite_problem, refuse_folder
 from jax_impl.files.weights import JAX_TO_TORCH, from_layout, to_layout
 
 FORMAT = "jax-notebook-port training state"
@@ -82,8 +81,7 @@ def read(path) -> TrainingState:
     from safetensors import safe_open
 
     where = f"{path}: "
-    if pathlib.Path(path).is_dir():  # safetensors would say "No such device (os error 19)"
-        raise InputError(f"{where}is a folder")
+    refuse_folder(path)
     try:
         with safe_open(str(path), framework="numpy") as f:
             metadata = f.metadata() or {}

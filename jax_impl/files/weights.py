@@ -27,7 +27,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from jax_impl.core.layout import PARAM_NAMES, param_shapes
-from jax_impl.files import torch_file
+from jax_impl.files import params_io, torch_file
 from jax_impl.files.params_io import (
     InputError,
     atomic_path,
@@ -61,9 +61,8 @@ SAFETENSORS_METADATA = {"format": "pt"}  # what safetensors.torch writes; transf
 
 def refuse_folder(path) -> None:
     """InputError when `path` is a folder: where a weights file is read, that names the mistake (a missing file's
-    "no such file" or a suffix-less folder's "unknown weight format" would not)."""
-    if pathlib.Path(path).is_dir():
-        raise InputError(f"{path}: is a folder, not a weights file")
+    "no such file" or a suffix-less folder's "unknown weight format" would not: params_io.refuse_folder)."""
+    params_io.refuse_folder(path, "a weights file")
 
 
 def format_of(path) -> str:
