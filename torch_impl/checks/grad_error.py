@@ -27,7 +27,9 @@ within ROUNDING_FACTOR * u * (F + ROUNDING_FACTOR * u * c sum r_err^2) of the ex
 order of each residual's rounding (F), and its square, which is all that is left where a residual is exactly zero.
 
 Two methods A and B are compared entry by entry against allowance_A + allowance_B; the report gives |A - B| in units
-of that allowance (<= 1 agrees). Layout as model.py: w1 (1, H), b1 (H,), w2 (H, 1), b2 (1,); x, y: (N, 1).
+of that allowance (<= 1 agrees). Besides rounding, an operation may flush a subnormal to zero (XLA:CPU does, torch
+does not): an absolute error below the smallest normal number, carried by the factors after it (underflow_scale).
+Layout as model.py: w1 (1, H), b1 (H,), w2 (H, 1), b2 (1,); x, y: (N, 1).
 """
 
 import numpy as np
@@ -35,6 +37,10 @@ import numpy as np
 from jax_impl.core.layout import PARAM_NAMES
 
 UNIT_ROUNDOFF = {"float32": 2.0**-24, "float64": 2.0**-53}
+# The smallest normal number of each precision. XLA:CPU flushes a subnormal result or input to zero (jax's 1e-37 *
+# 0.01 is 0 in float32, 1e-300 * 1e-10 in float64; torch and NumPy keep it), so besides its relative rounding every
+# operation may be off by up to this much, absolutely: the underflow term of the model (underflow_scale).
+SMALLEST_NORMAL = {"float32": 2.0**-126, "float64": 2.0**-1022}
 
 # lambda in the model above. Measured over the 54 states of tests/test_grad_error.py (the notebook's validation and
 # initial weights; N(0, 1) draws at widths 1-256; weights trained 10, 100, 201 steps by Adam and SGD at widths 1-64;
@@ -125,10 +131,46 @@ def loss_rounding_allowance(params, x, y, loss: str, dtype: str, *, sides: int =
     return c * float(sides * factor * np.sqrt(r.size) * np.sum(r**2) + np.sum(2 * r * spread + spread**2))
 
 
+# How many flushes each gradient term's factor carries in from its own computation (underflow_scale): a sigmoid or
+# its derivative, as any method computes it: h = x w1 + b1 (2 operations, carried through sigmoid' <= 1/4), then at
+# most 6 more (the manual cell's |h|, negation, exp, 1 +, square, division), and the input's own flush: 9.
+SIGMOID_FLUSHES = 9
+
+
+def underflow_scale(params, x, y, loss: str = "sse") -> dict[str, np.ndarray]:
+    """U[k], the gradient's exposure to flushed subnormals, in units of SMALLEST_NORMAL: the allowance adds
+    ROUNDING_FACTOR * SMALLEST_NORMAL * U[k] to the rounding (rounding_allowance).
+
+    Each entry is a sum over the N points of a term of m factors f (dw1: c, w2, s', x, r; db1: c, w2, s', r; dw2: c,
+    s, r; db2: c, r). Each of its m - 1 products and its addition into the sum may flush (off by < SMALLEST_NORMAL),
+    and each factor arrives off by a_f flushes of its own (an input 1, as XLA also flushes subnormal inputs; s or s'
+    SIGMOID_FLUSHES; r its forward pass's H products and H + 1 additions, each s_j's flush carried by |w2_j|, and its
+    input: 2H + 3 + sum |w2|). A flush's error is carried by the factors applied after it, each at most 1 + |f|, in
+    whatever order a method multiplies: U[k] = sum_n (m + sum_f a_f) prod_f (1 + |f_n|). That is generous (a bound on
+    the count, not an estimate) and harmless: ~1e-36 in float32, ~1e-305 in float64, it matters only where the entry
+    is itself so small that flushing reaches it: a unit saturated into the subnormals at every point (float32 |h| in
+    ~[80, 104], float64 ~[700, 745]), where jax.grad dropped terms torch kept: up to 1e-36 apart in float32 (3e4
+    allowances without this term; float64 3e12), the states "saturated into subnormals" of tests/test_grad_error.py.
+    Returns float64 arrays in the parameters' shapes."""
+    x, w2, s, _, ds, _, r, _, c = _magnitudes(params, x, y, loss)
+    carried = 2 * w2.shape[0] + 3 + float(np.sum(np.abs(w2)))  # a_r
+    sig = SIGMOID_FLUSHES
+    x1, r1, w2_1, s1, ds1 = 1 + np.abs(x), 1 + r, 1 + np.abs(w2[:, 0]), 1 + s, 1 + ds
+    return {  # per tensor: m + the inputs' single flushes (c, w2, x) + s or s' + r, times the factors' products
+        "w1": ((5 + 3 + sig + carried) * (1 + c) * w2_1 * (ds1.T @ (x1 * r1))[:, 0])[None, :],
+        "b1": (4 + 2 + sig + carried) * (1 + c) * w2_1 * (ds1.T @ r1)[:, 0],
+        "w2": (3 + 1 + sig + carried) * (1 + c) * (s1.T @ r1),
+        "b2": np.array([(2 + 1 + carried) * (1 + c) * float(np.sum(r1))]),
+    }
+
+
 def rounding_allowance(params, x, y, loss: str, dtype: str) -> dict[str, np.ndarray]:
-    """ROUNDING_FACTOR * u * M: how far a correct gradient computed in `dtype` may be from the exact one."""
+    """ROUNDING_FACTOR * (u * M + SMALLEST_NORMAL * U): how far a correct gradient computed in `dtype` may be from the
+    exact one (rounding_scale, underflow_scale)."""
     factor = ROUNDING_FACTOR * UNIT_ROUNDOFF[dtype]
-    return {k: factor * v for k, v in rounding_scale(params, x, y, loss).items()}
+    flush = ROUNDING_FACTOR * SMALLEST_NORMAL[dtype]
+    underflow = underflow_scale(params, x, y, loss)
+    return {k: factor * v + flush * underflow[k] for k, v in rounding_scale(params, x, y, loss).items()}
 
 
 def finite_difference_allowance(fd_h: dict, fd_2h: dict, params, x, y, loss: str, step: float) -> dict:
