@@ -6,9 +6,11 @@ import errno
 import os
 import pathlib
 import stat
+import subprocess
+import sys
 
 import pytest
-from conftest import import_script, run_main, run_script
+from conftest import ROOT, import_script, run_main, run_script
 
 from jax_impl.app import cli, out_dir
 from jax_impl.app.outputs import RUN_FILES
@@ -306,3 +308,24 @@ def test_undo_on_failure_takes_out_only_the_empty_folders_a_failed_run_made(tmp_
                 raise ending
         assert (tmp_path / "new" / "e").is_dir()
         (tmp_path / "new" / "e").rmdir()
+
+
+@pytest.mark.parametrize("script, flags, line", [
+    ("train_jax", ["--init", ""], "--init: an empty path"),
+    ("train_torch", ["--resume", " "], "--resume: an empty path"),
+    ("compare", ["--record", ""], "--record: an empty path"),
+    ("convert_weights", ["", "w.npz"], "IN: an empty path"),
+    ("convert_weights", ["net.npz", ""], "OUT: an empty path"),
+    ("plant_fault", ["--record", "r.safetensors", "--into", ""], "--into: an empty path"),
+    ("validate_grads", ["--params", ""], "--params: an empty path"),
+    ("diverge", ["", "b.safetensors"], "an empty path, not a record file"),
+])
+def test_an_empty_file_path_is_one_line_naming_its_flag(tmp_path, script, flags, line):
+    """An empty (or blank) path is "." to pathlib: --init "" said ": is a folder, not a weights file", --resume ""
+    "--resume : is a folder", diverge.py "" ".: is a folder", convert_weights.py's OUT "" "unknown weight format ''"
+    and compare.py --record "" ended in a traceback (pair_paths). Each is now one line naming the flag
+    (params_io.refuse_empty), exit 2, with nothing written in the current folder, which "" would have named."""
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / f"{script}.py"), *flags], cwd=tmp_path, text=True,
+                         capture_output=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert (run.returncode, run.stdout, run.stderr) == (2, "", f"{script}.py: error: {line}\n")
+    assert not any(tmp_path.iterdir())

@@ -11,7 +11,7 @@ import sys
 from jax_impl.app import out_dir
 from jax_impl.core import experiment, optimizers
 from jax_impl.core.optimizers import OPTIMIZERS
-from jax_impl.files.params_io import InputError
+from jax_impl.files.params_io import InputError, refuse_empty
 
 USAGE_ERROR = 2  # bad flags or files
 DIVERGED = 3  # the loss turned non-finite
@@ -301,6 +301,7 @@ def check_init(parser, args) -> None:
         if getattr(args, flag, None) is not None:
             parser.error(f"--init takes the initial weights from {args.init}; --{flag.replace('_', '-')} would draw "
                          "them: give one of them")
+    refuse_empty(args.init, "--init")
     params = read_weights(args.init, x64=args.x64)
     width = int(params["b1"].shape[0])
     if args.hidden is not None and args.hidden != width:

@@ -119,8 +119,8 @@ def read(path) -> Record:
     shape, non-finite data, a non-finite loss whose residuals are finite."""
     from safetensors import SafetensorError, safe_open
 
+    refuse_folder(path, "a record file")  # before Path(), which makes "" the current folder, "."
     path = pathlib.Path(path)
-    refuse_folder(path, "a record file")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
