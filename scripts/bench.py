@@ -47,7 +47,7 @@ def parse_args(argv=None):
     p.add_argument("--budget-s", type=cli.positive_float, default=None, help="seconds of warm runs per variant")
     p.add_argument("--variants", nargs="+", default=None,
                    help="only variants whose name contains one of these words (e.g. train.fit eager; every word "
-                        "must be in some variant's name)")
+                        "must be in the name of some variant that this run includes)")
     p.add_argument("--no-ensemble", action="store_true", help="skip the ensemble variants")
     p.add_argument("--cores", type=cli.positive_int, default=None,
                    help="pin the run to the first N cores: JAX's devices and torch's threads follow (default: all)")
@@ -59,7 +59,9 @@ def parse_args(argv=None):
     p.add_argument("--out", metavar="FILE.png", help="write the log-log plot of time against points")
     args = p.parse_args(argv)
     check_variants(p, args.variants)
-    return plan.complete(args, MIN_REPEATS)
+    args = plan.complete(args, MIN_REPEATS)
+    check_variants_run(p, args)
+    return args
 
 
 def check_variants(parser, words) -> None:
@@ -71,6 +73,16 @@ def check_variants(parser, words) -> None:
 
     if bad := cases.unknown(words):
         parser.error(f"--variants {bad[0]}: no variant's name contains it; the variants: {', '.join(cases.NAMES)}")
+
+
+def check_variants_run(parser, args) -> None:
+    """Before any work, the mode and device known: each --variants word picks a row this run includes
+    (cases.idle_word). `--variants "cuda graph"` on a CPU ran the whole set-up and printed an empty table, exit 0.
+    parser.error: one line naming the rows and what each needs, exit 2."""
+    from torch_impl.bench import cases
+
+    if idle := cases.idle_word(args):
+        parser.error(idle)
 
 
 def check_outputs(args) -> None:

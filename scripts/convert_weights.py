@@ -21,6 +21,7 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from jax_impl.app import cli, out_dir  # noqa: E402
 from jax_impl.files import weights
+from jax_impl.files.params_io import refuse_empty
 
 
 def parse_args(argv=None):
@@ -32,6 +33,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    for name, path in (("IN", args.source), ("OUT", args.target)):
+        refuse_empty(path, name)
     weights.format_of(args.target)  # an unknown OUT suffix is refused before anything is read
     weights.refuse_folder(args.source)  # IN's folder refused before OUT is checked or anything read
     out_dir.check_file(args.target, "OUT")  # a folder in OUT's place, no way to write there: before the reading

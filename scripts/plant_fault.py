@@ -17,7 +17,7 @@ flags: --quantity, --step and --size only with --into, which copies a record as 
 import types
 
 from jax_impl.app import cli, recording
-from jax_impl.files.params_io import same_file
+from jax_impl.files.params_io import InputError, refuse_empty, same_file
 
 INTO_FLAGS = ("quantity", "step", "size")  # what --into's copy is changed by
 NEW_RUN_FLAGS = ("x64", "record_every")  # besides cli.add_run_flags's: what --bug's new run is chosen by
@@ -95,6 +95,11 @@ def check_output(parser, args) -> None:
     """Before any work: --record (which recording.check_record_flags saw can be written) is neither --into's record
     nor --init's weights (a copy written over them would lose them)."""
     for flag, source in (("--into", args.into), ("--init", args.init)):
+        try:
+            if source is not None:
+                refuse_empty(source, flag)
+        except InputError as e:
+            parser.error(str(e))
         if source is not None and same_file(args.record, source):
             parser.error(f"--record {args.record}: is the {flag} file: the planted copy would replace it")
 

@@ -298,3 +298,58 @@ def test_an_unknown_variant_is_refused_when_parsed(capsys, monkeypatch):
     assert bench.parse_args(["--tiny", "--variants", "train.fit", "floor"]).variants == ["train.fit", "floor"]
     assert bench.parse_args(["--variants", "process"]).variants == ["process"]  # docs/usage.md's processes only
     assert cases.unknown(["eager", "fused", "ensemble"]) == ["fused"] and cases.unknown(None) == []
+
+
+@pytest.mark.parametrize("flags, line", [
+    (["--variants", "cuda graph"], "--variants cuda graph: nothing it names runs here: 'torch cuda graph' needs "
+                                   "--device gpu"),
+    (["--variants", "eager", "reduce-overhead"], "--variants reduce-overhead: nothing it names runs here: "
+                                                 "'torch func step reduce-overhead' needs the full mode (no --quick, "
+                                                 "no --tiny) and --device gpu"),
+    (["--tiny", "--variants", "compile"], "--variants compile: nothing it names runs here: 'torch compile' needs the "
+                                          "full mode (no --quick, no --tiny); 'torch func step compiled', 'torch func "
+                                          "ensemble compiled' need no --tiny"),
+    (["--no-ensemble", "--variants", "jax ensemble"], "--variants jax ensemble: nothing it names runs here: "
+                                                      "'jax ensemble' needs the ensembles (no --no-ensemble)"),
+    (["--quick", "--variants", "pictures"], "--variants pictures: nothing it names runs here: 'jax process, cache "
+                                            "warm, pictures', 'torch process, pictures' need --process RUNS (above 0)"),
+    (["--device", "gpu", "--variants", "floor"], "--variants floor: nothing it names runs here: 'jax arithmetic "
+                                                 "floor' needs --device cpu"),
+])
+def test_a_variant_that_runs_nowhere_in_this_run_is_refused_before_any_work(capsys, monkeypatch, flags, line):
+    """--variants "cuda graph" on a CPU (a row of another device, mode, or one that --no-ensemble or --process 0
+    leaves out) ran the whole set-up and printed a table without it, an empty one and exit 0 when no word picked
+    anything: one line naming the rows and what each needs, exit 2, before JAX starts or anything is timed."""
+    from conftest import import_script
+
+    bench = import_script("bench")
+    monkeypatch.setattr("sys.argv", ["bench.py"])
+    for name in ("measure", "measure_kept", "run_cases"):
+        monkeypatch.setattr(bench, name, lambda *a, **k: pytest.fail("timed before refusing"))
+    monkeypatch.setattr(bench.cli, "setup_jax", lambda *a, **k: pytest.fail("set JAX up before refusing"))
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(flags)
+    assert (exit_info.value.code, capsys.readouterr().err) == (2, f"bench.py: error: {line}\n")
+
+
+def test_a_variant_that_runs_in_this_run_passes_and_every_left_out_row_says_what_it_needs():
+    """A word passes when one row it names runs (the func step compiled in --quick, the processes in the full
+    mode); every row some mode or device leaves out has its need in words (a new row without one would say "needs
+    ")."""
+    from types import SimpleNamespace
+
+    from conftest import import_script
+
+    from torch_impl.bench import cases, plan
+
+    bench = import_script("bench")
+    assert bench.parse_args(["--quick", "--variants", "func step"]).variants == ["func step"]
+    assert bench.parse_args(["--variants", "process", "--no-ensemble"]).process == 5
+    for mode in ("tiny", "quick", "full"):
+        for device in ("cpu", "gpu"):
+            args = SimpleNamespace(device=device, tiny=mode == "tiny", quick=mode == "quick", points=None,
+                                   hidden=None, no_ensemble=False, steps=None, repeats=None, budget_s=None,
+                                   process=None, variants=None)
+            left_out = cases.left_out(plan.complete(args, 3))
+            assert all(left_out.values()) and set(left_out) <= set(cases.NAMES)
+            assert (device == "gpu") == ("torch cuda graph" not in left_out)

@@ -6,6 +6,7 @@ against float64) raise no alarm. The full calibration, 20 seeds x 2000 steps, is
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -391,6 +392,44 @@ def test_diverge_script_refuses_a_damaged_record_and_a_folder_in_one_line(small_
     assert run.stderr == f"diverge.py: error: {path}: metadata precision 'float16', expected float32 or float64\n"
     with pytest.raises(InputError, match=f"^{tmp_path}: is a folder, not a record file$"):
         records.read(tmp_path)
+
+
+@pytest.mark.parametrize("blocked", ["b", "a"])
+def test_write_together_keeps_the_older_files_when_a_move_fails(small_record, tmp_path, monkeypatch, blocked):
+    """A pair written together where the move into one path fails (the first or the second): the older files at both
+    paths keep their bytes, a path that held nothing holds nothing, and no temporary is left."""
+    old = {"a": b"older a", "b": b"older b"}
+    for name, content in old.items():
+        (tmp_path / f"{name}.safetensors").write_bytes(content)
+    real_replace, refused = os.replace, []
+
+    def replace(src, dst):
+        if pathlib.Path(dst) == tmp_path / f"{blocked}.safetensors" and not refused:  # the new record's move only
+            refused.append(src)
+            raise PermissionError(13, "Permission denied")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    record = records.read(small_record)
+    with pytest.raises(InputError, match=f"^cannot write {tmp_path}/{blocked}.safetensors: Permission denied$"):
+        records.write_together([(tmp_path / "a.safetensors", record), (tmp_path / "b.safetensors", record)])
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == {f"{k}.safetensors": v for k, v in old.items()}
+    assert refused and pathlib.Path(refused[0]).parent == tmp_path  # the move did fail, and was the only one refused
+    monkeypatch.setattr(os, "replace", real_replace)
+    (tmp_path / "b.safetensors").unlink()
+    (tmp_path / "b.safetensors").mkdir()  # a folder in the way of the second, none in the first's
+    with pytest.raises(InputError, match=f"^cannot write {tmp_path}/b.safetensors: "):
+        records.write_together([(tmp_path / "a.safetensors", record), (tmp_path / "b.safetensors", record)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.safetensors", "b.safetensors"]
+    assert (tmp_path / "a.safetensors").read_bytes() == old["a"] and not any((tmp_path / "b.safetensors").iterdir())
+    (tmp_path / "b.safetensors").rmdir()
+    records.write_together([(tmp_path / "a.safetensors", record), (tmp_path / "b.safetensors", record)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.safetensors", "b.safetensors"]
+    for name in ("a", "b"):
+        written = records.read(tmp_path / f"{name}.safetensors")
+        assert written.metadata == record.metadata and records.mismatch(written, record) is None
+        for k in records.TENSORS:
+            np.testing.assert_array_equal(written.tensors[k], record.tensors[k], strict=True)
 
 
 def test_a_diverged_runs_records_with_inf_and_nan_are_read(tmp_path):

@@ -1,13 +1,16 @@
 """Output folders, complete or absent: a run's files appear all new or not at all, an earlier run's files do not stay
 beside them, the user's own files are left alone, and files get the user's umask."""
 
+import contextlib
 import errno
 import os
 import pathlib
 import stat
+import subprocess
+import sys
 
 import pytest
-from conftest import import_script, run_main
+from conftest import ROOT, import_script, run_main, run_script
 
 from jax_impl.app import cli, out_dir
 from jax_impl.app.outputs import RUN_FILES
@@ -261,3 +264,68 @@ def test_a_file_in_place_of_compares_and_profile_fits_folder_is_one_clear_line(t
         for script, flags in (("compare", ["--out", folder, "--steps", "3"]), ("profile_fit", ["--hlo", folder])):
             assert refused(script, flags, monkeypatch, capsys) == f"{script}.py: error: {message}\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.pt"] and (tmp_path / "net.pt").read_text() == "weights"
+
+
+@pytest.mark.parametrize("script, flags, message", [
+    ("train_jax", ["--save-state", "{tmp}/new/a/s.safetensors", "--record-every", "3"],
+     "--record-every needs --record FILE"),
+    ("train_torch", ["--record", "{tmp}/new/r.safetensors", "--out", "{tmp}/afile"],
+     "output folder {tmp}/afile is not a folder"),
+    ("compare", ["--record", "{tmp}/new/r.safetensors", "--out", "{tmp}/afile"],
+     "output folder {tmp}/afile is not a folder"),
+    ("convert_weights", ["{tmp}/none.npz", "{tmp}/new/w.safetensors"], "{tmp}/none.npz: no such file"),
+    ("profile_fit", ["--json", "{tmp}/new/p.json", "--hlo", "{tmp}/afile"],
+     "output folder {tmp}/afile is not a folder"),
+])
+def test_a_refused_run_leaves_no_folder_it_made(tmp_path, script, flags, message):
+    """A folder made for one output flag (--save-state's, --record's, --out's, --json's) before a later check refused
+    the run (another flag, --out, the input file) was left behind, empty: the run's end (cli.run_main,
+    out_dir.undo_on_failure) takes it out, with the folders made above it. A process of its own: run_main's end."""
+    (tmp_path / "afile").write_text("x")
+    run = run_script(f"{script}.py", *[flag.format(tmp=tmp_path) for flag in flags])
+    assert (run.returncode, run.stdout, run.stderr) == (2, "", f"{script}.py: error: {message.format(tmp=tmp_path)}\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_undo_on_failure_takes_out_only_the_empty_folders_a_failed_run_made(tmp_path):
+    """A failure (a refusal's SystemExit 2, Ctrl-C) removes the folders made in the block that are still empty, and
+    keeps one that holds a file and the folders above it; a folder there before, and any after a success (SystemExit
+    0 too), stay."""
+    (tmp_path / "before").mkdir()
+    for ending in (SystemExit(2), KeyboardInterrupt()):
+        with pytest.raises(type(ending)), out_dir.undo_on_failure():
+            out_dir.make_folders(tmp_path / "before" / "a" / "b")
+            out_dir.make_folders(tmp_path / "kept" / "c")
+            (tmp_path / "kept" / "c" / "file").write_text("written")
+            out_dir.make_folders(tmp_path / "kept" / "d")
+            raise ending
+        assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == \
+            ["before", "kept", "kept/c", "kept/c/file"]
+    for ending in (None, SystemExit(0)):
+        with contextlib.suppress(SystemExit), out_dir.undo_on_failure():
+            out_dir.make_folders(tmp_path / "new" / "e")
+            if ending is not None:
+                raise ending
+        assert (tmp_path / "new" / "e").is_dir()
+        (tmp_path / "new" / "e").rmdir()
+
+
+@pytest.mark.parametrize("script, flags, line", [
+    ("train_jax", ["--init", ""], "--init: an empty path"),
+    ("train_torch", ["--resume", " "], "--resume: an empty path"),
+    ("compare", ["--record", ""], "--record: an empty path"),
+    ("convert_weights", ["", "w.npz"], "IN: an empty path"),
+    ("convert_weights", ["net.npz", ""], "OUT: an empty path"),
+    ("plant_fault", ["--record", "r.safetensors", "--into", ""], "--into: an empty path"),
+    ("validate_grads", ["--params", ""], "--params: an empty path"),
+    ("diverge", ["", "b.safetensors"], "an empty path, not a record file"),
+])
+def test_an_empty_file_path_is_one_line_naming_its_flag(tmp_path, script, flags, line):
+    """An empty (or blank) path is "." to pathlib: --init "" said ": is a folder, not a weights file", --resume ""
+    "--resume : is a folder", diverge.py "" ".: is a folder", convert_weights.py's OUT "" "unknown weight format ''"
+    and compare.py --record "" ended in a traceback (pair_paths). Each is now one line naming the flag
+    (params_io.refuse_empty), exit 2, with nothing written in the current folder, which "" would have named."""
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / f"{script}.py"), *flags], cwd=tmp_path, text=True,
+                         capture_output=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert (run.returncode, run.stdout, run.stderr) == (2, "", f"{script}.py: error: {line}\n")
+    assert not any(tmp_path.iterdir())

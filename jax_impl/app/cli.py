@@ -11,7 +11,7 @@ import sys
 from jax_impl.app import out_dir
 from jax_impl.core import experiment, optimizers
 from jax_impl.core.optimizers import OPTIMIZERS
-from jax_impl.files.params_io import InputError
+from jax_impl.files.params_io import InputError, refuse_empty
 
 USAGE_ERROR = 2  # bad flags or files
 DIVERGED = 3  # the loss turned non-finite
@@ -301,6 +301,7 @@ def check_init(parser, args) -> None:
         if getattr(args, flag, None) is not None:
             parser.error(f"--init takes the initial weights from {args.init}; --{flag.replace('_', '-')} would draw "
                          "them: give one of them")
+    refuse_empty(args.init, "--init")
     params = read_weights(args.init, x64=args.x64)
     width = int(params["b1"].shape[0])
     if args.hidden is not None and args.hidden != width:
@@ -350,12 +351,14 @@ BROKEN_PIPE = 141
 def run_main(main) -> None:
     """Call main(); an InputError anywhere becomes one line and exit 2 instead of a traceback, Ctrl-C one line and
     exit 130, SIGTERM one line and exit 143 (a run's outputs appear whole at the end or not at all: out_dir), a
-    reader of stdout that went away (`| head`) one line and exit 141."""
+    reader of stdout that went away (`| head`) one line and exit 141. Any of these, a refusal after an output's
+    folder was made included, takes out the folders the run made that are still empty (out_dir.undo_on_failure)."""
     signal.signal(signal.SIGTERM, _terminated)
     try:
-        main()
-        if sys.stdout is not None:
-            sys.stdout.flush()  # here, not at the interpreter's exit, so that a broken pipe is caught below
+        with out_dir.undo_on_failure():  # a refused or failed run leaves no empty folder it made
+            main()
+            if sys.stdout is not None:
+                sys.stdout.flush()  # here, not at the interpreter's exit, so that a broken pipe is caught below
         # The work is done and the process ends: the interpreter's last collections would walk every object JAX
         # and matplotlib made (0.1-0.3 s) only to free memory the exit frees anyway. Frozen, they are skipped.
         gc.freeze()
@@ -417,7 +420,7 @@ def prepare_out_dir(path) -> pathlib.Path:
     out_dir.refuse_non_folder(path)
     path = pathlib.Path(path)
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        out_dir.make_folders(path)
         probe = path / ".write-test"
         probe.write_bytes(b"")
         probe.unlink()

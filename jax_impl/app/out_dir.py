@@ -11,6 +11,39 @@ import tempfile
 
 from jax_impl.files.params_io import InputError, check_writable
 
+# The folders this run made for its outputs (make_folders), each after the folder above it: a run that fails, or
+# is refused by a check that comes after one was made, takes them out again while they are empty (undo_on_failure).
+_made: list[pathlib.Path] = []
+
+
+def make_folders(folder) -> None:
+    """`folder` and any missing folder above it made (mkdir -p), each remembered for undo_on_failure; OSError as
+    mkdir raises it."""
+    folder = pathlib.Path(folder)
+    missing = [path for path in (folder, *folder.parents) if not os.path.lexists(path)][::-1]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    finally:  # a failure halfway made some of them
+        _made.extend(path for path in missing if path.is_dir())
+
+
+@contextlib.contextmanager
+def undo_on_failure():
+    """Around a script's main (cli.run_main): when it ends by an exception other than a SystemExit of 0 (a refusal,
+    an error, Ctrl-C, SIGTERM), the folders it made (make_folders) that are still empty go, deepest first, so a run
+    that wrote nothing leaves nothing, not even a folder. One that holds anything stays: nothing written is lost."""
+    _made.clear()
+    try:
+        yield
+    except BaseException as e:
+        if not (isinstance(e, SystemExit) and e.code in (0, None)):
+            for folder in reversed(_made):
+                with contextlib.suppress(OSError):  # not empty (rmdir removes only an empty folder), or gone
+                    folder.rmdir()
+        raise
+    finally:
+        _made.clear()
+
 
 def _target(out) -> pathlib.Path:
     """The folder itself (a symbolic link's target: the link stays a link)."""
@@ -23,7 +56,7 @@ def check(out, ours) -> pathlib.Path:
     refuse_non_folder(out)
     out, target = pathlib.Path(out), _target(out)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_folders(target.parent)
         os.rmdir(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.new-"))
         if target.exists():
             refuse_non_files(target, ours, out)
@@ -55,13 +88,14 @@ def check_file(path, flag: str) -> pathlib.Path | None:
     """Before any work: an output FILE that a script writes at its end (params_io.atomic_path) can be written at
     `path` (params_io.check_writable: not empty, not a folder, a folder that takes a new file), else InputError naming
     `flag`. Its folder is made if missing (bench/results-cpu.json's, a picture's), but only once the path is known not
-    to be empty or a folder: a refused path leaves nothing behind. None (the flag not given) passes."""
+    to be empty or a folder: a refused path leaves nothing behind; a later refusal of the run takes the folder out
+    again (make_folders, undo_on_failure). None (the flag not given) passes."""
     if path is None:
         return None
     target = pathlib.Path(path)
     if str(path).strip() and not target.is_dir() and not target.parent.exists():
         try:
-            target.parent.mkdir(parents=True)
+            make_folders(target.parent)
         except OSError as e:  # a file where a folder should be, no permission: one line
             raise InputError(f"{flag} {target}: cannot make {target.parent}: {e.strerror or e}") from None
     return check_writable(path, flag)
@@ -87,7 +121,7 @@ def replaced(out, ours):
     block fails, the fresh folder goes and `out` stays as it was. A new `out` gets the umask's mode."""
     target = _target(out)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_folders(target.parent)
         staged = pathlib.Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.new-"))
     except OSError as e:
         raise InputError(f"cannot write to output folder {out}: {e.strerror or e}") from None

@@ -6,7 +6,7 @@ import pathlib
 from jax_impl.app import experiment_id, out_dir
 from jax_impl.files import records
 from jax_impl.files.host import cpu_name
-from jax_impl.files.params_io import InputError
+from jax_impl.files.params_io import InputError, refuse_empty
 
 
 def add_record_flags(parser, positive_int, what: str = "FILE") -> None:
@@ -34,6 +34,7 @@ def check_record_flags(parser, args, pair: bool = False) -> None:
         parser.error(f"--record records Adam's moments: it takes only --optimizer adam without --optimizer-args "
                      f"(not {args.optimizer})")
     try:
+        refuse_empty(args.record, "--record")  # before pair_paths, which cannot split "" (a traceback)
         for path in pair_paths(args.record).values() if pair else [args.record]:
             out_dir.check_file(path, "--record")
     except InputError as e:

@@ -11,7 +11,7 @@ import numpy as np
 
 from jax_impl.app import experiment_id, out_dir
 from jax_impl.files import state_file
-from jax_impl.files.params_io import InputError
+from jax_impl.files.params_io import InputError, refuse_empty
 
 
 def add_flags(parser) -> None:
@@ -36,6 +36,10 @@ def check(parser, args) -> None:
     if missing, as the run makes --out). Each refusal is parser.error: one line, exit 2."""
     args.resume_state = None
     if args.resume is not None:
+        try:
+            refuse_empty(args.resume, "--resume")
+        except InputError as e:
+            parser.error(str(e))
         args.resume_state = _judged(parser, args)
     if args.save_state is not None:  # last: a refused --resume leaves no folder made for --save-state
         try:

@@ -16,9 +16,20 @@ class InputError(ValueError):
     """Bad user input (a file or a flag): the scripts print its message as one line and exit 2."""
 
 
+def refuse_empty(path, name: str) -> None:
+    """InputError "NAME: an empty path" (NAME: the flag) for a path that is empty or blank: pathlib reads "" as ".",
+    the current folder, so a reader said ".: is a folder" and compare.py --record "" ended in a traceback. The one
+    check of every file flag, read or written (check_writable's too), before the path is used."""
+    if not str(path).strip():
+        raise InputError(f"{name}: an empty path")
+
+
 def refuse_folder(path, what: str | None = None) -> None:
     """InputError when `path`, a file to read, is a folder: "PATH: is a folder[, not WHAT]". A reader's own words
-    would mislead ("no such file", "unknown weight format ''", safetensors' "No such device (os error 19)")."""
+    would mislead ("no such file", "unknown weight format ''", safetensors' "No such device (os error 19)"). An empty
+    path (a folder to pathlib: ".") is "an empty path[, not WHAT]", for a caller that did not name its flag."""
+    if not str(path).strip():
+        raise InputError("an empty path" + (f", not {what}" if what else ""))
     if pathlib.Path(path).is_dir():
         raise InputError(f"{path}: is a folder" + (f", not {what}" if what else ""))
 
@@ -27,8 +38,7 @@ def check_writable(path, flag: str) -> pathlib.Path:
     """Before any work: a file that a script writes at its end (atomic_path) can be written at `path`: the path is
     not empty, not a folder, its folder exists and takes a new file. InputError (one line, naming `flag`) otherwise;
     returns the path. A run that would fail only when writing its results fails here, with nothing written."""
-    if not str(path).strip():
-        raise InputError(f"{flag}: an empty path")
+    refuse_empty(path, flag)
     path = pathlib.Path(path)
     if path.is_dir():
         raise InputError(f"{flag} {path}: is a folder")

@@ -4,7 +4,10 @@ numpy and safetensors only: JAX's and torch's recorders (jax_impl/core/record.py
 localizer (torch_impl/checks/diverge.py) all read and write through here."""
 
 import json
+import os
 import pathlib
+import signal
+import tempfile
 from typing import NamedTuple
 
 import numpy as np
@@ -57,23 +60,56 @@ def _save(path, record: Record) -> None:
 
 
 def write_together(items) -> None:
-    """Each (path, record) of `items` written whole, or none of them: a pair of records (compare.py) is never left
-    half written. Each goes to a temporary beside its path first (atomic_path); the moves into place come last, one
-    after the other, and if a later move fails the files this call moved in are removed again."""
-    if not items:
-        return
-    (path, record), rest = items[0], items[1:]
-    moved = False
+    """Each (path, record) of `items` written whole, or none of them, and nothing already there lost: a pair of
+    records (compare.py) is never left half written. Every record goes to a temporary beside its path first; then,
+    path by path, an older file there is moved aside and the new one moved in. If a move fails, the files this call
+    moved in come out again and the older files go back. InputError (one line) when a temporary cannot be made or a
+    move fails. Ctrl-C and SIGTERM are held while the files move (they act just after), so the undo runs whole."""
+    umask = os.umask(0)
+    os.umask(umask)
+    temporaries, moved = [], []  # every temporary made; (path, where its older file went, or None)
     try:
-        with atomic_path(path) as tmp:
-            _save(tmp, record)
-            write_together(rest)  # its files are in place when it returns; ours moves when the block ends
-            moved = True
-    except BaseException:
-        if moved:  # ours failed to move: take the rest out again (they are this call's, never an older file's)
-            for later, _ in rest:
-                pathlib.Path(later).unlink(missing_ok=True)
-        raise
+        staged = []
+        for path, record in items:
+            staged.append((pathlib.Path(path), _temporary_beside(path, temporaries)))
+            _save(staged[-1][1], record)
+            os.chmod(staged[-1][1], 0o666 & ~umask)  # mkstemp makes 0600: a plain open()'s mode, as atomic_path
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            for path, tmp in staged:
+                aside = None
+                if os.path.lexists(path):
+                    aside = _temporary_beside(path, temporaries)
+                    os.replace(path, aside)  # a folder in the way fails here, before anything of it moves
+                moved.append((path, aside))
+                os.replace(tmp, path)
+        except BaseException as e:
+            # the new files out, the older ones back in (a failed rename changed nothing)
+            for done, aside in reversed(moved):
+                if aside is None:
+                    done.unlink(missing_ok=True)
+                else:
+                    os.replace(aside, done)
+            if isinstance(e, OSError):
+                raise InputError(f"cannot write {path}: {e.strerror or e}") from None
+            raise
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    finally:
+        for tmp in temporaries:  # what is left: the older files once every new one is in, else unused names
+            pathlib.Path(tmp).unlink(missing_ok=True)
+
+
+def _temporary_beside(path, made: list) -> str:
+    """A fresh file's name beside `path` (same suffix), appended to `made`; InputError (one line) if none can be."""
+    path = pathlib.Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    except OSError as e:  # no such folder, a file where the folder should be, no permission
+        raise InputError(f"cannot write {path}: {e.strerror or e}") from None
+    os.close(fd)
+    made.append(tmp)
+    return tmp
 
 
 def read(path) -> Record:
@@ -83,8 +119,8 @@ def read(path) -> Record:
     shape, non-finite data, a non-finite loss whose residuals are finite."""
     from safetensors import SafetensorError, safe_open
 
+    refuse_folder(path, "a record file")  # before Path(), which makes "" the current folder, "."
     path = pathlib.Path(path)
-    refuse_folder(path, "a record file")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
