@@ -51,9 +51,9 @@ PRINTED_MANUAL_ROW_DIFFERS = {("w1", 16): "-7.2210e-01", ("w1", 19): "-2.0861e-0
 PRINTED_UNITS_FLOAT64 = 1.0  # 0.5 printing + the notebook's own float32 rounding (measured 0.32 beyond the 0.5)
 # A float32 gradient against the printed one: two float32 computations, each within the gradient check's error model
 # (grad_error.rounding_allowance) of the exact gradient, plus 0.5 printing. Not a flat 1 unit of rounding: W1[19]
-# (-2.0860e-02) is a near-cancelling sum whose terms add up to ~7,000 times it, and its 5th digit is the summation order's
-# (the hand formulas gave 0.79 units on AVX2 kernels, 2.43 with XLA forced to SSE4.2: docs/testing.md). Allowed: 3-29
-# units at W2, 34 at B2 (measured there: at most 0.94), 0.8-15 at W1 and B1, 357 at W1[19]; the printed digits
+# (-2.0860e-02) is a near-cancelling sum whose terms add up to ~7,000 times it, and its 5th digit is the summation
+# order's (the hand formulas gave 0.79 units on AVX2 kernels, 2.43 with XLA forced to SSE4.2: docs/testing.md).
+# Allowed: 3-29 units at W2, 34 at B2 (measured there: at most 0.94), 0.8-15 at W1 and B1, 357 at W1[19]; the digits
 # themselves are held by the float64 gradient (PRINTED_UNITS_FLOAT64).
 PRINTED_FLOAT32_SIDES = 2
 
