@@ -1,6 +1,7 @@
 """The loss gradient four ways (the notebook's hand formulas, jax.grad, torch autograd, float64 finite differences),
 the notebook's printed gradient table, and scripts/validate_grads.py end to end with its bad inputs."""
 
+import functools
 import json
 import pathlib
 import tempfile
@@ -47,8 +48,23 @@ PRINTED_MANUAL_ROW_DIFFERS = {("w1", 16): "-7.2210e-01", ("w1", 19): "-2.0861e-0
 # exact float64 gradient 0.82 (W2[14]). The rest is float32 rounding: at |W2| ~ 300 one float32 ulp is 3e-5, and
 # the 100-term sums carry a few ulps, so the 4th decimal is set by the summation order, not by the weights (the
 # float64 gradient itself rounds differently from the printed float32 one at 6 of the 61 entries).
-PRINTED_UNITS_FLOAT32 = 1.5  # 0.5 printing + up to 1 unit of float32 rounding, from two different float32 sums
 PRINTED_UNITS_FLOAT64 = 1.0  # 0.5 printing + the notebook's own float32 rounding (measured 0.32 beyond the 0.5)
+# A float32 gradient against the printed one: two float32 computations, each within the gradient check's error model
+# (grad_error.rounding_allowance) of the exact gradient, plus 0.5 printing. Not a flat 1 unit of rounding: W1[19]
+# (-2.0860e-02) is a near-cancelling sum whose terms add up to ~7,000 times it, and its 5th digit is the summation
+# order's (the hand formulas gave 0.79 units on AVX2 kernels, 2.43 with XLA forced to SSE4.2: docs/testing.md).
+# Allowed: 3-29 units at W2, 34 at B2 (measured there: at most 0.94), 0.8-15 at W1 and B1, 357 at W1[19]; the digits
+# themselves are held by the float64 gradient (PRINTED_UNITS_FLOAT64).
+PRINTED_FLOAT32_SIDES = 2
+
+
+@functools.cache
+def printed_units_float32() -> dict[str, np.ndarray]:
+    """{name: per-entry allowance in units of the printed digit}, as PRINTED_FLOAT32_SIDES above says."""
+    x, y = (np.asarray(a, np.float64) for a in data.notebook_data())
+    allowance = grad_error.rounding_allowance(load_params(NOTEBOOK_PARAMS), x, y, "sse", "float32")
+    return {name: 0.5 + PRINTED_FLOAT32_SIDES * np.ravel(allowance[name]) / [printed_unit(t) for t in printed]
+            for name, printed in PRINTED.items()}
 
 
 def notebook_weights(dtype=jnp.float32):
@@ -152,19 +168,23 @@ def test_check_grads_catches_a_wrong_gradient():
 
 # ---- the notebook's printed table ----------------------------------------------------------------------------------
 
-def assert_near_printed(values: dict, units: float):
+def assert_near_printed(values: dict, units):
+    """Each entry within `units` of its printed value, in units of the last printed digit: one number for all, or a
+    dict {name: per-entry units} (printed_units_float32)."""
     for name, printed in PRINTED.items():
         got = np.ravel(values[name])
+        allowed = np.broadcast_to(units[name] if isinstance(units, dict) else units, got.shape)
         assert got.shape == (len(printed),), name
         for i, text in enumerate(printed):
             off = abs(float(got[i]) - float(text)) / printed_unit(text)
-            assert off <= units, f"{name}[{i}]: {got[i]!r} is {off:.2f} units of the last digit from {text}"
+            assert off <= allowed[i], (f"{name}[{i}]: {got[i]!r} is {off:.2f} units of the last digit from {text}"
+                                       f" (allowed {allowed[i]:.2f})")
 
 
 def test_jax_grad_reproduces_the_printed_table_float32():
     x, y = data.notebook_data()
-    assert_near_printed(grads.jax_grads(notebook_weights(), x, y, "sse"), PRINTED_UNITS_FLOAT32)
-    assert_near_printed(grads.manual_grads(notebook_weights(), x, y, "sse"), PRINTED_UNITS_FLOAT32)
+    assert_near_printed(grads.jax_grads(notebook_weights(), x, y, "sse"), printed_units_float32())
+    assert_near_printed(grads.manual_grads(notebook_weights(), x, y, "sse"), printed_units_float32())
 
 
 def test_torch_twin_reproduces_the_printed_table_float32():
@@ -174,21 +194,24 @@ def test_torch_twin_reproduces_the_printed_table_float32():
     from torch_impl.checks.torch_grads import torch_grads
 
     x, y = data.notebook_data()
-    assert_near_printed(torch_grads(notebook_weights(), x, y, "sse"), PRINTED_UNITS_FLOAT32)
+    assert_near_printed(torch_grads(notebook_weights(), x, y, "sse"), printed_units_float32())
 
 
 def test_the_printed_table_judgment_holds_on_either_cpu_and_still_bites():
     """The AMD EPYC's torch float32 W2[1] = -159.07306 prints -159.0731 against the notebook's -159.0730: within the
-    units, so the judgment holds on both CPU kinds; an entry off by 3 units of the last digit is caught."""
+    units, so the judgment holds on both CPU kinds; a gradient scaled by 1 + 1e-4 is caught (at W2[0]: 246 units
+    off, 21 allowed), and so is W2[1] alone scaled so (159 units off, 14 allowed)."""
     from torch_impl.checks.torch_grads import torch_grads
 
     x, y = data.notebook_data()
     got = {k: np.array(v, np.float64) for k, v in torch_grads(notebook_weights(), x, y, "sse").items()}
-    assert_near_printed({**got, "w2": np.where(np.arange(20)[:, None] == 1, -159.07306, got["w2"])},
-                        PRINTED_UNITS_FLOAT32)
+    units = printed_units_float32()
+    assert_near_printed({**got, "w2": np.where(np.arange(20)[:, None] == 1, -159.07306, got["w2"])}, units)
+    with pytest.raises(AssertionError, match=r"w2\[0\]"):
+        assert_near_printed({k: v * (1 + 1e-4) for k, v in got.items()}, units)
     with pytest.raises(AssertionError, match=r"w2\[1\]"):
-        assert_near_printed({**got, "w2": np.where(np.arange(20)[:, None] == 1, -159.0733, got["w2"])},
-                            PRINTED_UNITS_FLOAT32)
+        assert_near_printed({**got, "w2": np.where(np.arange(20)[:, None] == 1, got["w2"] * (1 + 1e-4), got["w2"])},
+                            units)
 
 
 def test_the_table_reference_is_the_notebooks():
@@ -217,7 +240,7 @@ def test_script_prints_the_table_and_the_notebook_style_grads(monkeypatch, capsy
     for method in ("manual", "jax", "torch", "finite_diff"):
         printed = {name: printed_tensor(out, label, method) for name, label in grad_check.NOTEBOOK_NAMES.items()}
         if method in ("jax", "torch"):
-            assert_near_printed(printed, PRINTED_UNITS_FLOAT32 + 0.5)  # + half a unit: our own printing
+            assert_near_printed(printed, {k: v + 0.5 for k, v in printed_units_float32().items()})  # + our printing
     rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["w1"], ["b1"], ["w2"], ["b2"])]
     assert len(rows) == 12 and {r[1] for r in rows} == {"manual", "torch", "finite_diff"}
     assert all(r[-1] == "yes" and 0 <= float(r[-2]) <= 1 for r in rows)

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from conftest import import_script, run_script, start_script
 
 from torch_impl.checks import optimizer_parity
@@ -18,6 +19,11 @@ from torch_impl.checks.resume_parity import DIRECTIONS, resume_parity
 FLOAT64_BOUND = 1e-12
 # float32: both frameworks' roundings (u = 6e-8), amplified as in the parity table; its float32 bound.
 FLOAT32_BOUND = 1e-3
+# train_torch.py draws the notebook's data and weights with torch itself; torch_rng (train_jax.py's draw) reproduces
+# torch's AVX2 / AVX-512 kernels only. Under torch's default kernels (ATEN_CPU_CAPABILITY=default) linspace differs at
+# 42 of 100 points and w2 at 12 of 20 (docs/torch-rng.md): the two scripts then train on other numbers, 7e-8 apart.
+same_draws = pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"),
+                                reason="torch_rng reproduces torch's AVX2 / AVX-512 kernels")
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +93,7 @@ def saved(started):
     return root
 
 
+@same_draws
 @pytest.mark.parametrize("script, state", [("train_torch.py", "jax.st"), ("train_jax.py", "torch.st")])
 def test_the_command_line_resumes_in_the_other_framework(saved, script, state):
     """201 steps of the notebook's Adam, stopped at 100 by one script and finished by the other: the final weights

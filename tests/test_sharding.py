@@ -16,7 +16,9 @@ from conftest import ROOT
 
 from jax_impl.core import data, ensemble, sharding
 
-FOUR_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+# Added to this process's XLA_FLAGS, not in their place: a flag the user set (--xla_cpu_max_isa, docs/testing.md's
+# forced kernels) must reach both sides, or one device and four compare two kernel sets, not two device counts.
+FOUR_DEVICES = "--xla_force_host_platform_device_count=4"
 # Not bit for bit: each device compiles the program for its own model count (3 of 12, not 12), the same arithmetic in
 # another program, which may round differently in the last bits (none measured on jax 0.10.2, AMD EPYC; at jax 0.8.1
 # a loss differed by 9.5e-7). 201 Adam steps at lr <= 0.2 carry such a difference no further than a vmapped sweep's
@@ -61,7 +63,7 @@ print(json.dumps(out))
 @pytest.fixture(scope="module")
 def four_device_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("sharded")
-    env = {**os.environ, **FOUR_DEVICES, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {FOUR_DEVICES}", "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "-c", CHILD, str(out)], capture_output=True, text=True, cwd=ROOT, env=env,
                             timeout=300)
     assert result.returncode == 0, result.stderr
