@@ -104,6 +104,13 @@ def torch_run(params, x, y, *, lr: float, optimizer: str, steps: int, dtype: str
     return run._replace(trail=trail)
 
 
+def nudged(params) -> dict:
+    """params (numpy-like arrays) with every entry moved up by one unit in the last place of its dtype (np.nextafter),
+    as numpy arrays of that dtype: weights one rounding apart, for a run against itself (how far the run amplifies one
+    rounding: compare's horizon, optimizer_parity.sensitivity)."""
+    return {k: np.nextafter(np.asarray(v), np.inf) for k, v in params.items()}
+
+
 def jax_grads(params, x, y) -> dict:
     """The training loss's gradient at `params` (model.value_and_grad, in x's dtype), as float64 numpy arrays."""
     return {k: np.asarray(v, np.float64) for k, v in model.value_and_grad(params, x, y)[1].items()}
