@@ -13,9 +13,11 @@ parameters, and the largest relative difference of the gradients at the initial 
 tolerance (torch_impl/checks/compare.py); writes --out/compare.png (both loss curves and the per-step relative
 difference, log scales). When they disagree (Adam), it also prints where the runs part first
 (scripts/diverge.py's first crossing); --record FILE [--record-every K] writes both recorded runs as FILE-jax and
-FILE-torch (docs/records.md), both or neither. Exit codes: 0 agree, 1 disagree beyond a tolerance, 2 bad input (a
-picture or record it could not write is refused before the runs), 3 the loss turned non-finite (the finite steps
-before it are compared and reported, no plot is written).
+FILE-torch (docs/records.md), both or neither. A run that fails is measured against itself (torch from weights one
+rounding apart): where that parts too, only the steps before its horizon are judged (reported with the verdict).
+Exit codes: 0 agree (up to the horizon, if any), 1 disagree beyond a tolerance, 2 bad input (a picture or record it
+could not write is refused before the runs), 3 the loss turned non-finite (the finite steps before it are compared
+and reported, no plot is written).
 """
 
 import json

@@ -104,6 +104,13 @@ def torch_run(params, x, y, *, lr: float, optimizer: str, steps: int, dtype: str
     return run._replace(trail=trail)
 
 
+def nudged(params) -> dict:
+    """params (numpy-like arrays) with every entry moved up by one unit in the last place of its dtype (np.nextafter),
+    as numpy arrays of that dtype: weights one rounding apart, for a run against itself (how far the run amplifies one
+    rounding: compare's horizon, optimizer_parity.sensitivity)."""
+    return {k: np.nextafter(np.asarray(v), np.inf) for k, v in params.items()}
+
+
 def jax_grads(params, x, y) -> dict:
     """The training loss's gradient at `params` (model.value_and_grad, in x's dtype), as float64 numpy arrays."""
     return {k: np.asarray(v, np.float64) for k, v in model.value_and_grad(params, x, y)[1].items()}
@@ -218,11 +225,44 @@ def loss_allowance(losses, reference, trail, x, y, tol: Tolerance, dtype: str) -
     for t in np.argsort(-np.where(np.isnan(units), -np.inf, units), kind="stable"):
         if not units[t] > best:  # every later step's bound is lower still (NaN last: no floor makes NaN agree)
             break
-        allowance[t] += grad_error.loss_rounding_allowance(convert.from_state_dict(trail[t]), x, y, "mse", dtype,
-                                                           sides=SIDES, drift=tol.drift)
+        allowance[t] += loss_floor(trail[t], x, y, tol, dtype)
         units[t] = diff[t] / allowance[t]
         best = max(best, units[t])
     return allowance, units
+
+
+def loss_floor(state, x, y, tol: Tolerance, dtype: str) -> float:
+    """loss_allowance's rounding floor at the torch weights `state` (a state_dict): both losses' rounding and drift."""
+    return grad_error.loss_rounding_allowance(convert.from_state_dict(state), x, y, "mse", dtype, sides=SIDES,
+                                              drift=tol.drift)
+
+
+# Where torch against itself (compare.nudged: every initial weight one unit in the last place up) ends the judged
+# steps, in allowances. Not 1: JAX and torch differ by both sides' rounding at every step, the nudge is one rounding
+# once, and the run amplifies both alike. Measured (the notebook's data, 201 steps; AdamW lr 3, RMSprop lr 0.01, NAdam
+# lr 0.2, float32 and float64): JAX against torch first passed its allowance when torch against itself had reached
+# 0.49 (RMSprop, float32) to 12 allowances, growing 2-3x a step; 0.1 leaves 4.9x under the 0.49, 1-2 steps earlier.
+# Runs that do not amplify stay far below it: the notebook's Adam run, torch against itself, 5e-4 at most (both dtypes).
+HORIZON_UNITS = 0.1
+
+
+class Horizon(NamedTuple):
+    step: int | None  # the first step whose loss, torch against itself, is beyond HORIZON_UNITS; None: none is
+    units: float  # torch against itself: the largest loss difference in units of loss_allowance
+    units_step: int  # ... and its step
+
+
+def horizon(losses, reference, trail, x, y, tol: Tolerance, dtype: str) -> Horizon:
+    """The steps a rounding bound can judge: `losses` (torch from weights one rounding apart) against `reference`
+    (torch, its weights before each step in `trail`) in loss_allowance's units. From the first step beyond
+    HORIZON_UNITS on, two correct runs part by as much as any rounding bound allows. The floor is evaluated only at
+    steps beyond the relative term alone, in step order up to the first step beyond it (a NaN is beyond)."""
+    diff, base = np.abs(np.asarray(losses, np.float64) - reference), tol.rel_loss * np.abs(reference)
+    first = next((t for t in range(len(diff)) if not diff[t] <= HORIZON_UNITS * base[t]
+                  and not diff[t] <= HORIZON_UNITS * (base[t] + loss_floor(trail[t], x, y, tol, dtype))), None)
+    units = loss_allowance(losses, reference, trail, x, y, tol, dtype)[1]
+    worst = int(np.argmax(np.where(np.isnan(units), np.inf, units)))
+    return Horizon(first, float(units[worst]), worst)
 
 
 def grad_allowance(reference: dict, params, x, y, rel_grad: float, dtype: str) -> dict:
@@ -251,6 +291,13 @@ def compare(params, x, y, *, lr: float, optimizer: str, steps: int) -> dict:
     A run whose loss turns non-finite is compared up to the first non-finite step of either side; `diverged` then
     holds both sides' first bad step, `ok` asks that the finite part agree and that both sides fail at the same step,
     and the final parameters are not compared (None).
+
+    A finite run that fails is measured against itself (one more torch run from compare.nudged's weights, horizon):
+    `horizon` then holds the first step H where torch against itself passes HORIZON_UNITS (None: it never does, the
+    verdict stands), its largest difference in allowances with its step, and JAX against torch's largest before H
+    (loss_units_before). With an H, `ok` judges the losses before H and the initial gradients only: beyond H no
+    rounding bound holds two correct runs together. `horizon` is None where the first verdict agreed or the loss
+    turned non-finite.
     """
     dtype = str(np.dtype(x.dtype))
     tol = TOLERANCES[dtype]
@@ -280,6 +327,19 @@ def compare(params, x, y, *, lr: float, optimizer: str, steps: int) -> dict:
     # `<=` is False for NaN: a NaN difference is a disagreement, and the report shows it as NaN with its tensor.
     ok = (loss_units <= 1 and grad_units <= 1 and bad["jax"] == bad["torch"]
           and (param_diff is None or param_diff <= tol.abs_param * param_scale))
+    # A failing run may amplify any rounding (AdamW at lr 3, RMSprop at lr 0.01, NAdam at lr 0.2 on the notebook's
+    # data): torch against itself from weights one rounding apart then parts as far as JAX from torch. One more torch
+    # run measures it; the steps from its horizon on are left unjudged, and the final parameters with them.
+    sensitivity, units_before = None, None
+    if not ok and not diverged:
+        itself = torch_run(nudged(params), x, y, lr=lr, optimizer=optimizer, steps=steps, dtype=dtype)
+        sensitivity = horizon(itself.losses, theirs.losses, theirs.trail, x64, y64, tol, dtype)
+        if sensitivity.step is not None:
+            before = sensitivity.step
+            judged = loss_allowance(ours.losses[:before], theirs.losses[:before], theirs.trail, x64, y64, tol,
+                                    dtype)[1]
+            units_before = float(np.max(judged)) if before else 0.0
+            ok = units_before <= 1 and grad_units <= 1
     return {"dtype": dtype, "steps": steps, "optimizer": optimizer, "lr": lr, "hidden": int(np.shape(params["b1"])[0]),
             "points": int(x.shape[0]), "max_rel_loss_diff": max_rel_loss, "worst_step": worst_step,
             "loss_units": loss_units, "loss_units_step": units_step,
@@ -290,6 +350,7 @@ def compare(params, x, y, *, lr: float, optimizer: str, steps: int) -> dict:
             "worst_grad": grad_name, "grad_units": grad_units, "grad_units_tensor": grad_units_name,
             "tolerances": tol._asdict(), "compared_steps": compared,
             "diverged": bad if diverged else None, "ok": bool(ok),
+            "horizon": None if sensitivity is None else {**sensitivity._asdict(), "loss_units_before": units_before},
             "losses": {"jax": ours.losses, "torch": theirs.losses}, "loss_allowance": allowance}
 
 

@@ -31,7 +31,22 @@ def summary_lines(result) -> list[str]:
             f"{result['grad_units']:.3g} of the allowance at worst ({result['grad_units_tensor']}; tolerance "
             f"{tol['rel_grad']:.0e} relative + both sides' rounding)",
             f"  {'agree' if result['ok'] else 'DISAGREE'}" + (" (on the steps before the loss turned non-finite)"
-                                                               if result["diverged"] and result["ok"] else "")]
+                                                               if result["diverged"] and result["ok"] else "")
+            + horizon_words(result)]
+
+
+def horizon_words(result) -> str:
+    """The verdict's qualifier where the torch run was measured against itself (result["horizon"], compare.horizon;
+    None: not measured, the first verdict agreed or the loss turned non-finite)."""
+    horizon = result["horizon"]
+    if horizon is None:
+        return ""
+    if horizon["step"] is None:
+        return (f" (torch against itself from weights one rounding apart stays within its allowance: "
+                f"{horizon['units']:.3g} at most, at step {horizon['units_step']})")
+    return (f" {'up to' if result['ok'] else 'before'} step {horizon['step']}; beyond it the run amplifies rounding "
+            f"(torch against itself from weights one rounding apart parts by {horizon['units']:.3g} allowances at "
+            f"step {horizon['units_step']}): not judged")
 
 
 def divergence_line(diverged: dict) -> str:
@@ -71,6 +86,9 @@ def as_json(result) -> dict:
     report = {k: v for k, v in result.items() if k not in ("losses", "loss_allowance")}
     report["losses"] = {k: finite(vs) for k, vs in result["losses"].items()}
     report["loss_allowance"] = finite(result["loss_allowance"])
+    if result.get("horizon") is not None:  # a nudged torch run that turned non-finite parts by NaN allowances
+        report["horizon"] = {k: None if isinstance(v, float) and not math.isfinite(v) else v
+                             for k, v in result["horizon"].items()}
     return report
 
 
@@ -94,6 +112,8 @@ def draw(fig, result) -> None:
     shown = rel > 0  # exact agreement has no place on a log scale: such steps are left out and counted
     right.semilogy(steps[shown], rel[shown], ".", ms=3, label="|JAX - torch| / |torch|")
     right.semilogy(steps[:len(tolerance)], tolerance, "r:", label="tolerance (with the rounding floor)")
+    if result["horizon"] is not None and result["horizon"]["step"] is not None:
+        right.axvline(result["horizon"]["step"], color="grey", ls="--", label="horizon: not judged from here")
     right.set(xlabel="step t", ylabel="relative difference",
               title=f"max {result['max_rel_loss_diff']:.2e} at t = {result['worst_step']}"
                     f" ({int((~shown).sum())} steps equal)")
