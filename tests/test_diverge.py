@@ -27,14 +27,14 @@ def _meta(seed, framework, precision, implementation=None):
             "implementation": implementation or framework, "versions": {}, "precision": precision, "cpu": "test"}
 
 
-def jax_record(seed, precision="float32", steps=STEPS):
+def jax_record(seed, precision="float32", steps=STEPS, init=None):
     import jax.numpy as jnp
 
     from jax_impl.core import data, record
 
     dtype = jnp.float64 if precision == "float64" else jnp.float32
     params, x, y = data.run_inputs(seed=seed, hidden=20, points=None, noise=None, data_seed=None, torch_seed=None,
-                                   init=None, dtype=dtype)
+                                   init=init, dtype=dtype)
     arrays = data.as_numpy(record.recorded_run(params, x, y, jnp.asarray(0.2, dtype), steps=steps))
     return records.make({**arrays, "data.x": np.asarray(x), "data.y": np.asarray(y)}, **_meta(seed, "jax", precision))
 
@@ -56,6 +56,28 @@ def torch_record(like, precision, steps=STEPS, bug=None):
     impl = planted.implementation(bug) if bug else None
     return records.make({**arrays, "data.x": t["data.x"], "data.y": t["data.y"]},
                         **_meta(seed, "torch", precision, impl))
+
+
+SATURATED_STEPS = 10  # the flushes part the runs from step 0's gradient on
+
+
+def saturated_pair(precision):
+    """JAX's and the twin's records from weights with every unit saturated into the subnormals at every point
+    (test_grad_error.saturated_into_subnormals: w1 = 0, |b1| ~80-100 float32, ~700-740 float64), notebook's data."""
+    import jax.numpy as jnp
+    from test_grad_error import saturated_into_subnormals
+
+    init = saturated_into_subnormals(0, jnp.float64 if precision == "float64" else jnp.float32)
+    a = jax_record(None, precision, steps=SATURATED_STEPS, init=init)
+    return a, torch_record(a, precision, steps=SATURATED_STEPS)
+
+
+def first_crossings(a, b) -> list:
+    """[the walk's first crossing (step, quantity) or None, the replay of step 0's (precision, stage) or None]."""
+    first = diverge.walk(a, b).first
+    from torch_impl.checks import replay
+
+    return [first and [first.step, first.quantity], replay.first_operation(replay.replay(a, b, 0))]
 
 
 # The child: float64 records, the planted bugs localized and replayed, a correct pair replayed.
@@ -81,6 +103,16 @@ for bug in planted.PLANTED:
     b = torch_record(a, "float64", steps=12, bug=bug)
     first = diverge.walk(a, b).first
     out["planted"][bug] = [first.step, first.quantity, replay.first_operation(replay.replay(a, b, first.step))]
+# units saturated into the subnormals: with the underflow term, and without it (the smallest normals set to 0)
+from test_diverge import first_crossings, saturated_pair
+from torch_impl.checks import grad_error
+for precision in ("float32", "float64"):
+    pair = saturated_pair(precision)
+    out[f"saturated {precision}"] = first_crossings(*pair)
+    kept = dict(grad_error.SMALLEST_NORMAL)
+    grad_error.SMALLEST_NORMAL.update(dict.fromkeys(kept, 0.0))
+    out[f"saturated {precision}, no underflow term"] = first_crossings(*pair)
+    grad_error.SMALLEST_NORMAL.update(kept)
 print(json.dumps(out))
 """
 
@@ -120,6 +152,28 @@ def test_correct_runs_raise_no_alarm_jax_against_torch_in_float64_and_replay_agr
         agree, worst = results["correct"][str(seed)]
         assert agree and worst < 1
     assert results["correct_replay"] == [None, None]
+
+
+def test_units_saturated_into_the_subnormals_raise_no_alarm_and_did_without_the_underflow_term(float64_results):
+    # XLA:CPU flushes subnormals to zero, torch keeps them: at step 0's gradient the records part by ~1e-37
+    # (float32) / ~1e-308 (float64), thousands of rounding allowances; the walk and the replay (both precisions)
+    # allow it by the underflow term (diverge.UNDERFLOW), without which both cry wolf there.
+    results = float64_results[1]
+    for precision in ("float32", "float64"):
+        assert results[f"saturated {precision}"] == [None, None]
+        (step, quantity), (replayed_in, operation) = results[f"saturated {precision}, no underflow term"]
+        assert step == 0 and quantity.startswith("grads.")
+        assert replayed_in == precision and operation.startswith("grads.")
+
+
+def test_units_saturated_into_the_subnormals_raise_no_alarm_in_float32_without_x64(monkeypatch):
+    # as train_jax.py and compare.py record float32: x64 off (the child above has it on)
+    a, b = saturated_pair("float32")
+    assert diverge.walk(a, b).first is None
+    for precision in diverge.TINY:
+        monkeypatch.setitem(diverge.TINY, precision, 0.0)
+    first = diverge.walk(a, b).first
+    assert first.step == 0 and first.quantity.startswith("grads.")
 
 
 def test_correct_runs_raise_no_alarm_jax_against_torch_in_float32(float32_pairs):
@@ -311,7 +365,7 @@ def test_the_replays_forward_scales_by_hand():
              "params.b2": np.array([0.1]), "adam.count": np.array(0)}
     state |= {f"adam.{m}.{k}": np.zeros_like(state[f"params.{k}"]) for m in ("mu", "nu") for k in ("w1", "b1", "w2",
                                                                                                         "b2")}
-    scales = {stage: scale for stage, _, scale, _ in replay.stages(state, x, y, 0.2)}
+    scales = {stage: scale for stage, _, scale, _, _ in replay.stages(state, x, y, 0.2)}
     s = 1 / (1 + np.exp(-2.5))
     np.testing.assert_allclose(scales["forward.pre_activation"], [[2.5]], rtol=1e-15)
     np.testing.assert_allclose(scales["forward.hidden"], [[s + s * (1 - s) * 2.5 + 1]], rtol=1e-15)

@@ -6,7 +6,8 @@ of stages, each one operation of its code: the forward layers, the loss, the gra
 Adam's moments, count, bias corrections, denominator and update, and the parameters after the update. Both sides
 start from record A's state before the step (parameters, moments, count), cast to the precision. A stage's bound is
 the localizer's (checks/diverge.py): the difference its inputs carry in, |f(in_A) - f(in_B)| in float64 with each
-side's own stage outputs as inputs, plus FACTOR * 2 u * S (both sides' rounding, S the stage's magnitudes).
+side's own stage outputs as inputs, plus FACTOR * 2 u * S (both sides' rounding, S the stage's magnitudes), plus
+its underflow term FLUSH_FACTOR * 2 t * Z (t the smallest normal number, Z the stage's flushes: diverge.UNDERFLOW).
 """
 
 import jax
@@ -17,8 +18,8 @@ import torch
 from jax_impl.core import model
 from jax_impl.core.layout import PARAM_NAMES
 from jax_impl.files.params_io import InputError
-from torch_impl.checks import grad_error
-from torch_impl.checks.diverge import B1, B2, EPS, FACTOR, bias_correction_error, sigmoid
+from torch_impl.checks import diverge, grad_error
+from torch_impl.checks.diverge import B1, B2, EPS, FACTOR, FLUSH_FACTOR, UNDERFLOW, bias_correction_error, sigmoid
 from torch_impl.checks.planted import Bugs, bugs_of, torch_adam, torch_sigmoid
 
 TRANSPOSED = {"w1": True, "b1": False, "w2": True, "b2": False}  # torch's layout is the port's transpose
@@ -126,7 +127,8 @@ def run_step(implementation: str, state, x, y, lr, dtype) -> dict:
 # ---- each stage's f and magnitudes (the localizer's model, one step) ---------------------------------------------
 
 def stages(state, x, y, lr) -> list:
-    """[(stage, f(side's outputs) -> float64, S (float64, from the state), FACTOR)] in computation order."""
+    """[(stage, f(side's outputs) -> float64, S (float64, from the state), Z, FACTOR)] in computation order; S and Z
+    arrays, or functions of a side's outputs (the larger of the two sides' is taken)."""
     p = {k: _f64(state[f"params.{k}"]) for k in PARAM_NAMES}
     pre_scale = np.abs(x) * np.abs(p["w1"]) + np.abs(p["b1"])
     s = sigmoid(x @ p["w1"] + p["b1"])
@@ -136,38 +138,49 @@ def stages(state, x, y, lr) -> list:
     res = s @ p["w2"] + p["b2"] - y
     res_scale = out_scale + np.abs(y) + np.abs(res)
     g_scale = grad_error.rounding_scale(p, x, y, "mse")
+    g_flushes = grad_error.underflow_scale(p, x, y, "mse")
     count = int(state["adam.count"]) + 1
-    out = [("forward.pre_activation", lambda o: x @ p["w1"] + p["b1"], pre_scale, FACTOR["forward.pre_activation"]),
-           ("forward.hidden", lambda o: sigmoid(o["forward.pre_activation"]), s_scale, FACTOR["forward.hidden"]),
-           ("forward.output", lambda o: o["forward.hidden"] @ p["w2"] + p["b2"], out_scale, FACTOR["forward.output"]),
-           ("forward.residual", lambda o: o["forward.output"] - y, res_scale, FACTOR["forward.residual"]),
+    out = [("forward.pre_activation", lambda o: x @ p["w1"] + p["b1"], pre_scale,
+            diverge.pre_activation_flushes(x, p["w1"]), FACTOR["forward.pre_activation"]),
+           ("forward.hidden", lambda o: sigmoid(o["forward.pre_activation"]), s_scale, UNDERFLOW["forward.hidden"],
+            FACTOR["forward.hidden"]),
+           ("forward.output", lambda o: o["forward.hidden"] @ p["w2"] + p["b2"], out_scale,
+            diverge.output_flushes(p["w2"]), FACTOR["forward.output"]),
+           ("forward.residual", lambda o: o["forward.output"] - y, res_scale, UNDERFLOW["forward.residual"],
+            FACTOR["forward.residual"]),
            ("loss", lambda o: np.mean(o["forward.residual"] ** 2),
-            np.sqrt(len(y)) * np.mean(res**2) + np.mean(2 * np.abs(res) * res_scale), FACTOR["loss"])]
+            np.sqrt(len(y)) * np.mean(res**2) + np.mean(2 * np.abs(res) * res_scale),
+            lambda o: diverge.loss_flushes(o["forward.residual"]), FACTOR["loss"])]
     c = 2.0 / len(y)
     formula = {"w2": lambda o: c * o["forward.hidden"].T @ o["forward.residual"],
                "b2": lambda o: c * np.sum(o["forward.residual"], axis=0),
                "b1": lambda o: c * p["w2"][:, 0] * (_ds(o).T @ o["forward.residual"])[:, 0],
                "w1": lambda o: c * p["w2"][:, 0][None, :] * ((x * o["forward.residual"]).T @ _ds(o))}
-    out += [(f"grads.{k}", formula[k], g_scale[k], FACTOR["grads"]) for k in PARAM_NAMES]
-    out.append(("adam.count", lambda o: np.asarray(count, np.float64), np.zeros(()), 0.0))
-    for i, b in ((1, B1), (2, B2)):
+    out += [(f"grads.{k}", formula[k], g_scale[k], g_flushes[k], FACTOR["grads"]) for k in PARAM_NAMES]
+    out.append(("adam.count", lambda o: np.asarray(count, np.float64), np.zeros(()), UNDERFLOW["adam.count"], 0.0))
+    for i, b in ((1, B1), (2, B2)):  # b^count may underflow (flushes: its own, 1 - it's; carried by 1)
         out.append((f"adam.bias_correction.{i}", lambda o, b=b: 1 - b ** o["adam.count"],
-                    (1 - b**count) * (2 + bias_correction_error(b, count)), 2.0))
+                    (1 - b**count) * (2 + bias_correction_error(b, count)), 2.0, 2.0))
     for k in PARAM_NAMES:
         m0, v0 = _f64(state[f"adam.mu.{k}"]), _f64(state[f"adam.nu.{k}"])
         out += [(f"adam.mu.{k}", lambda o, k=k, m0=m0: B1 * m0 + (1 - B1) * o[f"grads.{k}"],
                  lambda o, k=k, m0=m0: B1 * np.abs(m0) + (1 - B1) * np.abs(o[f"grads.{k}"]) + np.abs(o[f"adam.mu.{k}"]),
-                 FACTOR["adam.mu"]),
+                 UNDERFLOW["adam.mu"], FACTOR["adam.mu"]),
                 (f"adam.nu.{k}", lambda o, k=k, v0=v0: B2 * v0 + (1 - B2) * o[f"grads.{k}"] ** 2,
                  lambda o, k=k, v0=v0: B2 * v0 + (1 - B2) * o[f"grads.{k}"] ** 2 + o[f"adam.nu.{k}"],
-                 FACTOR["adam.nu"])]
-    for k in PARAM_NAMES:  # square root, division, + eps: 3 roundings; / bc1, / denominator, * lr, lr's own: 4
+                 lambda o, k=k: diverge.nu_flushes(o[f"grads.{k}"]), FACTOR["adam.nu"])]
+    # square root, division, + eps: 3 roundings; / bc1, / denominator, * lr, lr's own: 4. The denominator's flushes
+    # under the root are below 1% of one of its roundings (diverge.UNDERFLOW's comment): the sqrt's and + eps's, 2.
+    for k in PARAM_NAMES:
         out += [(f"adam.denominator.{k}", lambda o, k=k: np.sqrt(o[f"adam.nu.{k}"] / o["adam.bias_correction.2"])
-                 + EPS, lambda o, k=k: np.abs(o[f"adam.denominator.{k}"]), 3.0),
+                 + EPS, lambda o, k=k: np.abs(o[f"adam.denominator.{k}"]), 2.0, 3.0),
                 (f"update.{k}", lambda o, k=k: -lr * (o[f"adam.mu.{k}"] / o["adam.bias_correction.1"])
-                 / o[f"adam.denominator.{k}"], lambda o, k=k: np.abs(o[f"update.{k}"]), 4.0),
+                 / o[f"adam.denominator.{k}"], lambda o, k=k: np.abs(o[f"update.{k}"]),
+                 lambda o, k=k: diverge.update_flushes(lr, o["adam.bias_correction.1"], o[f"adam.denominator.{k}"]),
+                 4.0),
                 (f"params.after.{k}", lambda o, k=k: p[k] + o[f"update.{k}"],
-                 lambda o, k=k: np.abs(p[k]) + np.abs(o[f"update.{k}"]) + np.abs(o[f"params.after.{k}"]), 2.0)]
+                 lambda o, k=k: np.abs(p[k]) + np.abs(o[f"update.{k}"]) + np.abs(o[f"params.after.{k}"]),
+                 UNDERFLOW["params"], 2.0)]
     return out
 
 
@@ -198,12 +211,14 @@ def state_before(record, step: int) -> dict:
 def compare_sides(oa: dict, ob: dict, state, x, y, lr, dtype: str):
     """The first stage whose difference exceeds its bound: (stage, index, a, b, diff, bound), or None."""
     u = 2 * grad_error.UNIT_ROUNDOFF[dtype] + grad_error.UNIT_ROUNDOFF["float64"]
-    for stage, f, scale, factor in stages(state, x, y, lr):
+    tiny = 2 * grad_error.SMALLEST_NORMAL[dtype] + grad_error.SMALLEST_NORMAL["float64"]
+    for stage, f, scale, flushes, factor in stages(state, x, y, lr):
         va, vb = np.asarray(oa[stage]), np.asarray(ob[stage])
         with np.errstate(all="ignore"):
             carried = np.abs(np.asarray(f(oa)) - np.asarray(f(ob)))
             magnitudes = np.maximum(scale(oa), scale(ob)) if callable(scale) else scale
-            bound = carried + factor * u * magnitudes
+            flushed = np.maximum(flushes(oa), flushes(ob)) if callable(flushes) else flushes
+            bound = carried + factor * u * magnitudes + FLUSH_FACTOR * tiny * flushed
             diff = np.abs(va - vb)
             excess = np.where(diff <= bound, 0.0, diff - bound)
         if np.any(excess > 0) or np.isnan(diff).any():
