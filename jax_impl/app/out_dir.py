@@ -6,10 +6,9 @@ import contextlib
 import os
 import pathlib
 import shutil
-import signal
 import tempfile
 
-from jax_impl.files.params_io import InputError, check_writable
+from jax_impl.files.params_io import InputError, check_writable, give_umask_mode, signals_held
 
 # The folders this run made for its outputs (make_folders), each after the folder above it: a run that fails, or
 # is refused by a check that comes after one was made, takes them out again while they are empty (undo_on_failure).
@@ -126,9 +125,7 @@ def replaced(out, ours):
     except OSError as e:
         raise InputError(f"cannot write to output folder {out}: {e.strerror or e}") from None
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staged, 0o777 & ~umask)  # mkdtemp makes 0700
+        give_umask_mode(staged, 0o777)  # mkdtemp makes 0700
         yield staged
         if target.exists():
             refuse_non_files(target, ours, out)  # before any file moves: never half a set
@@ -161,12 +158,9 @@ def _move_into_place(staged: pathlib.Path, target: pathlib.Path, ours) -> None:
         finally:
             shutil.rmtree(old, ignore_errors=True)  # the old set (or, undone, an empty folder)
         return
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
+    with signals_held():
         for name in ours:
             if (staged / name).exists():
                 os.replace(staged / name, target / name)
             elif (target / name).exists():
                 os.unlink(target / name)  # an earlier run's file that this run does not write
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)

@@ -4,6 +4,7 @@ import contextlib
 import math
 import os
 import pathlib
+import signal
 import tempfile
 import zipfile
 
@@ -59,6 +60,37 @@ def same_file(a, b) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
+def temporary_beside(path) -> str:
+    """The name of a fresh, empty file beside `path` (same suffix; mkstemp's, closed): where a file is written before
+    it is moved onto `path`. InputError (one line) if none can be made."""
+    path = pathlib.Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    except OSError as e:  # no such folder, a file where the folder should be, no permission: one line
+        raise InputError(f"cannot write {path}: {e.strerror or e}") from None
+    os.close(fd)
+    return tmp
+
+
+def give_umask_mode(path, mode: int = 0o666) -> None:
+    """chmod `path` to `mode` less the user's umask: what a plain open() (0o666) or mkdir (0o777) would have given it.
+    mkstemp and mkdtemp make 0600 and 0700, and a writer may make the file anew."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
+
+
+@contextlib.contextmanager
+def signals_held():
+    """Ctrl-C and SIGTERM held inside the block (they act just after it): for a few renames that must all happen,
+    or be undone whole."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside `path` (same suffix); rename it onto `path` only if the block succeeds.
@@ -66,16 +98,10 @@ def atomic_path(path):
     A crash or an error mid-write leaves the old file as it was and no half-written one.
     """
     path = pathlib.Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    except OSError as e:  # no such folder, a file where the folder should be, no permission: one line
-        raise InputError(f"cannot write {path}: {e.strerror or e}") from None
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
+    tmp = temporary_beside(path)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 (and a writer may make the file anew): a plain open()'s
+        give_umask_mode(tmp)
         try:
             os.replace(tmp, path)
         except OSError as e:  # a folder in the file's place: one line

@@ -6,14 +6,20 @@ localizer (torch_impl/checks/diverge.py) all read and write through here."""
 import json
 import os
 import pathlib
-import signal
-import tempfile
 from typing import NamedTuple
 
 import numpy as np
 
 from jax_impl.core.layout import PARAM_NAMES
-from jax_impl.files.params_io import InputError, atomic_path, nonfinite_problem, refuse_folder
+from jax_impl.files.params_io import (
+    InputError,
+    atomic_path,
+    give_umask_mode,
+    nonfinite_problem,
+    refuse_folder,
+    signals_held,
+    temporary_beside,
+)
 
 FORMAT = "jax-notebook-port record 1"
 # The quantities of one step in computation order: the order the localizer walks them in (docs/records.md).
@@ -65,51 +71,37 @@ def write_together(items) -> None:
     path by path, an older file there is moved aside and the new one moved in. If a move fails, the files this call
     moved in come out again and the older files go back. InputError (one line) when a temporary cannot be made or a
     move fails. Ctrl-C and SIGTERM are held while the files move (they act just after), so the undo runs whole."""
-    umask = os.umask(0)
-    os.umask(umask)
     temporaries, moved = [], []  # every temporary made; (path, where its older file went, or None)
     try:
         staged = []
         for path, record in items:
-            staged.append((pathlib.Path(path), _temporary_beside(path, temporaries)))
-            _save(staged[-1][1], record)
-            os.chmod(staged[-1][1], 0o666 & ~umask)  # mkstemp makes 0600: a plain open()'s mode, as atomic_path
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        try:
-            for path, tmp in staged:
-                aside = None
-                if os.path.lexists(path):
-                    aside = _temporary_beside(path, temporaries)
-                    os.replace(path, aside)  # a folder in the way fails here, before anything of it moves
-                moved.append((path, aside))
-                os.replace(tmp, path)
-        except BaseException as e:
-            # the new files out, the older ones back in (a failed rename changed nothing)
-            for done, aside in reversed(moved):
-                if aside is None:
-                    done.unlink(missing_ok=True)
-                else:
-                    os.replace(aside, done)
-            if isinstance(e, OSError):
-                raise InputError(f"cannot write {path}: {e.strerror or e}") from None
-            raise
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            temporaries.append(temporary_beside(path))
+            staged.append((pathlib.Path(path), temporaries[-1]))
+            _save(temporaries[-1], record)
+            give_umask_mode(temporaries[-1])
+        with signals_held():
+            try:
+                for path, tmp in staged:
+                    aside = None
+                    if os.path.lexists(path):
+                        aside = temporary_beside(path)
+                        temporaries.append(aside)
+                        os.replace(path, aside)  # a folder in the way fails here, before anything of it moves
+                    moved.append((path, aside))
+                    os.replace(tmp, path)
+            except BaseException as e:
+                # the new files out, the older ones back in (a failed rename changed nothing)
+                for done, aside in reversed(moved):
+                    if aside is None:
+                        done.unlink(missing_ok=True)
+                    else:
+                        os.replace(aside, done)
+                if isinstance(e, OSError):
+                    raise InputError(f"cannot write {path}: {e.strerror or e}") from None
+                raise
     finally:
         for tmp in temporaries:  # what is left: the older files once every new one is in, else unused names
             pathlib.Path(tmp).unlink(missing_ok=True)
-
-
-def _temporary_beside(path, made: list) -> str:
-    """A fresh file's name beside `path` (same suffix), appended to `made`; InputError (one line) if none can be."""
-    path = pathlib.Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    except OSError as e:  # no such folder, a file where the folder should be, no permission
-        raise InputError(f"cannot write {path}: {e.strerror or e}") from None
-    os.close(fd)
-    made.append(tmp)
-    return tmp
 
 
 def read(path) -> Record:
