@@ -23,7 +23,7 @@ allowance, 2 bad input (weights whose loss is not finite among it). The check it
 import json
 
 from jax_impl.app import cli, sizes
-from jax_impl.files.params_io import InputError, refuse_empty
+from jax_impl.files.params_io import InputError
 
 
 def parse_args(argv=None):
@@ -56,8 +56,7 @@ def main(argv=None):
     args = parse_args(argv)
     params_np = None
     if args.params is not None:
-        refuse_empty(args.params, "--params")
-        params_np = cli.read_weights(args.params, x64=args.x64, hidden=args.hidden)
+        params_np = cli.read_weights(args.params, "--params", x64=args.x64, hidden=args.hidden)
     cli.setup_jax(x64=args.x64)
 
     import jax.numpy as jnp

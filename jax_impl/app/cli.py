@@ -301,20 +301,21 @@ def check_init(parser, args) -> None:
         if getattr(args, flag, None) is not None:
             parser.error(f"--init takes the initial weights from {args.init}; --{flag.replace('_', '-')} would draw "
                          "them: give one of them")
-    refuse_empty(args.init, "--init")
-    params = read_weights(args.init, x64=args.x64)
+    params = read_weights(args.init, "--init", x64=args.x64)
     width = int(params["b1"].shape[0])
     if args.hidden is not None and args.hidden != width:
         parser.error(f"--hidden {args.hidden} contradicts {args.init}, a network of width {width}: leave --hidden out")
     args.hidden, args.init_params = width, params
 
 
-def read_weights(path, *, x64: bool, hidden: int | None = None) -> dict:
-    """weights.read of a flag's file (every format, strictly), float64 with --x64 else float32, in the port's layout
-    (numpy); what the reader accepted on the way (a checkpoint dict, bfloat16, ...) is one note on stderr.
-    InputError for a bad file, or one whose width is not `hidden` (if given)."""
+def read_weights(path, flag: str, *, x64: bool, hidden: int | None = None) -> dict:
+    """weights.read of the file that `flag` names (every format, strictly), float64 with --x64 else float32, in the
+    port's layout (numpy); what the reader accepted on the way (a checkpoint dict, bfloat16, ...) is one note on
+    stderr. InputError for an empty path ("FLAG: an empty path"), a bad file, or one whose width is not `hidden` (if
+    given)."""
     from jax_impl.files import weights
 
+    refuse_empty(path, flag)
     params, remark = weights.read(path, dtype="float64" if x64 else "float32", hidden=hidden)
     if remark:
         note(f"{path}: {remark}")
