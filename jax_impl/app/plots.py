@@ -66,6 +66,18 @@ def add_axes(fig, **kwargs):
     return ax
 
 
+def ticks_in_view(ax) -> None:
+    """Fix each of ax's axes to the major ticks its locator puts in view, with matplotlib's own test (within 1e-10 of
+    the view's span, in the axis' scale). A locator also returns a tick beyond each end, which matplotlib makes, formats
+    and places at every layout pass and draw only to leave it out: 0.03 s of a run's pictures, the same pixels. For a
+    figure whose data and limits are final."""
+    for axis in (ax.xaxis, ax.yaxis):
+        scale = axis.get_transform()
+        low, high = scale.transform(sorted(axis.get_view_interval()))
+        ticks = axis.get_majorticklocs()
+        axis.set_ticks(ticks[np.abs(scale.transform(ticks) - (low + high) / 2) <= (high - low) / 2 * (1 + 2e-10)])
+
+
 def canvas_image(fig) -> Image.Image:
     """What fig's canvas holds now, as an RGB image (a copy: the canvas may be drawn over next)."""
     return Image.fromarray(np.asarray(fig.canvas.buffer_rgba())).convert("RGB")
@@ -142,7 +154,9 @@ def plot_losses(ax, curves: dict) -> None:
 def loss_figure(curves: dict, title="training loss") -> Figure:
     """The loss curves (plot_losses) on a figure of FIGSIZE."""
     fig = new_figure()
-    plot_losses(add_axes(fig, title=title), curves)
+    ax = add_axes(fig, title=title)
+    plot_losses(ax, curves)
+    ticks_in_view(ax)
     return fig
 
 
@@ -178,6 +192,7 @@ class FitFigure:
         # figure's 0.07 s to lay out and draw
         self.ax.xaxis.set_major_locator(MaxNLocator(5))
         self.ax.yaxis.set_major_locator(MaxNLocator(5))
+        ticks_in_view(self.ax)
         self.fig.canvas.draw()
         self.background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
 
