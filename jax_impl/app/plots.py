@@ -41,8 +41,9 @@ def __getattr__(name):
 
 def style():
     """The settings a run's pictures are drawn under, for a `with` block (matplotlib.rc_context; nothing global):
-    - unhinted glyphs. FreeType's autohinter, matplotlib's default, costs 0.015 s of the 0.17 s a run's pictures take
-      (about 40 texts, 11 of them the frames' titles) for sharper but no more readable 10-point text at 80 dpi;
+    - unhinted glyphs. FreeType's autohinter, matplotlib's default, costs 0.015 s of a run's drawing (0.17 s on the
+      Intel Xeon then; about 40 texts, 11 of them the frames' titles) for sharper but no more readable 10-point text
+      at 80 dpi;
     - titles at the axes' top edge (axes.titley 1.0), where matplotlib's default (None) lifts a title above whatever
       the axes draw there. These axes draw nothing there (their ticks and labels are below and left), and finding
       that out updates every tick again at each layout pass: 0.02 s of a run's pictures, the same pixels."""
