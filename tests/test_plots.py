@@ -181,12 +181,13 @@ def test_a_failed_write_keeps_the_old_picture(notebook_run, tmp_path, monkeypatc
 
     fit = plots.FitFigure(notebook_run["x"], notebook_run["y"], notebook_run["snapshots"])
     image = fit.data()
-    grid = plots.grid_image([image] * 3, plots.loss_figure({"run": notebook_run["losses"]}))
+    loss = plots.loss_figure({"run": notebook_run["losses"]})
+    grid = plots.grid_image([image] * 3, loss)
     monkeypatch.setattr(Image.Image, "save", half_a_save)
     writes = {"data.png": lambda path: plots.save_image(image, path),
               "snapshots.png": lambda path: plots.save_image(grid, path),
               "learning.gif": lambda path: plots.save_gif([image, image], path),
-              "loss.png": lambda path: plots.plot_loss_curve({"run": notebook_run["losses"]}, path)}
+              "loss.png": lambda path: plots.save_png(loss, path, plots.DPI)}
     for name, write in writes.items():
         with pytest.raises(OSError, match="No space left"):
             write(tmp_path / name)

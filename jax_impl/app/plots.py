@@ -161,11 +161,6 @@ def loss_figure(curves: dict, title="training loss") -> Figure:
     return fig
 
 
-def plot_loss_curve(curves: dict, path, title="training loss") -> None:
-    """curves: label -> per-step losses (plot_losses), as a PNG at `path`."""
-    save_png(loss_figure(curves, title), path, dpi=DPI)
-
-
 def fit_limits(y, snapshots) -> tuple[float, float]:
     """The y range of the fit pictures: the data's and every snapshot's, but at most one data span beyond the data
     (a fit far off leaves the picture rather than squash the data)."""
