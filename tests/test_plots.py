@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import jax.numpy as jnp
+import matplotlib
 import numpy as np
 import pytest
 from conftest import ROOT, read_image
@@ -119,6 +120,43 @@ def test_the_loss_curve_fills_the_last_rows_free_cells(notebook_run, every, colu
     for c in range(columns):  # every cell holds a drawing: dark pixels (ticks, labels, frame) in each
         for r in range(rows):
             assert (grid[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] < 128).any()
+
+
+def matplotlib_defaults(monkeypatch):
+    """plots as it would draw with matplotlib's own placements: titles lifted over the axes' top (axes.titley None),
+    spines measured by the layout, the locators' ticks left live."""
+    monkeypatch.setattr(plots, "style", lambda: matplotlib.rc_context({"text.hinting": "none"}))
+    monkeypatch.setattr(plots, "add_axes", lambda fig, **kwargs: fig.add_subplot(**kwargs))
+    monkeypatch.setattr(plots, "ticks_in_view", lambda ax: None)
+
+
+def drawn_pixels(notebook_run, curves) -> list[np.ndarray]:
+    """The fit figure's data picture and one frame, and each loss figure of `curves`, as pixels (plots.style())."""
+    with plots.style():
+        fit = plots.FitFigure(notebook_run["x"], notebook_run["y"] * 1e4, notebook_run["snapshots"] * 1e4)
+        pictures = [rgb(fit.data()), rgb(fit.frame(notebook_run["snapshots"][5] * 1e4, 100, notebook_run["losses"]))]
+        for losses in curves:
+            loss = plots.loss_figure(losses)
+            loss.canvas.draw()
+            pictures.append(rgb(plots.canvas_image(loss)))
+    return pictures
+
+
+def test_the_layout_shortcuts_leave_every_pixel(notebook_run, monkeypatch):
+    """style()'s axes.titley, add_axes's spines out of the layout and ticks_in_view save matplotlib work, not pixels:
+    the pictures equal matplotlib's own placements pixel for pixel (the same machine and versions: no rounding enters
+    between them), for y values with an offset label (1e4) and loss curves over a decade, twelve decades, under one
+    decade and diverged. Dropping an in-view tick, or a title that moves, fails it."""
+    losses = notebook_run["losses"]
+    curves = [{"run": losses}, {"run": np.geomspace(1e5, 1e-7, 300)}, {"run": np.geomspace(2, 1.5, 100)},
+              {"calm": losses, "diverged": np.r_[losses[:50], np.geomspace(losses[50], 1e22, 30)]}]
+    ours = drawn_pixels(notebook_run, curves)
+    with monkeypatch.context() as patched:
+        matplotlib_defaults(patched)
+        theirs = drawn_pixels(notebook_run, curves)
+    for mine, reference in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(mine, reference)
+    assert not np.array_equal(ours[0], ours[1])  # the frame draws its line and title over the data picture
 
 
 def test_divergence_step():
