@@ -131,10 +131,11 @@ def matplotlib_defaults(monkeypatch):
 
 
 def drawn_pixels(notebook_run, curves) -> list[np.ndarray]:
-    """The fit figure's data picture and one frame, and each loss figure of `curves`, as pixels (plots.style())."""
+    """The fit figure's data picture and one frame (y scaled by 1e7), and each loss figure of `curves`, as pixels."""
     with plots.style():
-        fit = plots.FitFigure(notebook_run["x"], notebook_run["y"] * 1e4, notebook_run["snapshots"] * 1e4)
-        pictures = [rgb(fit.data()), rgb(fit.frame(notebook_run["snapshots"][5] * 1e4, 100, notebook_run["losses"]))]
+        fit = plots.FitFigure(notebook_run["x"], notebook_run["y"] * 1e7, notebook_run["snapshots"] * 1e7)
+        assert fit.ax.yaxis.offsetText.get_text() == "1e7"  # drawn above the axes, beside the title
+        pictures = [rgb(fit.data()), rgb(fit.frame(notebook_run["snapshots"][5] * 1e7, 100, notebook_run["losses"]))]
         for losses in curves:
             loss = plots.loss_figure(losses)
             loss.canvas.draw()
@@ -145,8 +146,8 @@ def drawn_pixels(notebook_run, curves) -> list[np.ndarray]:
 def test_the_layout_shortcuts_leave_every_pixel(notebook_run, monkeypatch):
     """style()'s axes.titley, add_axes's spines out of the layout and ticks_in_view save matplotlib work, not pixels:
     the pictures equal matplotlib's own placements pixel for pixel (the same machine and versions: no rounding enters
-    between them), for y values with an offset label (1e4) and loss curves over a decade, twelve decades, under one
-    decade and diverged. Dropping an in-view tick, or a title that moves, fails it."""
+    between them), for y values with an offset label (1e7, above the axes) and loss curves over a decade, twelve
+    decades, under one decade and diverged. Dropping an in-view tick, or a title that moves, fails it."""
     losses = notebook_run["losses"]
     curves = [{"run": losses}, {"run": np.geomspace(1e5, 1e-7, 300)}, {"run": np.geomspace(2, 1.5, 100)},
               {"calm": losses, "diverged": np.r_[losses[:50], np.geomspace(losses[50], 1e22, 30)]}]
