@@ -45,9 +45,9 @@ def style():
       Intel Xeon then; about 40 texts, 11 of them the frames' titles) for sharper but no more readable 10-point text
       at 80 dpi;
     - titles at the axes' top edge (axes.titley 1.0), where matplotlib's default (None) lifts a title above whatever
-      the axes draw there. These axes draw nothing there (their ticks and labels are below and left) but, for y values
-      of 1e6 or more, the offset label in the left corner, clear of a centred title; and finding that out updates
-      every tick again at each layout pass: 0.02 s of a run's pictures, the same pixels."""
+      the axes draw there. These axes draw nothing there (their ticks and labels are below and left) but, for some y
+      ranges (1e7, 1e-6, 1000 + 0.1), the y axis' offset label in the left corner, clear of a centred title; and
+      finding that out updates every tick again at each layout pass: 0.02 s of a run's pictures, the same pixels."""
     return matplotlib.rc_context({"text.hinting": "none", "axes.titley": 1.0})
 
 
