@@ -37,8 +37,9 @@ B1, B2, EPS = 0.9, 0.999, 1e-8  # Adam's defaults, torch's and optax's alike (th
 # FACTOR[q]: the rounding steps behind each quantity's bound, in units of u * S_q: 2 (grad_error.ROUNDING_FACTOR: a few
 # roundings per term) unless the line says otherwise. Measured by scripts/diverge_calibrate.py (bench/
 # diverge_calibration.json, docs/records.md; 2-core AMD EPYC): over 20 seeds x 2000 steps of correct runs, 0 crossings
-# and at worst 0.496 of a rounding allowance used (update.b1, JAX vs torch float32), 0.331 in float64, 0.498 JAX
-# float32 vs float64: 2x left for other CPUs' kernels and summation orders (Intel Xeon records: not measured).
+# and at worst 0.495 of a rounding allowance used (update.b1, JAX vs torch float32), 0.331 in float64, 0.499 JAX
+# float32 vs float64 (re-run after the underflow term): 2x left for other CPUs' kernels and summation orders (Intel
+# Xeon records: not measured).
 FACTOR = {
     "data": 1.0,  # the same draw, at most cast: one rounding
     "params": 2.0,  # p + update, and the update read back as p_after - p_before
